@@ -1,1 +1,42 @@
-"""ablab.analysis"""
+"""ablab.analysis: pure statistics over a study's runs (no I/O, no global state).
+
+Entry points: :func:`analyze` (runs table -> result dictionary, the JSON of reports) and
+:func:`reduce_series` (a logged series -> one number). The building blocks live in
+``stats`` (descriptive statistics, bootstrap CIs, effect sizes), ``compare`` (a variant
+against the baseline), ``effects`` (factorial designs), ``sensitivity``.
+Imported lazily so that ``import ablab.analysis`` does not load scipy.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_LAZY = {
+    "analyze": "ablab.analysis.core",
+    "jsonable": "ablab.analysis.core",
+    "reduce_series": "ablab.analysis.reduce",
+    "describe": "ablab.analysis.stats",
+    "bootstrap_ci": "ablab.analysis.stats",
+    "iqm": "ablab.analysis.stats",
+    "hedges_g": "ablab.analysis.stats",
+    "cliffs_delta": "ablab.analysis.stats",
+    "prob_improvement": "ablab.analysis.stats",
+    "seeds_needed": "ablab.analysis.stats",
+    "holm": "ablab.analysis.stats",
+    "compare": "ablab.analysis.compare",
+    "factorial_effects": "ablab.analysis.effects",
+    "shapley_values": "ablab.analysis.effects",
+    "sensitivity_report": "ablab.analysis.sensitivity",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ablab.analysis' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,61 @@
+"""Reduce a logged metric series to the one number the analysis compares."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from ablab.errors import MetricError, did_you_mean
+
+REDUCTIONS = ("value", "last", "best")
+DIRECTIONS = ("max", "min")
+
+
+def check_metric_decl(name: str, decl: dict) -> tuple[str, str]:
+    """Validate one ``[metrics]`` entry; return ``(direction, reduce)``."""
+    direction = decl.get("direction", "max")
+    reduce = decl.get("reduce", "value")
+    if direction not in DIRECTIONS:
+        hint = did_you_mean(str(direction), DIRECTIONS)
+        raise MetricError(
+            f"metric '{name}': direction must be 'max' or 'min', found {direction!r}",
+            hint=hint or "write direction = \"max\" (higher is better) or \"min\"",
+        )
+    if reduce not in REDUCTIONS:
+        hint = did_you_mean(str(reduce), REDUCTIONS)
+        raise MetricError(
+            f"metric '{name}': reduce must be one of {', '.join(REDUCTIONS)}, found {reduce!r}",
+            hint=hint or "use \"value\" (the number the run returns), \"last\" or \"best\" of a logged series",
+        )
+    return direction, reduce
+
+
+def reduce_series(series: pd.DataFrame, direction: str, reduce: str) -> float:
+    """One number from a logged series (a DataFrame with columns ``step`` and ``value``).
+
+    ``last``: the value at the largest step (the last logged one among equal steps);
+    ``best``: ``max(value)`` for ``direction="max"``, ``min(value)`` for ``"min"``.
+    NaN values are ignored; an empty series gives NaN. ``reduce="value"`` has no series to
+    reduce and is rejected.
+    """
+    if reduce not in ("last", "best"):
+        raise MetricError(
+            f"reduce_series: reduce must be 'last' or 'best', found {reduce!r}",
+            hint="a metric declared with reduce = \"value\" is the number the run returned",
+        )
+    if direction not in DIRECTIONS:
+        raise MetricError(f"reduce_series: direction must be 'max' or 'min', found {direction!r}")
+    missing = [c for c in ("step", "value") if c not in series.columns]
+    if missing:
+        raise MetricError(
+            f"reduce_series: the series lacks column(s) {missing}; expected 'step' and 'value', "
+            f"found {list(series.columns)}"
+        )
+    s = series[["step", "value"]].dropna(subset=["value"])
+    if s.empty:
+        return math.nan
+    if reduce == "last":
+        s = s.sort_values("step", kind="stable")
+        return float(s["value"].iloc[-1])
+    return float(s["value"].max() if direction == "max" else s["value"].min())
