@@ -1,0 +1,103 @@
+"""The Python API: ``ablab.Study``, ``ablab.run`` and ``ablab.open_store``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ablab.execute.engine import Progress, RunSummary
+from ablab.spec.load import load_study, parse_study
+from ablab.spec.model import StudySpec
+from ablab.store.db import Store
+
+
+class Study:
+    """A study: a baseline, its variants, the seeds and the metrics.
+
+    Build one from a file with ``Study.load("study.toml")`` or in code::
+
+        study = ablab.Study(name="digits", entry="train.py:train", seeds=5,
+                            metrics={"accuracy": "max"}, baseline={"hidden": 128},
+                            ablations={"small": {"hidden": 32}}, root="examples/digits")
+
+    ``entry`` may also be a module-level function. ``root`` is where a file entry and the
+    default store (``ROOT/.ablab``) live.
+    """
+
+    def __init__(self, *, name: str, entry: str | Callable[..., Any], metrics: dict[str, Any],
+                 baseline: dict[str, Any] | None = None, ablations: dict[str, dict[str, Any]] | None = None,
+                 seeds: int | list[int] = 5, run: dict[str, Any] | None = None,
+                 design: dict[str, Any] | None = None, sensitivity: dict[str, list[Any]] | None = None,
+                 split_seeds: int | None = None, root: str | Path | None = None) -> None:
+        raw: dict[str, Any] = {"name": name, "entry": entry, "seeds": seeds, "metrics": metrics,
+                               "baseline": baseline or {}, "ablations": ablations or {}}
+        for k, v in (("run", run), ("design", design), ("sensitivity", sensitivity),
+                     ("split_seeds", split_seeds)):
+            if v is not None:
+                raw[k] = v
+        # a synthetic source path inside root makes relative entries and the store resolve there
+        source = (Path(root).resolve() / f"{name}.study") if root is not None else None
+        self.spec: StudySpec = parse_study(raw, source=source)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Study:
+        obj = cls.__new__(cls)
+        obj.spec = load_study(path)
+        return obj
+
+    @classmethod
+    def from_spec(cls, spec: StudySpec) -> Study:
+        obj = cls.__new__(cls)
+        obj.spec = spec
+        return obj
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def __repr__(self) -> str:
+        return f"Study({self.spec.name!r}, variants={list(self.spec.variants)}, seeds={list(self.spec.seeds)})"
+
+
+def default_store_dir(spec: StudySpec) -> Path:
+    """``.ablab`` beside the study file (or ``$ABLAB_STORE`` when set)."""
+    env = os.environ.get("ABLAB_STORE")
+    return Path(env) if env else spec.root / ".ablab"
+
+
+def open_store(study_or_dir: Study | StudySpec | str | Path) -> Store:
+    """Open the store of a study (or a store directory)."""
+    if isinstance(study_or_dir, Study):
+        return Store(default_store_dir(study_or_dir.spec))
+    if isinstance(study_or_dir, StudySpec):
+        return Store(default_store_dir(study_or_dir))
+    return Store(study_or_dir)
+
+
+def _as_spec(study: Study | StudySpec | str | Path) -> StudySpec:
+    if isinstance(study, Study):
+        return study.spec
+    if isinstance(study, StudySpec):
+        return study
+    return load_study(study)
+
+
+def run(study: Study | StudySpec | str | Path, *, jobs: int | None = None, store: str | Path | None = None,
+        revision: str | None = None, allow_code_change: bool = False, executor: str = "local",
+        address: str | None = None, on_progress: Callable[[Progress], None] | None = None) -> RunSummary:
+    """Run every variant of ``study`` over its seeds; runs already done are skipped.
+
+    Returns a :class:`RunSummary` (``.exit_code`` is 0 when every run is done, 1 otherwise).
+    """
+    from ablab.execute.engine import execute, prepare_study
+    from ablab.execute.factory import make_executor
+    from ablab.plan.designs_bridge import plan_for
+
+    spec = _as_spec(study)
+    with Store(store if store is not None else default_store_dir(spec)) as st:
+        record = prepare_study(spec, st, revision=revision, allow_code_change=allow_code_change)
+        plan = plan_for(spec)
+        ex = make_executor(executor, spec, jobs=jobs, address=address)
+        return execute(spec, plan, st, record, ex, on_progress=on_progress)

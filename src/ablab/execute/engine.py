@@ -1,0 +1,201 @@
+"""The run engine: claim runs from the store, hand them to an executor, record outcomes.
+
+Only this driver process writes to the store. Guarantees: runs already ``done`` are never
+re-run; each run is claimed atomically (two drivers on one study run each run once); a
+completed run is recorded in one transaction; Ctrl-C marks running runs ``interrupted`` and
+they run again next time; runs left ``running`` by a dead driver are re-queued.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ablab.errors import CodeChangedError
+from ablab.execute.base import Event, Executor
+from ablab.plan.expand import Plan
+from ablab.spec.model import StudySpec
+from ablab.store.db import Store
+
+HEARTBEAT_S = 5.0
+
+
+@dataclass
+class Progress:
+    """Counts the engine reports while it works (over the runs of this plan)."""
+
+    total: int
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0  # already done before this invocation
+    running: int = 0
+    retried: int = 0
+    last: list[str] = field(default_factory=list)  # messages about runs finished since last report
+
+    @property
+    def remaining(self) -> int:
+        return self.total - self.done - self.failed
+
+
+@dataclass
+class RunSummary:
+    """What an invocation of the engine achieved."""
+
+    study: str
+    revision: str
+    store: Path
+    total: int
+    done: int
+    failed: int
+    skipped: int
+    interrupted: bool = False
+    elsewhere: int = 0  # runs still running under another driver
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        return 0 if self.failed == 0 and self.done == self.total else 1
+
+
+def prepare_study(spec: StudySpec, store: Store, *, revision: str | None = None,
+                  allow_code_change: bool = False) -> dict[str, Any]:
+    """Record the study revision (with provenance) and check its code fingerprint.
+
+    Raises :class:`CodeChangedError` when runs exist under a different fingerprint and neither
+    ``allow_code_change`` nor a new ``revision`` was given.
+    """
+    from ablab.runtime.entry import entry_file
+    from ablab.runtime.provenance import (
+        code_fingerprint,
+        describe_code_change,
+        environment,
+        environment_hash,
+    )
+    from ablab.spec.serialize import spec_to_dict
+
+    fp = code_fingerprint(spec.root, spec.run.code, entry_file(spec.entry, spec.root))
+    env = environment(spec.root)
+    env_id = store.environment_id(env, environment_hash(env))
+    rev = revision or _latest_revision(store, spec.name)
+    existing = store.study(spec.name, rev)
+    spec_dict = spec_to_dict(spec)
+    if existing is None:
+        return store.create_study(spec.name, rev, str(spec.source) if spec.source else None, spec_dict,
+                                  fp, env_id)
+    if existing["code_digest"] != fp["digest"]:
+        has_runs = any(r["status"] == "done" for r in store.runs(existing["id"]))
+        if has_runs and not allow_code_change:
+            what = describe_code_change(existing["fingerprint"], fp)
+            raise CodeChangedError(
+                f"{spec.label}: the code changed since runs of study '{spec.name}' (revision '{rev}') "
+                f"were recorded ({what})",
+                hint="re-run with --allow-code-change to mix results (recorded per run), or "
+                     "--revision NAME to start a fresh revision of the study")
+    store.update_study(existing["id"], spec_dict, fp, env_id)
+    found = store.study(spec.name, rev)
+    assert found is not None
+    return found
+
+
+def _latest_revision(store: Store, name: str) -> str:
+    s = store.study(name)
+    return s["revision"] if s else "main"
+
+
+def build_task(spec: StudySpec, run: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """The picklable description of a run that a worker executes."""
+    return {"key": run["key"], "variant": run["variant"], "seed": run["seed"],
+            "split_seed": run["split_seed"], "config": run["config"], "attempt": run["attempts"],
+            "entry": spec.entry, "root": str(spec.root), "run_dir": str(run_dir),
+            "metrics": [{"name": m.name, "direction": m.direction, "reduce": m.reduce} for m in spec.metrics],
+            "threads": spec.run.threads, "deterministic": spec.run.deterministic,
+            "timeout": spec.run.timeout, "gpus": spec.run.gpus, "cpus": spec.run.cpus}
+
+
+def execute(spec: StudySpec, plan: Plan, store: Store, study: dict[str, Any], executor: Executor, *,
+            on_progress: Callable[[Progress], None] | None = None) -> RunSummary:
+    """Execute the plan's runs that are not done yet; returns when none is left to claim."""
+    store.add_runs(study["id"], plan.runs)
+    keys = [r.key for r in plan.runs]
+    store.reset_for_new_invocation(study["id"], keys, spec.run.retries)
+    store.requeue_orphans(study["id"])
+    before = {r["key"]: r["status"] for r in store.runs(study["id"], keys)}
+    prog = Progress(total=len(keys), skipped=sum(s == "done" for s in before.values()))
+    prog.done = prog.skipped
+    keyset = set(keys)
+    driver = store.register_driver()
+    inflight: dict[str, dict[str, Any]] = {}
+    interrupted = False
+    last_beat = time.monotonic()
+    executor.start()
+    try:
+        while True:
+            while executor.free_slots() > 0:
+                run = store.claim(study["id"], driver, keyset)
+                if run is None:
+                    break
+                inflight[run["key"]] = run
+                executor.submit(build_task(spec, run, store.run_dir(run["key"], study["revision"])))
+            prog.running = len(inflight)
+            if on_progress:
+                on_progress(prog)
+                prog.last = []
+            if not inflight:
+                break
+            for ev in executor.poll(0.25):
+                run = inflight.pop(ev.key)
+                _record(store, driver, study, run, ev, prog)
+            if time.monotonic() - last_beat > HEARTBEAT_S:
+                store.heartbeat(driver)
+                last_beat = time.monotonic()
+    except KeyboardInterrupt:
+        interrupted = True
+        executor.shutdown(kill=True)
+        store.mark_interrupted([r["id"] for r in inflight.values()], driver)
+    else:
+        executor.shutdown()
+    finally:
+        store.unregister_driver(driver)
+    rows = store.runs(study["id"], keys)
+    summary = RunSummary(
+        study=spec.name, revision=study["revision"], store=store.dir, total=len(keys),
+        done=sum(r["status"] == "done" for r in rows), failed=sum(r["status"] == "failed" for r in rows),
+        skipped=prog.skipped, interrupted=interrupted,
+        elsewhere=sum(r["status"] == "running" for r in rows),
+        failures=[{"key": r["key"], "variant": r["variant"], "seed": r["seed"], "error": r["error"]}
+                  for r in rows if r["status"] == "failed"])
+    prog.done, prog.failed, prog.running = summary.done, summary.failed, 0
+    if on_progress:
+        on_progress(prog)
+    return summary
+
+
+def _record(store: Store, driver: int, study: dict[str, Any], run: dict[str, Any], ev: Event,
+            prog: Progress) -> None:
+    code, env = study["code_digest"], study["environment_id"]
+    if ev.kind == "result" and ev.outcome is not None:
+        o = ev.outcome
+        final = store.finish(run["id"], driver, status=o["status"], metrics=o["metrics"], series=o["series"],
+                     data=o["data"], artifacts=o["artifacts"], resources=o["resources"], error=o["error"],
+                     traceback=o["traceback"], code_digest=code, environment_id=env)
+        ok, err = o["status"] == "done", o["error"]
+    else:
+        final = store.finish(run["id"], driver, status="failed", error=ev.error, code_digest=code,
+                     environment_id=env)
+        ok, err = False, ev.error
+    label = f"{run['variant']} seed {run['seed']} [{run['key'][:8]}]"
+    if ok:
+        prog.done += 1
+        prog.last.append(f"done    {label}")
+        return
+    if final == "pending":
+        prog.retried += 1
+        prog.last.append(f"retry   {label}: {err}")
+    else:
+        prog.failed += 1
+        prog.last.append(f"failed  {label}: {err}")

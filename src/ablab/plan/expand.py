@@ -1,0 +1,81 @@
+"""Expand a study into its runs: variants x seeds (x sensitivity settings x split seeds)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ablab.spec.model import BASELINE, StudySpec, apply_overrides, flatten
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run: a variant's resolved configuration at one seed.
+
+    ``key`` is stable: the same entry, configuration and seeds always give the same key.
+    """
+
+    key: str
+    variant: str
+    config: dict[str, Any] = field(hash=False)
+    seed: int
+    split_seed: int | None = None
+    sensitivity: str | None = None  # label of the sensitivity setting, e.g. "lr=0.1"
+
+
+@dataclass(frozen=True)
+class Plan:
+    runs: tuple[RunSpec, ...]
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+    def variants(self) -> list[str]:
+        return list(dict.fromkeys(r.variant for r in self.runs))
+
+
+def canonical_json(obj: Any) -> str:
+    """JSON with sorted keys and no whitespace: the form that is hashed."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def run_key(entry: str, config: dict[str, Any], seed: int, split_seed: int | None = None) -> str:
+    """Stable run key: the first 16 hex digits of SHA-256 over (entry, resolved config, seed)."""
+    payload: dict[str, Any] = {"entry": entry, "config": config, "seed": seed}
+    if split_seed is not None:
+        payload["split_seed"] = split_seed
+    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:16]
+
+
+def variant_configs(spec: StudySpec) -> dict[str, dict[str, Any]]:
+    """Every variant's resolved configuration, in declaration order."""
+    return {name: spec.resolved(name) for name in spec.variants}
+
+
+def expand(spec: StudySpec, configs: dict[str, dict[str, Any]] | None = None) -> Plan:
+    """The study's plan.
+
+    ``configs`` (variant -> resolved configuration) defaults to the one-at-a-time variants of
+    the spec; designs that form variants differently pass their own.
+    """
+    configs = configs if configs is not None else variant_configs(spec)
+    settings: list[tuple[str | None, dict[str, Any]]] = [(None, {})]
+    base_flat = flatten(spec.baseline)
+    for key, values in spec.sensitivity.items():
+        # the baseline's own value is the main study: not run twice
+        settings += [(f"{key}={v}", {key: v}) for v in values if base_flat.get(key, object()) != v]
+    split_seeds: list[int | None] = [None] if spec.split_seeds is None else list(range(spec.split_seeds))
+    runs = []
+    for label, override in settings:
+        for variant, config in configs.items():
+            cfg = apply_overrides(config, override) if override else config
+            for seed in spec.seeds:
+                for split in split_seeds:
+                    runs.append(RunSpec(run_key(spec.entry, cfg, seed, split), variant, cfg, seed,
+                                        split, label))
+    return Plan(tuple(runs))
+
+
+__all__ = ["BASELINE", "Plan", "RunSpec", "canonical_json", "expand", "run_key", "variant_configs"]

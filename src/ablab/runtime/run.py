@@ -1,0 +1,123 @@
+"""The :class:`Run` handle passed to a study's entry: ``train(config, run) -> dict``."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ablab.errors import MetricError
+
+
+@dataclass
+class Run:
+    """What an entry knows about, and records into, the run it executes.
+
+    Attributes: ``key`` (stable run key), ``variant``, ``seed``, ``split_seed`` (a separate
+    source of randomness for data splits; equals ``seed`` unless the study crosses split
+    seeds), ``config`` (resolved), ``run_dir`` (a private artifact folder), ``device``.
+    """
+
+    key: str
+    variant: str
+    seed: int
+    config: dict[str, Any]
+    run_dir: Path
+    split_seed: int = 0
+    device: str = "cpu"
+    attempt: int = 1
+    series: list[tuple[str, int, float]] = field(default_factory=list)
+    data: dict[str, tuple[str, str]] = field(default_factory=dict)
+    artifacts: dict[str, str] = field(default_factory=dict)
+    _t0: float = field(default_factory=time.monotonic, repr=False)
+
+    def log(self, step: int | None = None, **metrics: float) -> None:
+        """Record a point of one or more time series, e.g. ``run.log(step=epoch, val_acc=0.9)``.
+
+        Without ``step`` the next step of each series is used (0, 1, 2, ...).
+        """
+        for name, value in metrics.items():
+            v = _as_float(value, f"run.log({name}=...)")
+            s = step if step is not None else sum(1 for n, _, _ in self.series if n == name)
+            self.series.append((name, int(s), v))
+
+    def track_data(self, name: str, obj: Any) -> str:
+        """Record the SHA-256 of data the run used (array, tensor, file or directory); returns it."""
+        from ablab.runtime.hashing import hash_data
+
+        kind, digest = hash_data(obj)
+        self.data[name] = (kind, digest)
+        return digest
+
+    def save_model(self, model: Any, name: str = "model") -> Path:
+        """Save ``model.state_dict()`` (or a state dict) to ``run_dir/NAME.pt``; load it back with
+        ``torch.load(path, weights_only=True)``."""
+        import torch
+
+        state = model.state_dict() if hasattr(model, "state_dict") else model
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path = self.run_dir / f"{name}.pt"
+        torch.save({k: v.detach().cpu() if hasattr(v, "detach") else v for k, v in state.items()}, path)
+        self.artifacts[name] = str(path)
+        return path
+
+    def generator(self, salt: str = "") -> Any:
+        """A ``torch.Generator`` seeded from the run's seed (and ``salt``), for DataLoaders and
+        random ops: ``DataLoader(..., generator=run.generator())``."""
+        import torch
+
+        from ablab.runtime.seeding import derive_seed
+
+        g = torch.Generator()
+        g.manual_seed(derive_seed(self.seed, "generator", salt) if salt else self.seed)
+        return g
+
+    def rng(self, salt: str = "") -> Any:
+        """A NumPy ``Generator`` seeded from the run's seed (and ``salt``)."""
+        import numpy as np
+
+        from ablab.runtime.seeding import derive_seed
+
+        return np.random.default_rng(derive_seed(self.seed, "numpy", salt))
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self._t0
+
+
+def _as_float(value: Any, what: str) -> float:
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise MetricError(f"{what}: expected a number, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def check_metrics(result: Any, declared: list[str], reduced: set[str]) -> dict[str, float]:
+    """Validate an entry's return value: a dict holding every declared metric as a finite number.
+
+    Metrics reduced from a logged series (``reduce = last|best``) need not be returned.
+    Extra returned numbers are kept as well.
+    """
+    if not isinstance(result, dict):
+        raise MetricError(f"the entry returned {type(result).__name__}, expected a dict of metrics",
+                          hint=f"return e.g. {{{', '.join(repr(m) + ': ...' for m in declared)}}}")
+    out: dict[str, float] = {}
+    for k, v in result.items():
+        try:
+            out[str(k)] = _as_float(v, f"metric '{k}'")
+        except MetricError:
+            if k in declared:
+                raise
+    missing = [m for m in declared if m not in out and m not in reduced]
+    if missing:
+        raise MetricError(f"the entry did not return declared metric(s) {', '.join(missing)}; "
+                          f"it returned {sorted(out) or 'nothing'}",
+                          hint="return every metric declared in [metrics], or remove it from [metrics]")
+    bad = [f"{m}={out[m]}" for m in declared if m in out and not math.isfinite(out[m])]
+    if bad:
+        raise MetricError(f"the entry returned non-finite metric(s): {', '.join(bad)}",
+                          hint="a NaN/inf metric usually means training diverged")
+    return out

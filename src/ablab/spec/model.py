@@ -1,0 +1,117 @@
+"""The validated, frozen description of a study (what a study file says)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Direction = Literal["max", "min"]
+Reduce = Literal["value", "last", "best"]
+BASELINE = "baseline"
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A declared metric: its name, which direction is better and how a run's value is formed.
+
+    ``reduce = "value"`` takes the number the entry returns; ``"last"``/``"best"`` reduce the
+    series of that name logged with ``run.log``.
+    """
+
+    name: str
+    direction: Direction = "max"
+    reduce: Reduce = "value"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """``[run]``: how each run executes."""
+
+    timeout: float | None = None  # seconds
+    retries: int = 0
+    threads: int = 1  # torch intra-op threads per run; fixed so results do not depend on -j
+    cpus: float = 1.0
+    gpus: float = 0.0
+    batch: int | None = None
+    deterministic: bool | Literal["warn"] = True
+    code: tuple[str, ...] = ()  # extra paths (relative to the study file) whose code is fingerprinted
+
+
+@dataclass(frozen=True)
+class DesignSpec:
+    """``[design]``: how variants are formed from the baseline."""
+
+    type: Literal["one-at-a-time", "factorial", "fractional", "path"] = "one-at-a-time"
+    factors: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    resolution: int | None = None
+    target: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A whole study: entry, seeds, metrics, baseline and variants, run options.
+
+    ``variants`` maps each variant's name to its *override* (dotted key -> value); the baseline's
+    override is empty. ``resolved(name)`` gives a variant's full configuration.
+    """
+
+    name: str
+    entry: str
+    seeds: tuple[int, ...]
+    metrics: tuple[MetricSpec, ...]
+    baseline: dict[str, Any]
+    variants: dict[str, dict[str, Any]]
+    run: RunOptions = field(default_factory=RunOptions)
+    design: DesignSpec = field(default_factory=DesignSpec)
+    sensitivity: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    split_seeds: int | None = None
+    source: Path | None = None  # the study file, when loaded from one
+
+    @property
+    def root(self) -> Path:
+        """Directory that relative paths (entry file, store) are resolved against."""
+        return self.source.parent if self.source is not None else Path.cwd()
+
+    @property
+    def primary_metric(self) -> MetricSpec:
+        return self.metrics[0]
+
+    def metric(self, name: str) -> MetricSpec:
+        for m in self.metrics:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    @property
+    def label(self) -> str:
+        return str(self.source) if self.source is not None else f"study '{self.name}'"
+
+    def resolved(self, variant: str) -> dict[str, Any]:
+        """The full configuration of ``variant``: the baseline with its overrides applied."""
+        return apply_overrides(self.baseline, self.variants[variant])
+
+
+def apply_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Return a deep copy of ``base`` with dotted-key ``overrides`` set."""
+    out = copy.deepcopy(base)
+    for dotted, value in overrides.items():
+        parts = dotted.lstrip("+").split(".")
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = copy.deepcopy(value)
+    return out
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dict -> {dotted key: leaf value} (dicts are descended, everything else is a leaf)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out

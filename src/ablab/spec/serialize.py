@@ -1,0 +1,38 @@
+"""StudySpec <-> plain dict (what the store records, and what a bundle carries)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ablab.spec.model import StudySpec
+
+
+def spec_to_dict(spec: StudySpec) -> dict[str, Any]:
+    """A JSON-ready dict in the study-file shape; ``parse_study`` reads it back."""
+    metrics = {m.name: (m.direction if m.reduce == "value" else {"direction": m.direction, "reduce": m.reduce})
+               for m in spec.metrics}
+    run = {k: (list(v) if isinstance(v, tuple) else v)
+           for k, v in dataclasses.asdict(spec.run).items()
+           if v is not None and v != () and not (k == "deterministic" and v is True)}
+    out: dict[str, Any] = {
+        "name": spec.name, "entry": spec.entry, "seeds": list(spec.seeds), "metrics": metrics,
+        "baseline": spec.baseline,
+        "ablations": {k: v for k, v in spec.variants.items() if k != "baseline"},
+        "run": run,
+    }
+    d = spec.design
+    if d.type != "one-at-a-time":
+        design: dict[str, Any] = {"type": d.type}
+        if d.factors:
+            design["factors"] = {k: list(v) for k, v in d.factors.items()}
+        if d.resolution:
+            design["resolution"] = {3: "III", 4: "IV", 5: "V"}[d.resolution]
+        if d.target:
+            design["target"] = d.target
+        out["design"] = design
+    if spec.sensitivity:
+        out["sensitivity"] = {k: list(v) for k, v in spec.sensitivity.items()}
+    if spec.split_seeds is not None:
+        out["split_seeds"] = spec.split_seeds
+    return out
