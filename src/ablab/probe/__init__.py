@@ -1,1 +1,43 @@
-"""ablab.probe"""
+"""ablab.probe: layer-wise OOD probing (the tunnel effect; Harun et al., NeurIPS 2024).
+
+    from ablab.probe import probe_model
+    report = probe_model(model, "glyphs-digits", ["glyphs-heldout-fonts", "glyphs-letters"])
+    report.summary()          # {'r': ..., 'rho': ..., 'A': ..., ...}
+    report.to_frame()         # per-layer table
+    report.plot("probe")      # probe.png + probe.svg
+
+Features come from forward hooks at every conv/linear block and transformer block
+(:mod:`ablab.probe.features`); probes are closed-form ridge with the strength chosen on a
+validation split of the probe's own training data (:mod:`ablab.probe.linear`); the metrics
+are in :mod:`ablab.probe.metrics`.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_LAZY = {
+    "probe_model": "ablab.probe.analyse",
+    "ProbeReport": "ablab.probe.report",
+    "FeatureCache": "ablab.probe.cache",
+    "model_hash": "ablab.probe.cache",
+    "select_points": "ablab.probe.features",
+    "extract": "ablab.probe.features",
+    "ProbePoint": "ablab.probe.features",
+    "ridge_probe": "ablab.probe.linear",
+    "logistic_probes": "ablab.probe.linear",
+    "metrics": "ablab.probe.metrics",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ablab.probe' has no attribute {name!r}")
+    mod = import_module(module)
+    value = mod if name == "metrics" else getattr(mod, name)
+    globals()[name] = value
+    return value
