@@ -15,6 +15,8 @@ from typing import Any
 
 from ablab.execute.base import Event
 
+STARTED = "started"
+
 
 def _die_with_parent() -> None:
     """Ask Linux to SIGKILL this worker when the driver dies (no orphans after ``kill -9``)."""
@@ -33,7 +35,9 @@ def worker_main(conn: Connection, parent_pid: int) -> None:
     if os.getppid() != parent_pid:  # the driver died before prctl took effect
         os._exit(0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
-    from ablab.runtime.execute_one import execute_task
+    from ablab.runtime.execute_one import execute_task, warm_up
+
+    warm_up()
 
     while True:
         try:
@@ -42,6 +46,7 @@ def worker_main(conn: Connection, parent_pid: int) -> None:
             return
         if task is None:
             return
+        conn.send(STARTED)  # the run's timeout counts from here, not from worker start-up
         outcome = execute_task(task)
         try:
             conn.send(outcome)
@@ -80,7 +85,7 @@ class LocalExecutor:
     def submit(self, task: dict[str, Any]) -> None:
         w = next(w for w in self._workers if w.task is None)
         w.task = task
-        w.deadline = time.monotonic() + task["timeout"] if task.get("timeout") else None
+        w.deadline = None  # set when the worker says it started the run
         w.conn.send(task)
 
     def poll(self, timeout: float) -> list[Event]:
@@ -108,6 +113,11 @@ class LocalExecutor:
                     outcome = w.conn.recv()
                 except (EOFError, OSError):
                     outcome = None
+                if outcome == STARTED:
+                    limit = w.task.get("timeout")
+                    w.deadline = time.monotonic() + limit if limit else None
+                    done.add(id(w))
+                    continue
                 if outcome is not None:
                     w.task, w.deadline = None, None
                     events.append(Event("result", key, outcome=outcome))

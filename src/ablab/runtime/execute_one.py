@@ -56,6 +56,12 @@ def reduce_metric(series: list[tuple[str, int, float]], name: str, direction: st
     return max(values) if direction == "max" else min(values)
 
 
+def warm_up() -> None:
+    """Import the heavy libraries once per worker, so the first run's time is its own."""
+    import numpy  # noqa: F401
+    import torch  # noqa: F401
+
+
 def execute_task(task: dict[str, Any]) -> dict[str, Any]:
     """Run ``task`` (as built by the engine) and return its outcome.
 

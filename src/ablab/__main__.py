@@ -1,0 +1,3 @@
+from ablab.cli.main import entry
+
+entry()

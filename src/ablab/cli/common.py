@@ -1,0 +1,73 @@
+"""Shared CLI plumbing: the console, loading a study and its store, JSON output."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from ablab.errors import StoreError
+
+console = Console()
+err_console = Console(stderr=True)
+STATE = {"debug": False}
+
+
+def load(study_file: Path, store: Path | None = None):
+    """(spec, Store) for a study file and an optional --store directory."""
+    from ablab.api import default_store_dir
+    from ablab.spec.load import load_study
+    from ablab.store.db import Store
+
+    spec = load_study(study_file)
+    return spec, Store(store if store is not None else default_store_dir(spec))
+
+
+def find_store(store: Path | None, study: Path | None) -> Path:
+    """The store for commands that take a run key: --store, the study's, ./.ablab, or the one
+    .ablab folder found below the current directory."""
+    if store is not None:
+        return store
+    if study is not None:
+        from ablab.api import default_store_dir
+        from ablab.spec.load import load_study
+
+        return default_store_dir(load_study(study))
+    here = Path.cwd() / ".ablab"
+    if (here / "ablab.db").exists():
+        return here
+    found = sorted({p.parent for p in Path.cwd().glob("*/.ablab/ablab.db")}
+                   | {p.parent for p in Path.cwd().glob("*/*/.ablab/ablab.db")})
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise StoreError("no ablab store found in the current directory",
+                         hint="give --store DIR, or --study STUDY_FILE")
+    raise StoreError(f"several stores found ({', '.join(str(f) for f in found[:4])})",
+                     hint="choose one with --store DIR or --study STUDY_FILE")
+
+
+def clean_json(obj: Any) -> Any:
+    """NaN/inf -> None, recursively (JSON has no NaN)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: clean_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean_json(v) for v in obj]
+    return obj
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(clean_json(obj), indent=2, default=str)
+
+
+def fmt_num(v: Any, digits: int = 4) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    return str(v)

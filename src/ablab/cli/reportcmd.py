@@ -1,0 +1,46 @@
+"""`ablab report`: statistics against the baseline, rendered for a terminal, a paper or a browser."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ablab.cli.common import console, load
+from ablab.cli.runcmd import StoreOpt, StudyArg
+from ablab.errors import AblabError
+
+FORMATS = ("table", "md", "latex", "csv", "json", "html")
+
+
+def report(study_file: StudyArg, store: StoreOpt = None,
+           format: Annotated[str, typer.Option("--format", "-f", help="table, md, latex, csv, json or html.")] = "table",
+           output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file instead of stdout.")] = None,
+           alpha: Annotated[float, typer.Option("--alpha", help="Significance level for verdicts (Holm-corrected).")] = 0.05,
+           revision: Annotated[str | None, typer.Option("--revision", help="Report this revision (default: newest).")] = None,
+           ) -> None:
+    """Per variant: mean, std, CI; against the baseline: delta, p (Holm), effect sizes, verdict."""
+    from ablab.errors import did_you_mean
+    from ablab.report import render
+    from ablab.results import analyze_results, load_results
+
+    if format not in FORMATS:
+        raise AblabError(f"--format {format!r} is not a report format",
+                         hint=did_you_mean(format, FORMATS) or f"choose one of {', '.join(FORMATS)}")
+    if not 0 < alpha < 1:
+        raise AblabError(f"--alpha {alpha}: expected a number between 0 and 1")
+    spec, st = load(study_file, store)
+    res = load_results(spec, st, revision)
+    result = analyze_results(res, alpha=alpha)
+    verifications = st.verifications_for_study(res.study["id"]) if hasattr(st, "verifications_for_study") else None
+    text = render(result, format, runs=res.runs, series=res.series, provenance=res.provenance,
+                  verifications=verifications)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+        console.print(f"wrote {output}", highlight=False)
+    elif format == "table":
+        console.print(text, highlight=False, markup=False)
+    else:
+        print(text)

@@ -1,0 +1,73 @@
+"""A study's results as tables: the bridge from the store to ``analysis`` and ``report``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ablab.errors import StoreError
+from ablab.spec.model import StudySpec
+from ablab.store.db import Store
+
+
+@dataclass
+class StudyResults:
+    spec: StudySpec
+    study: dict[str, Any]  # the store's study row
+    runs: Any  # pandas DataFrame: key, variant, seed, split_seed, sensitivity, status, attempts, ..., one column per metric
+    series: Any  # pandas DataFrame: key, variant, seed, name, step, value
+    configs: dict[str, dict[str, Any]]
+    provenance: dict[str, Any]
+
+
+def load_results(spec: StudySpec, store: Store, revision: str | None = None) -> StudyResults:
+    """Everything recorded for ``spec`` (its newest revision unless ``revision`` is given)."""
+    import pandas as pd
+
+    from ablab.plan.designs_bridge import plan_for
+
+    study = store.study(spec.name, revision)
+    if study is None:
+        raise StoreError(f"{spec.label}: no runs recorded for study '{spec.name}' in {store.dir}"
+                         + (f" (revision '{revision}')" if revision else ""),
+                         hint=f"run it first: ablab run {spec.source or 'STUDY_FILE'}")
+    plan = plan_for(spec)
+    keys = [r.key for r in plan.runs]
+    rows = store.runs(study["id"], keys)
+    metric_names = [m.name for m in spec.metrics]
+    records = []
+    for r in rows:
+        rec = {k: r[k] for k in ("key", "variant", "seed", "split_seed", "sensitivity", "status", "attempts",
+                                 "wall_seconds", "cpu_seconds", "peak_rss_mb", "error")}
+        for m in metric_names:
+            rec[m] = r["metrics"].get(m, float("nan"))
+        records.append(rec)
+    runs_df = pd.DataFrame.from_records(records, columns=[
+        "key", "variant", "seed", "split_seed", "sensitivity", "status", "attempts", "wall_seconds",
+        "cpu_seconds", "peak_rss_mb", "error", *metric_names])
+    keyset = set(keys)
+    series_df = pd.DataFrame.from_records(
+        [s for s in store.series(study["id"]) if s[0] in keyset],
+        columns=["key", "variant", "seed", "name", "step", "value"])
+    configs = {name: spec.resolved(name) for name in dict.fromkeys(r.variant for r in plan.runs)}
+    configs = {r.variant: r.config for r in plan.runs if r.sensitivity is None} or configs
+    env = store.environment(study["environment_id"]) or {}
+    data_hashes: dict[str, dict[str, str]] = {}
+    for key, name, kind, digest in store.data_hashes(study["id"]):
+        if key in keyset:
+            data_hashes.setdefault(name, {})[digest] = kind
+    provenance = {**env, "code_fingerprint": study["fingerprint"],
+                  "data": {n: sorted(d) for n, d in data_hashes.items()},
+                  "revision": study["revision"], "recorded_at": study["created_at"]}
+    return StudyResults(spec, study, runs_df, series_df, configs, provenance)
+
+
+def analyze_results(res: StudyResults, alpha: float = 0.05) -> dict[str, Any]:
+    """Run the statistical analysis over recorded results."""
+    from ablab.analysis import analyze
+
+    spec = res.spec
+    metrics = {m.name: {"direction": m.direction, "reduce": m.reduce} for m in spec.metrics}
+    factors = {k: list(v) for k, v in spec.design.factors.items()} or None
+    return analyze(res.runs, study=spec.name, metrics=metrics, baseline="baseline", configs=res.configs,
+                   alpha=alpha, design=spec.design.type, factors=factors)
