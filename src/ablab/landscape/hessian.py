@@ -1,0 +1,238 @@
+"""Hessian sharpness of a trained model: top eigenvalue (power iteration) and trace (Hutchinson).
+
+Both work on Hessian-vector products ``Hv`` of the mean training loss
+``L(theta) = (1/n) sum_i loss(f(x_i; theta), y_i)`` with respect to all trainable parameters,
+with the model in eval mode (dropout off, BatchNorm running statistics), as PyHessian does
+(Yao et al., "PyHessian: Neural Networks Through the Lens of the Hessian", IEEE BigData 2020)
+and as MD tree uses them (Zhou et al., ICML 2024, §3.2).
+
+How it is fast: the gradient ``g = dL/dtheta`` is built once with ``create_graph=True`` over
+all batches together (a single flat tensor), and every product is one reverse pass through
+that retained graph, ``Hv = d(g . v)/dtheta``. Hutchinson probes are evaluated several at a
+time with ``is_grads_batched`` (vmap over the retained graph). Batches of equal shape are
+concatenated into one forward pass (in eval mode samples are independent, and for a
+mean-reduced ``loss_fn`` the mean over the union is the size-weighted mean over batches).
+The retained graph costs memory proportional to the number of samples: pass as many as you
+want measured. ``loss_fn`` must return the batch mean (``reduction='mean'``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ablab.landscape._data import (
+    Batch,
+    LossFn,
+    Measured,
+    checked_loss,
+    collect_batches,
+    eval_mode,
+    finite_or_raise,
+    model_device,
+    n_rows,
+    trainable_params,
+)
+
+_MAX_BLOCK = 64
+
+
+class HessianOperator:
+    """The Hessian of the mean loss over ``data`` as a linear operator on flat vectors.
+
+    ``op.matvec(v)`` returns ``H v`` for a flat vector ``v`` of length ``op.dim``;
+    ``op.matmat(V)`` returns ``V H`` for a ``(k, dim)`` block of vectors.
+    """
+
+    def __init__(
+        self, model: nn.Module, loss_fn: LossFn, data: Any, *, n_samples: int | None = None
+    ) -> None:
+        self.params = trainable_params(model)
+        device = model_device(model)
+        batches = _merge(collect_batches(data, device, n_samples))
+        self.n_samples = n_rows(batches)
+        self.dim = sum(p.numel() for p in self.params)
+        self.dtype = self.params[0].dtype
+        self.device = device
+        with eval_mode(model), torch.enable_grad():
+            total: torch.Tensor | None = None
+            for i, (x, y) in enumerate(batches):
+                loss = checked_loss(loss_fn, model(x), y, i) * (x.shape[0] / self.n_samples)
+                total = loss if total is None else total + loss
+            assert total is not None
+            grads = torch.autograd.grad(total, self.params, create_graph=True, allow_unused=True)
+        flat = [
+            (g if g is not None else torch.zeros_like(p)).reshape(-1)
+            for g, p in zip(grads, self.params, strict=True)
+        ]
+        self.grad = torch.cat(flat)
+        self._zero = not self.grad.requires_grad
+        self._batched_ok = True
+
+    def _flatten(
+        self, parts: tuple[torch.Tensor | None, ...], lead: tuple[int, ...]
+    ) -> torch.Tensor:
+        return torch.cat(
+            [
+                (h if h is not None else p.new_zeros(lead + p.shape)).reshape(*lead, -1)
+                for h, p in zip(parts, self.params, strict=True)
+            ],
+            dim=-1,
+        )
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        """``H v`` for a flat vector ``v``."""
+        if self._zero:
+            return torch.zeros_like(v)
+        parts = torch.autograd.grad(
+            self.grad, self.params, grad_outputs=v, retain_graph=True, allow_unused=True
+        )
+        return self._flatten(parts, ())
+
+    def matmat(self, vs: torch.Tensor) -> torch.Tensor:
+        """``H v_j`` for each row ``v_j`` of a ``(k, dim)`` block (one vmapped pass if possible)."""
+        if self._zero:
+            return torch.zeros_like(vs)
+        if self._batched_ok and vs.shape[0] > 1:
+            try:
+                parts = torch.autograd.grad(
+                    self.grad,
+                    self.params,
+                    grad_outputs=vs,
+                    retain_graph=True,
+                    allow_unused=True,
+                    is_grads_batched=True,
+                )
+                return self._flatten(parts, (vs.shape[0],))
+            except RuntimeError:  # an op without a batching rule: fall back to a loop
+                self._batched_ok = False
+        return torch.stack([self.matvec(v) for v in vs])
+
+
+def _merge(batches: list[Batch]) -> list[Batch]:
+    """One batch instead of many when shapes allow: in eval mode samples are independent,
+    and the mean loss of the union equals the size-weighted mean of the batch means."""
+    if len(batches) == 1:
+        return batches
+    x0, y0 = batches[0]
+    same = all(
+        x.shape[1:] == x0.shape[1:]
+        and y.shape[1:] == y0.shape[1:]
+        and x.dtype == x0.dtype
+        and y.dtype == y0.dtype
+        for x, y in batches
+    )
+    if not same:
+        return batches
+    return [(torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches]))]
+
+
+def _relative_change(new: float, old: float) -> float:
+    return abs(new - old) / (abs(old) + 1e-12)
+
+
+def hessian_top_eigenvalue(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: Any,
+    *,
+    max_iter: int = 100,
+    tol: float = 1e-3,
+    seed: int = 0,
+    n_samples: int | None = None,
+) -> float:
+    """Largest-magnitude eigenvalue ``lambda_max`` of the loss Hessian, by power iteration.
+
+    ``v_0 ~ N(0, I)`` (from ``seed``), ``v_{k+1} = H v_k / ||H v_k||`` and the estimate is the
+    Rayleigh quotient ``lambda_k = v_k^T H v_k``; it stops when
+    ``|lambda_k - lambda_{k-1}| / |lambda_{k-1}| < tol`` or after ``max_iter`` products
+    (Yao et al. 2020, Alg. 1; the "sharpness" feature of MD tree, Zhou et al. 2024, §3.2).
+
+    ``data`` is ``(X, y)`` or an iterable of batches; ``n_samples`` keeps only the first that
+    many rows (the paper used 200; PyHessian's authors suggest ~4096 for stable values). The
+    result is a :class:`~ablab.landscape.Measured` float: ``.n_samples``, ``.iterations`` and
+    ``.converged`` say how it was obtained.
+    """
+    _check_iter(max_iter, tol)
+    op = HessianOperator(model, loss_fn, data, n_samples=n_samples)
+    gen = torch.Generator().manual_seed(seed)
+    v = torch.randn(op.dim, generator=gen).to(op.device, op.dtype)
+    v = v / v.norm()
+    lam_prev: float | None = None
+    lam = 0.0
+    converged = False
+    iterations = 0
+    for it in range(1, max_iter + 1):
+        iterations = it
+        hv = op.matvec(v)
+        lam = float(torch.dot(v, hv))
+        norm = hv.norm()
+        if float(norm) == 0.0:
+            converged = True
+            break
+        v = hv / norm
+        if lam_prev is not None and _relative_change(lam, lam_prev) < tol:
+            converged = True
+            break
+        lam_prev = lam
+    finite_or_raise(lam, "the Hessian top eigenvalue")
+    return Measured(lam, n_samples=op.n_samples, iterations=iterations, converged=converged)
+
+
+def hessian_trace(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: Any,
+    *,
+    max_iter: int = 100,
+    tol: float = 1e-3,
+    seed: int = 0,
+    n_samples: int | None = None,
+) -> float:
+    """Trace of the loss Hessian by Hutchinson's estimator with Rademacher probes.
+
+    ``tr(H) = E[z^T H z]`` for ``z`` with i.i.d. entries ``+-1`` (Hutchinson, 1989); the
+    estimate is the running mean ``T_k = (1/k) sum_{j<=k} z_j^T H z_j``, stopped when
+    ``|T_k - T_{k-1}| / |T_{k-1}| < tol`` or after ``max_iter`` probes (Yao et al. 2020,
+    Alg. 2). MD tree uses ``ln tr(H)`` as its flatness feature (Zhou et al. 2024, §3.2).
+
+    Probes are drawn from a generator seeded with ``seed`` and evaluated in blocks; the
+    stopping rule is applied probe by probe, so the value equals the sequential estimator's.
+    Returns a :class:`~ablab.landscape.Measured` float (``.n_samples``, ``.iterations`` = the
+    number of probes averaged, ``.converged``).
+    """
+    _check_iter(max_iter, tol)
+    op = HessianOperator(model, loss_fn, data, n_samples=n_samples)
+    gen = torch.Generator().manual_seed(seed)
+    total = 0.0
+    k = 0
+    mean_prev: float | None = None
+    mean = 0.0
+    converged = False
+    block = 8
+    while k < max_iter and not converged:
+        size = min(block, max_iter - k)
+        z = torch.randint(0, 2, (size, op.dim), generator=gen).to(op.device, op.dtype) * 2 - 1
+        quad = (op.matmat(z) * z).sum(dim=1).tolist()
+        for q in quad:
+            k += 1
+            total += q
+            mean = total / k
+            if mean_prev is not None and _relative_change(mean, mean_prev) < tol:
+                converged = True
+                break
+            mean_prev = mean
+        block = min(2 * block, _MAX_BLOCK)
+    finite_or_raise(mean, "the Hessian trace")
+    return Measured(mean, n_samples=op.n_samples, iterations=k, converged=converged)
+
+
+def _check_iter(max_iter: int, tol: float) -> None:
+    from ablab.errors import DataError
+
+    if max_iter < 1:
+        raise DataError(f"max_iter={max_iter}; expected at least 1 iteration")
+    if not tol > 0:
+        raise DataError(f"tol={tol}; expected a positive relative tolerance")

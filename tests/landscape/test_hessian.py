@@ -1,0 +1,164 @@
+"""Hessian top eigenvalue and trace against exact Hessians and known spectra."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from ablab.errors import DataError
+from ablab.landscape import HessianOperator, hessian_top_eigenvalue, hessian_trace
+
+from .conftest import mlp
+
+
+def _exact_hessian(model: nn.Module, loss_fn, x, y) -> torch.Tensor:
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [p.shape for _, p in model.named_parameters()]
+    flat0 = torch.cat([p.detach().reshape(-1) for p in model.parameters()]).double()
+    model = model.double().eval()
+
+    def f(flat: torch.Tensor) -> torch.Tensor:
+        parts, i = {}, 0
+        for n, s in zip(names, shapes, strict=True):
+            k = math.prod(s)
+            parts[n] = flat[i : i + k].reshape(s)
+            i += k
+        return loss_fn(functional_call(model, parts, (x.double(),)), y)
+
+    return torch.autograd.functional.hessian(f, flat0)
+
+
+class Quadratic(nn.Module):
+    """Loss 0.5 w^T A w regardless of the input: the Hessian is exactly A."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.linspace(-1, 1, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w.expand(x.shape[0], -1)
+
+
+def _quad_loss(a: torch.Tensor):
+    return lambda out, y: 0.5 * out[0] @ a @ out[0]
+
+
+def _spectrum_matrix(eigs: torch.Tensor, seed: int) -> torch.Tensor:
+    q, _ = torch.linalg.qr(torch.randn(len(eigs), len(eigs), generator=torch.Generator().manual_seed(seed)))
+    return q @ torch.diag(eigs) @ q.T
+
+
+def test_small_network_matches_exact_hessian(digits):
+    x, y = digits
+    x, y = x[:300, ::4], y[:300]  # 16 features
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 8), nn.Tanh(), nn.Linear(8, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=2e-2)
+    for _ in range(100):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    loss_fn = nn.CrossEntropyLoss()
+    h = _exact_hessian(model, loss_fn, x, y)
+    eig = torch.linalg.eigvalsh(h)
+    exact_top = float(eig[eig.abs().argmax()])
+    exact_trace = float(torch.trace(h))
+    model = model.float()
+    top = hessian_top_eigenvalue(model, loss_fn, (x, y), max_iter=3000, tol=1e-7)
+    tr = hessian_trace(model, loss_fn, (x, y), max_iter=20000, tol=1e-12, seed=0)
+    assert abs(top - exact_top) / abs(exact_top) < 0.01
+    assert abs(tr - exact_trace) / abs(exact_trace) < 0.01
+    assert top.n_samples == tr.n_samples == 300
+    assert top.converged
+
+
+def test_quadratic_with_diagonal_spectrum_is_exact():
+    eigs = torch.tensor([5.0, -2.0, 1.0, 0.5, 0.25, 3.0])
+    model = Quadratic(6)
+    data = (torch.zeros(4, 1), torch.zeros(4))
+    loss = _quad_loss(torch.diag(eigs))
+    assert hessian_top_eigenvalue(model, loss, data, tol=1e-8, max_iter=500) == pytest.approx(5.0, rel=1e-4)
+    # every Rademacher probe gives z^T D z = tr(D) exactly: the estimator stops after 2 probes
+    tr = hessian_trace(model, loss, data)
+    assert tr == pytest.approx(float(eigs.sum()), rel=1e-6)
+    assert tr.iterations == 2
+
+
+def test_quadratic_with_rotated_spectrum():
+    eigs = torch.cat([torch.tensor([10.0, 4.0]), torch.linspace(-1.0, 2.0, 38)])
+    a = _spectrum_matrix(eigs, seed=3)
+    model = Quadratic(40)
+    data = (torch.zeros(2, 1), torch.zeros(2))
+    top = hessian_top_eigenvalue(model, _quad_loss(a), data, tol=1e-9, max_iter=1000)
+    assert top == pytest.approx(10.0, rel=1e-4)
+    tr = hessian_trace(model, _quad_loss(a), data, tol=1e-9, max_iter=4000)
+    assert tr == pytest.approx(float(eigs.sum()), rel=0.03)
+    assert tr.iterations == 4000 and not tr.converged
+
+
+def test_largest_magnitude_negative_eigenvalue():
+    model = Quadratic(3)
+    loss = _quad_loss(torch.diag(torch.tensor([1.0, -7.0, 2.0])))
+    top = hessian_top_eigenvalue(model, loss, (torch.zeros(1, 1), torch.zeros(1)), tol=1e-9, max_iter=500)
+    assert top == pytest.approx(-7.0, rel=1e-4)
+
+
+def test_deterministic_for_a_seed_and_independent_of_batching(digits, trained_pair):
+    x, y = digits
+    model, _ = trained_pair
+    loss_fn = nn.CrossEntropyLoss()
+    pair = (x[:256], y[:256])
+    batches = [(x[i : i + 64], y[i : i + 64]) for i in range(0, 256, 64)]
+    a = hessian_trace(model, loss_fn, pair, seed=5)
+    assert float(a) == float(hessian_trace(model, loss_fn, pair, seed=5))
+    assert hessian_trace(model, loss_fn, batches, seed=5) == pytest.approx(float(a), rel=1e-5)
+    assert float(hessian_trace(model, loss_fn, pair, seed=6)) != float(a)
+    e1 = hessian_top_eigenvalue(model, loss_fn, batches, seed=1)
+    assert float(e1) == float(hessian_top_eigenvalue(model, loss_fn, batches, seed=1))
+    assert e1 > 0
+
+
+def test_n_samples_is_recorded(digits, trained_pair):
+    x, y = digits
+    model, _ = trained_pair
+    batches = [(x[i : i + 100], y[i : i + 100]) for i in range(0, 500, 100)]
+    v = hessian_top_eigenvalue(model, nn.CrossEntropyLoss(), batches, n_samples=250)
+    assert v.n_samples == 250
+    d = v.as_dict("hessian_top_eigenvalue")
+    assert d["hessian_top_eigenvalue_n_samples"] == 250 and d["hessian_top_eigenvalue"] == float(v)
+
+
+def test_batchnorm_and_dropout_use_eval_mode(digits, bn_pair):
+    x, y = digits
+    model, _ = bn_pair
+    model.train()
+    loss_fn = nn.CrossEntropyLoss()
+    a = hessian_top_eigenvalue(model, loss_fn, (x[:200], y[:200]), seed=0)
+    assert model.training  # mode restored
+    # dropout is off and BN uses running stats: the same value every time, despite dropout
+    assert float(a) == float(hessian_top_eigenvalue(model, loss_fn, (x[:200], y[:200]), seed=0))
+    op = HessianOperator(model, loss_fn, (x[:200], y[:200]))
+    v = torch.randn(op.dim)
+    assert torch.allclose(op.matmat(torch.stack([v, 2 * v]))[1], 2 * op.matvec(v), rtol=1e-4, atol=1e-6)
+    model.eval()
+
+
+def test_bad_inputs(digits):
+    x, y = digits
+    model = mlp(0)
+    with pytest.raises(DataError, match="does not fit the model's output"):
+        hessian_trace(model, nn.MSELoss(), (x[:50], y[:50]))
+    with pytest.raises(DataError, match="empty"):
+        hessian_trace(model, nn.CrossEntropyLoss(), (x[:0], y[:0]))
+    with pytest.raises(DataError, match="empty"):
+        hessian_top_eigenvalue(model, nn.CrossEntropyLoss(), [])
+    with pytest.raises(DataError, match="same number of samples"):
+        hessian_trace(model, nn.CrossEntropyLoss(), (x[:50], y[:40]))
+    with torch.no_grad():
+        model[0].weight[0, 0] = float("nan")
+    with pytest.raises(DataError, match="nan"):
+        hessian_top_eigenvalue(model, nn.CrossEntropyLoss(), (x[:50], y[:50]))
