@@ -35,7 +35,18 @@ def mlp(seed: int, width: int = 32, bn: bool = False, dropout: float = 0.0) -> n
     return nn.Sequential(*layers)
 
 
-def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, seed: int, steps: int = 150) -> nn.Module:
+def train(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, seed: int, steps: int = 150
+) -> nn.Module:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train(model, x, y, seed, steps)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, seed: int, steps: int) -> nn.Module:
     torch.manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     model.train()

@@ -48,7 +48,9 @@ def _quad_loss(a: torch.Tensor):
 
 
 def _spectrum_matrix(eigs: torch.Tensor, seed: int) -> torch.Tensor:
-    q, _ = torch.linalg.qr(torch.randn(len(eigs), len(eigs), generator=torch.Generator().manual_seed(seed)))
+    q, _ = torch.linalg.qr(
+        torch.randn(len(eigs), len(eigs), generator=torch.Generator().manual_seed(seed))
+    )
     return q @ torch.diag(eigs) @ q.T
 
 
@@ -81,7 +83,9 @@ def test_quadratic_with_diagonal_spectrum_is_exact():
     model = Quadratic(6)
     data = (torch.zeros(4, 1), torch.zeros(4))
     loss = _quad_loss(torch.diag(eigs))
-    assert hessian_top_eigenvalue(model, loss, data, tol=1e-8, max_iter=500) == pytest.approx(5.0, rel=1e-4)
+    assert hessian_top_eigenvalue(model, loss, data, tol=1e-8, max_iter=500) == pytest.approx(
+        5.0, rel=1e-4
+    )
     # every Rademacher probe gives z^T D z = tr(D) exactly: the estimator stops after 2 probes
     tr = hessian_trace(model, loss, data)
     assert tr == pytest.approx(float(eigs.sum()), rel=1e-6)
@@ -103,7 +107,9 @@ def test_quadratic_with_rotated_spectrum():
 def test_largest_magnitude_negative_eigenvalue():
     model = Quadratic(3)
     loss = _quad_loss(torch.diag(torch.tensor([1.0, -7.0, 2.0])))
-    top = hessian_top_eigenvalue(model, loss, (torch.zeros(1, 1), torch.zeros(1)), tol=1e-9, max_iter=500)
+    top = hessian_top_eigenvalue(
+        model, loss, (torch.zeros(1, 1), torch.zeros(1)), tol=1e-9, max_iter=500
+    )
     assert top == pytest.approx(-7.0, rel=1e-4)
 
 
@@ -143,10 +149,13 @@ def test_batchnorm_and_dropout_use_eval_mode(digits, bn_pair):
     assert float(a) == float(hessian_top_eigenvalue(model, loss_fn, (x[:200], y[:200]), seed=0))
     op = HessianOperator(model, loss_fn, (x[:200], y[:200]))
     v = torch.randn(op.dim)
-    assert torch.allclose(op.matmat(torch.stack([v, 2 * v]))[1], 2 * op.matvec(v), rtol=1e-4, atol=1e-6)
+    assert torch.allclose(
+        op.matmat(torch.stack([v, 2 * v]))[1], 2 * op.matvec(v), rtol=1e-4, atol=1e-6
+    )
     model.eval()
 
 
+@pytest.mark.filterwarnings("ignore:Using a target size")
 def test_bad_inputs(digits):
     x, y = digits
     model = mlp(0)
