@@ -93,11 +93,45 @@ def run(study: Study | StudySpec | str | Path, *, jobs: int | None = None, store
     """
     from ablab.execute.engine import execute, prepare_study
     from ablab.execute.factory import make_executor
-    from ablab.plan.designs_bridge import plan_for
+    from ablab.plan.designs_bridge import path_plan, plan_for
 
     spec = _as_spec(study)
     with Store(store if store is not None else default_store_dir(spec)) as st:
         record = prepare_study(spec, st, revision=revision, allow_code_change=allow_code_change)
-        plan = plan_for(spec)
-        ex = make_executor(executor, spec, jobs=jobs, address=address)
-        return execute(spec, plan, st, record, ex, on_progress=on_progress)
+        if spec.design.type != "path":
+            ex = make_executor(executor, spec, jobs=jobs, address=address)
+            return execute(spec, plan_for(spec), st, record, ex, on_progress=on_progress)
+        # adaptive: the ablation path grows as results arrive
+        known: list[tuple[dict[str, Any], float]] = []
+        while True:
+            ex = make_executor(executor, spec, jobs=jobs, address=address)
+            summary = execute(spec, plan_for(spec, known), st, record, ex, on_progress=on_progress)
+            if summary.interrupted or summary.failed:
+                return summary
+            known = path_results(spec, st, record["id"])
+            configs, done = path_plan(spec, known)
+            if done or len(configs) == len(known):
+                return summary
+
+
+def path_results(spec: StudySpec, st: Store, study_id: int) -> list[tuple[dict[str, Any], float]]:
+    """(configuration, mean primary metric over its done runs) for every configuration run so far."""
+    import json
+    import statistics
+
+    groups: dict[str, tuple[dict[str, Any], list[float]]] = {}
+    primary = spec.primary_metric.name
+    for r in st.runs(study_id):
+        if r["status"] == "done" and r["sensitivity"] is None and primary in r["metrics"]:
+            k = json.dumps(r["config"], sort_keys=True)
+            groups.setdefault(k, (r["config"], []))[1].append(r["metrics"][primary])
+    return [(c, statistics.fmean(v)) for c, v in groups.values()]
+
+
+def current_plan(spec: StudySpec, st: Store, study_id: int | None):
+    """The plan as it stands: for a path design, grown as far as the recorded results allow."""
+    from ablab.plan.designs_bridge import plan_for
+
+    if spec.design.type != "path" or study_id is None:
+        return plan_for(spec)
+    return plan_for(spec, path_results(spec, st, study_id))

@@ -24,14 +24,14 @@ def load_results(spec: StudySpec, store: Store, revision: str | None = None) -> 
     """Everything recorded for ``spec`` (its newest revision unless ``revision`` is given)."""
     import pandas as pd
 
-    from ablab.plan.designs_bridge import plan_for
+    from ablab.api import current_plan
 
     study = store.study(spec.name, revision)
     if study is None:
         raise StoreError(f"{spec.label}: no runs recorded for study '{spec.name}' in {store.dir}"
                          + (f" (revision '{revision}')" if revision else ""),
                          hint=f"run it first: ablab run {spec.source or 'STUDY_FILE'}")
-    plan = plan_for(spec)
+    plan = current_plan(spec, store, study["id"])
     keys = [r.key for r in plan.runs]
     rows = store.runs(study["id"], keys)
     metric_names = [m.name for m in spec.metrics]
@@ -49,8 +49,7 @@ def load_results(spec: StudySpec, store: Store, revision: str | None = None) -> 
     series_df = pd.DataFrame.from_records(
         [s for s in store.series(study["id"]) if s[0] in keyset],
         columns=["key", "variant", "seed", "name", "step", "value"])
-    configs = {name: spec.resolved(name) for name in dict.fromkeys(r.variant for r in plan.runs)}
-    configs = {r.variant: r.config for r in plan.runs if r.sensitivity is None} or configs
+    configs = {r.variant: r.config for r in plan.runs if r.sensitivity is None}
     env = store.environment(study["environment_id"]) or {}
     data_hashes: dict[str, dict[str, str]] = {}
     for key, name, kind, digest in store.data_hashes(study["id"]):
@@ -65,9 +64,10 @@ def load_results(spec: StudySpec, store: Store, revision: str | None = None) -> 
 def analyze_results(res: StudyResults, alpha: float = 0.05) -> dict[str, Any]:
     """Run the statistical analysis over recorded results."""
     from ablab.analysis import analyze
+    from ablab.plan.designs_bridge import reference_variant
 
     spec = res.spec
     metrics = {m.name: {"direction": m.direction, "reduce": m.reduce} for m in spec.metrics}
     factors = {k: list(v) for k, v in spec.design.factors.items()} or None
-    return analyze(res.runs, study=spec.name, metrics=metrics, baseline="baseline", configs=res.configs,
+    return analyze(res.runs, study=spec.name, metrics=metrics, baseline=reference_variant(spec), configs=res.configs,
                    alpha=alpha, design=spec.design.type, factors=factors)

@@ -34,13 +34,16 @@ def report(study_file: StudyArg, store: StoreOpt = None,
     res = load_results(spec, st, revision)
     result = analyze_results(res, alpha=alpha)
     verifications = st.verifications_for_study(res.study["id"]) if hasattr(st, "verifications_for_study") else None
+    if format == "table" and output is None:
+        from ablab.report import rich_table
+
+        console.print(rich_table(result))
+        return
     text = render(result, format, runs=res.runs, series=res.series, provenance=res.provenance,
                   verifications=verifications)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
         console.print(f"wrote {output}", highlight=False)
-    elif format == "table":
-        console.print(text, highlight=False, markup=False)
     else:
         print(text)

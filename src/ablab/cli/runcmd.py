@@ -84,11 +84,11 @@ def run(study_file: StudyArg,
 
 def status(study_file: StudyArg, store: StoreOpt = None) -> None:
     """Per variant, how many runs are pending, running, done, failed or interrupted."""
-    from ablab.plan.designs_bridge import plan_for
+    from ablab.api import current_plan
 
     spec, st = load(study_file, store)
     study = st.study(spec.name)
-    plan = plan_for(spec)
+    plan = current_plan(spec, st, study["id"] if study else None)
     rows = st.runs(study["id"], [r.key for r in plan.runs]) if study else []
     by_key = {r["key"]: r["status"] for r in rows}
     states = ("pending", "running", "done", "failed", "interrupted")
@@ -115,13 +115,13 @@ RUN_FIELDS = ("key", "variant", "seed", "status", "attempts", "metrics", "wall_s
 def runs(study_file: StudyArg, store: StoreOpt = None,
          format: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table") -> None:
     """One row per run of the study. The JSON form is documented in the README."""
-    from ablab.plan.designs_bridge import plan_for
+    from ablab.api import current_plan
 
     if format not in ("table", "json", "csv"):
         raise AblabError(f"--format {format!r} is not a runs format", hint="choose table, json or csv")
     spec, st = load(study_file, store)
     study = st.study(spec.name)
-    plan = plan_for(spec)
+    plan = current_plan(spec, st, study["id"] if study else None)
     recorded = {r["key"]: r for r in (st.runs(study["id"]) if study else [])}
     out = []
     for p in plan.runs:
