@@ -132,7 +132,8 @@ def execute(spec: StudySpec, plan: Plan, store: Store, study: dict[str, Any], ex
     inflight: dict[str, dict[str, Any]] = {}
     interrupted = False
     last_beat = time.monotonic()
-    executor.start()
+    if any(s != "done" for s in before.values()):  # a finished study starts no workers
+        executor.start()
     try:
         while True:
             while executor.free_slots() > 0:

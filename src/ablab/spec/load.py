@@ -257,7 +257,7 @@ def _run(v: Any, where: str) -> RunOptions:
             kw[key] = float(x)
     if "deterministic" in v:
         d = v["deterministic"]
-        if d not in (True, False, "warn"):
+        if not (isinstance(d, bool) or d == "warn"):  # `in (True, False)` would accept 1 and 0.0
             raise SpecError(f"{where}: [run] deterministic = {d!r}: expected true, false or \"warn\"")
         kw["deterministic"] = d
     if "code" in v:
