@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 
 from ablab.errors import StoreError
+from ablab.jsonutil import clean_json
 
 console = Console()
 err_console = Console(stderr=True)
@@ -48,17 +49,6 @@ def find_store(store: Path | None, study: Path | None) -> Path:
                          hint="give --store DIR, or --study STUDY_FILE")
     raise StoreError(f"several stores found ({', '.join(str(f) for f in found[:4])})",
                      hint="choose one with --store DIR or --study STUDY_FILE")
-
-
-def clean_json(obj: Any) -> Any:
-    """NaN/inf -> None, recursively (JSON has no NaN)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: clean_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [clean_json(v) for v in obj]
-    return obj
 
 
 def dumps(obj: Any) -> str:

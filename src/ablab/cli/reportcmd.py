@@ -33,7 +33,9 @@ def report(study_file: StudyArg, store: StoreOpt = None,
     spec, st = load(study_file, store)
     res = load_results(spec, st, revision)
     result = analyze_results(res, alpha=alpha)
-    verifications = st.verifications_for_study(res.study["id"]) if hasattr(st, "verifications_for_study") else None
+    from ablab.store.records import verifications as load_verifications
+
+    verifications = load_verifications(st, study_id=res.study["id"])
     if format == "table" and output is None:
         from ablab.report import rich_table
 

@@ -166,7 +166,9 @@ def show(key: Annotated[str, typer.Argument(help="A run key (or a unique prefix 
     if r is None:
         raise StoreError(f"no run with key '{key}' in {st.dir}",
                          hint="list keys with: ablab runs STUDY_FILE")
-    verifications = st.verifications(r["key"]) if hasattr(st, "verifications") else []
+    from ablab.store.records import verifications as load_verifications
+
+    verifications = load_verifications(st, key=r["key"])
     if json_out:
         r = dict(r)
         r["verifications"] = verifications
@@ -205,7 +207,7 @@ def show(key: Annotated[str, typer.Argument(help="A run key (or a unique prefix 
                       f"{' (dirty)' if git.get('dirty') else ''}", highlight=False)
     console.print(f"code fingerprint: {r['code_digest']}", highlight=False)
     for v in verifications:
-        console.print(f"verification {_ts(v.get('created_at'))}: {v.get('verdict')}", highlight=False)
+        console.print(f"verification ({v['kind']}) {_ts(v['created_at'])}: {v['verdict']}", highlight=False)
     if r["error"]:
         console.print(f"[red]error:[/] {r['error']}", highlight=False)
     if r["traceback"]:

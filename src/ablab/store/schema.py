@@ -90,3 +90,20 @@ MIGRATIONS: list[str] = [
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+MIGRATIONS.append(
+    # 2: verification records (reproduce, check-determinism)
+    """
+    CREATE TABLE verifications (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL CHECK (kind IN ('reproduce', 'determinism')),
+        verdict TEXT NOT NULL,
+        details TEXT NOT NULL,
+        environment_id INTEGER REFERENCES environments(id),
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX verifications_run ON verifications (run_id);
+    """
+)
+SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,1 @@
+"""Verification: re-run recorded runs and compare (reproduce, check-determinism), and study bundles."""
