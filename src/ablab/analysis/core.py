@@ -110,6 +110,7 @@ def analyze(
     seed: int = 0,
     n_resamples: int = DEFAULT_RESAMPLES,
     sensitivity: bool = True,
+    design_info: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Analyse a study's runs: per-variant summaries, comparisons with the baseline, factorial
     effects and sensitivity. Returns the JSON-serialisable result documented in the README
@@ -119,7 +120,8 @@ def analyze(
     ``runs`` has one row per run (columns ``variant``, ``seed``, ``status``, optional
     ``split_seed`` and ``sensitivity`` (label of a sensitivity setting, null for the main
     study) and one float column per metric); only ``status == "done"`` rows with a finite
-    value count. The first entry of ``metrics`` is the primary metric.
+    value count. The first entry of ``metrics`` is the primary metric. ``design_info`` (e.g.
+    ``FractionalDesign.to_dict()``: generators, aliases) is copied into ``effects.design``.
     """
     decls = validate(runs, metrics, baseline, design)
     configs = dict(configs or {})
@@ -196,6 +198,8 @@ def analyze(
             done, configs=configs, factors=factors, metric=primary,
             direction=decls[primary][0], baseline=baseline,
         )
+        if design_info:
+            result["effects"]["design"] = dict(design_info)
     if sensitivity:
         from ablab.analysis.sensitivity import sensitivity_report
 
