@@ -8,9 +8,9 @@ and as MD tree uses them (Zhou et al., ICML 2024, §3.2).
 
 How it is fast: the gradient ``g = dL/dtheta`` is built once with ``create_graph=True`` over
 all batches together (a single flat tensor), and every product is one reverse pass through
-that retained graph, ``Hv = d(g . v)/dtheta``. Hutchinson probes are evaluated several at a
-time with ``is_grads_batched`` (vmap over the retained graph). Batches of equal shape are
-concatenated into one forward pass (in eval mode samples are independent, and for a
+that retained graph, ``Hv = d(g . v)/dtheta`` (PyHessian, given a DataLoader, re-runs forward and backward for
+every batch at every product). Consecutive batches of equal shape are concatenated into
+chunks of up to 256 samples (in eval mode samples are independent, and for a
 mean-reduced ``loss_fn`` the mean over the union is the size-weighted mean over batches).
 The retained graph costs memory proportional to the number of samples: pass as many as you
 want measured. ``loss_fn`` must return the batch mean (``reduction='mean'``).
@@ -36,7 +36,7 @@ from ablab.landscape._data import (
     trainable_params,
 )
 
-_MAX_BLOCK = 64
+_MERGE_CAP = 256
 
 
 class HessianOperator:
@@ -111,22 +111,35 @@ class HessianOperator:
         return torch.stack([self.matvec(v) for v in vs])
 
 
-def _merge(batches: list[Batch]) -> list[Batch]:
-    """One batch instead of many when shapes allow: in eval mode samples are independent,
-    and the mean loss of the union equals the size-weighted mean of the batch means."""
-    if len(batches) == 1:
-        return batches
-    x0, y0 = batches[0]
-    same = all(
-        x.shape[1:] == x0.shape[1:]
-        and y.shape[1:] == y0.shape[1:]
-        and x.dtype == x0.dtype
-        and y.dtype == y0.dtype
-        for x, y in batches
-    )
-    if not same:
-        return batches
-    return [(torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches]))]
+def _merge(batches: list[Batch], cap: int = _MERGE_CAP) -> list[Batch]:
+    """Concatenate consecutive batches into chunks of at most ``cap`` samples.
+
+    In eval mode samples are independent, and for a mean-reduced loss the mean over a chunk
+    is the size-weighted mean over its batches, so this changes no value; fewer, larger
+    batches make each Hessian-vector product cheaper (up to a size where caches overflow).
+    """
+    chunks: list[list[Batch]] = []
+    size = 0
+    for x, y in batches:
+        last = chunks[-1][-1] if chunks else None
+        fits = (
+            last is not None
+            and size + x.shape[0] <= cap
+            and x.shape[1:] == last[0].shape[1:]
+            and y.shape[1:] == last[1].shape[1:]
+            and x.dtype == last[0].dtype
+            and y.dtype == last[1].dtype
+        )
+        if fits:
+            chunks[-1].append((x, y))
+            size += x.shape[0]
+        else:
+            chunks.append([(x, y)])
+            size = x.shape[0]
+    return [
+        c[0] if len(c) == 1 else (torch.cat([x for x, _ in c]), torch.cat([y for _, y in c]))
+        for c in chunks
+    ]
 
 
 def _relative_change(new: float, old: float) -> float:
@@ -198,33 +211,26 @@ def hessian_trace(
     ``|T_k - T_{k-1}| / |T_{k-1}| < tol`` or after ``max_iter`` probes (Yao et al. 2020,
     Alg. 2). MD tree uses ``ln tr(H)`` as its flatness feature (Zhou et al. 2024, §3.2).
 
-    Probes are drawn from a generator seeded with ``seed`` and evaluated in blocks; the
-    stopping rule is applied probe by probe, so the value equals the sequential estimator's.
-    Returns a :class:`~ablab.landscape.Measured` float (``.n_samples``, ``.iterations`` = the
+    Probes are drawn from a generator seeded with ``seed`` (the same stream PyHessian draws
+    from the global RNG after ``torch.manual_seed(seed)``). Returns a :class:`~ablab.landscape.Measured` float (``.n_samples``, ``.iterations`` = the
     number of probes averaged, ``.converged``).
     """
     _check_iter(max_iter, tol)
     op = HessianOperator(model, loss_fn, data, n_samples=n_samples)
     gen = torch.Generator().manual_seed(seed)
     total = 0.0
-    k = 0
     mean_prev: float | None = None
     mean = 0.0
     converged = False
-    block = 8
-    while k < max_iter and not converged:
-        size = min(block, max_iter - k)
-        z = torch.randint(0, 2, (size, op.dim), generator=gen).to(op.device, op.dtype) * 2 - 1
-        quad = (op.matmat(z) * z).sum(dim=1).tolist()
-        for q in quad:
-            k += 1
-            total += q
-            mean = total / k
-            if mean_prev is not None and _relative_change(mean, mean_prev) < tol:
-                converged = True
-                break
-            mean_prev = mean
-        block = min(2 * block, _MAX_BLOCK)
+    k = 0
+    for k in range(1, max_iter + 1):
+        z = torch.randint(0, 2, (op.dim,), generator=gen).to(op.device, op.dtype) * 2 - 1
+        total += float(torch.dot(z, op.matvec(z)))
+        mean = total / k
+        if mean_prev is not None and _relative_change(mean, mean_prev) < tol:
+            converged = True
+            break
+        mean_prev = mean
     finite_or_raise(mean, "the Hessian trace")
     return Measured(mean, n_samples=op.n_samples, iterations=k, converged=converged)
 

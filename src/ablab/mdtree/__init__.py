@@ -1,1 +1,37 @@
-"""ablab.mdtree"""
+"""MD tree: say why a trained model fails from its loss landscape (Zhou et al., ICML 2024).
+
+- :func:`rfi_labels`: Q1/Q2/Q2' labels from a zoo table of (configuration, accuracy) rows;
+- :class:`MDTree`: the hand-structured trees, thresholds fitted one at a time;
+- :class:`BaselineTree`, :func:`majority_baseline`: the paper's baselines;
+- :func:`diagnose`: compute a model's landscape metrics and apply fitted trees.
+
+Importing this package does not import torch; :func:`diagnose` does, when called.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_LAZY = {
+    "MDTree": "ablab.mdtree.tree",
+    "DEFAULT_FEATURES": "ablab.mdtree.tree",
+    "CKA_FEATURES": "ablab.mdtree.tree",
+    "rfi_labels": "ablab.mdtree.labels",
+    "BaselineTree": "ablab.mdtree.baselines",
+    "majority_baseline": "ablab.mdtree.baselines",
+    "Diagnosis": "ablab.mdtree.diagnose",
+    "diagnose": "ablab.mdtree.diagnose",
+    "default_trees": "ablab.mdtree.diagnose",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ablab.mdtree' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
