@@ -54,6 +54,9 @@ def train(config, run):
         raise RuntimeError("flaky: fails on its first attempt")
     if mode == "sleep":
         time.sleep(config["sleep"])
+    if mode == "gate":  # block until the test creates the file "open" beside the entry
+        while not LOG.with_name("open").exists():
+            time.sleep(0.02)
     if mode == "nometric":
         _log(f"end {run.key}")
         return {"other": 1.0}
