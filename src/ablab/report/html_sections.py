@@ -135,7 +135,7 @@ def verifications_section(verifications: Sequence[Mapping[str, Any]]) -> str:
     keys = list(dict.fromkeys(k for v in verifications for k in v))
     rows = [[tcell(v.get(k)) if not isinstance(v.get(k), float) else ncell(v.get(k), 6) for k in keys]
             for v in verifications]
-    return table(keys, rows, sortable=True, tid="verifications")
+    return table(keys, rows, sortable=True, tid="verifications-table")
 
 
 def _runtimes(runs, provenance: Mapping[str, Any] | None) -> list[float]:
@@ -209,7 +209,7 @@ def checklist_section(result: Mapping[str, Any], runs, provenance: Mapping[str, 
         mark = '<span class="ok">✓</span>' if ok else '<span class="missing">✗</span>'
         text = value if name == "What was varied" or name == "Code version (git)" else esc(value)
         rows.append([Cell(mark), tcell(name), Cell(text)])
-    return table(["", "item", "details"], rows, tid="checklist")
+    return table(["", "item", "details"], rows, tid="checklist-table")
 
 
 def provenance_section(provenance: Mapping[str, Any]) -> str:

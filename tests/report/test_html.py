@@ -1,0 +1,59 @@
+import re
+
+from ablab.report import render
+from ablab.report.html_parts import SCRIPT, script_hash
+
+from .conftest import EVIL, EVIL_IMG
+
+
+def page(study, **kw):
+    return render(study["result"], "html", runs=study["runs"], series=study["series"],
+                  provenance=study["provenance"], verifications=study["verifications"], **kw)
+
+
+def test_html_is_self_contained_and_deterministic(study):
+    html = page(study)
+    assert html == page(study)
+    assert html.startswith("<!DOCTYPE html>")
+    # no external resource of any kind
+    assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', html)
+    assert "<link" not in html and "@import" not in html and "url(http" not in html
+    assert html.count("<script") == 1 and SCRIPT in html
+    assert f"script-src {script_hash()}" in html and "default-src 'none'" in html
+
+
+def test_every_user_string_is_escaped(study):
+    html = page(study)
+    assert EVIL not in html and EVIL_IMG not in html
+    assert "&lt;script&gt;window.__pwned=1;alert(1)&lt;/script&gt;" in html
+    assert "Test CPU &lt;b&gt;x&lt;/b&gt;" in html  # provenance strings too
+    # the only <script> element is ours, at the end of the body
+    assert html.index("<script>") > html.index("</main>")
+
+
+def test_sections_and_plots_present(study):
+    html = page(study)
+    for sid in ("summary", "results", "forest", "seeds", "curves", "sensitivity",
+                "verifications", "checklist", "provenance"):
+        assert f'<section id="{sid}">' in html, sid
+    svgs = re.findall(r"<svg ", html)
+    # 2 forest + 2 strip + 1 learning curve + 1 CI-width plot
+    assert len(svgs) == 6
+    ids = re.findall(r'\sid="([^"]+)"', html)
+    assert len(ids) == len(set(ids)), "element ids must be unique across inline SVGs"
+    assert 'class="sortable results"' in html
+    assert "Mean runtime per run" in html and "4.5 s over 36 runs" in html
+
+
+def test_factorial_sections(factorial_study):
+    html = render(factorial_study["result"], "html", runs=factorial_study["runs"])
+    assert '<section id="effects">' in html and "ANOVA" in html and "Shapley values" in html
+    assert "Interaction matrix" in html and "Interaction plots" in html
+    assert html.count("<svg ") == 2 + 2 + 1 + 1 + 1  # forest, strip, interaction, Shapley, CI width
+    assert "aria-label=\"interaction of augment and loss\"" in html
+
+
+def test_minimal_result_renders_without_extras(study):
+    html = render(study["result"], "html")
+    assert '<section id="seeds">' not in html and '<section id="provenance">' not in html
+    assert "not recorded" in html  # checklist says what is missing
