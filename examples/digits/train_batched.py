@@ -1,0 +1,118 @@
+"""The digits MLP of ``train.py``, K models at once: ablab's batched entry contract.
+
+``train_batched(configs, runs) -> list of metric dicts``; use it from a study with
+``entry = "train_batched.py:train_batched"`` and ``[run] batch = K``. Model k gets exactly what
+``train(configs[k], runs[k])`` in ``train.py`` gives it, so its metrics, logged series and saved
+weights equal the solo run's (bit-identical on CPU with one thread in our tests; float rounding
+otherwise):
+
+- initialisation under ``torch.manual_seed(runs[k].seed)`` (what the runtime does before a solo
+  run), data order and augmentation from ``runs[k].generator()`` with the same calls in the same
+  order as ``train.py``;
+- dropout masks from a per-model generator that continues torch's global stream after model k's
+  construction: the stream ``nn.Dropout`` draws from in ``train.py``. (If ``train.py`` drew its
+  dropout from an explicit generator instead, both would still agree as long as the generator is
+  seeded the same way; nothing in ``train.py`` needs to change for the current scheme.)
+
+Per model: ``lr``, ``weight_decay``, ``dropout``, ``label_smoothing``, ``augment``,
+``normalize`` (and the run's split seed). Shared by the batch: ``hidden``, ``batch_size``,
+``epochs``. ``train_seconds`` is the batch's wall time divided by K.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ablab.batched import (
+    BatchedAdam,
+    BatchedModels,
+    check_batch,
+    cross_entropy,
+    evaluate,
+    gather,
+    permutations,
+    shared_value,
+    smoothing_weights,
+)
+
+
+def _solo_module():
+    """``train.py`` next to this file, imported under a private name (for load_data, augment)."""
+    name = "_ablab_digits_train_solo"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("train.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def make_mlp(hidden: int, dropout: float) -> nn.Module:
+    """The MLP of ``train.py``."""
+    return nn.Sequential(
+        nn.Linear(64, hidden), nn.ReLU(), nn.Dropout(dropout),
+        nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
+        nn.Linear(hidden, 10),
+    )
+
+
+def train_batched(configs: list[dict], runs: list) -> list[dict[str, float]]:
+    t0 = time.perf_counter()
+    solo = _solo_module()
+    k_models = check_batch(configs, runs)
+    hidden = shared_value(configs, "hidden")
+    bs = shared_value(configs, "batch_size")
+    epochs = shared_value(configs, "epochs")
+    cache: dict[tuple[int, bool], tuple] = {}
+    data = []
+    for cfg, run in zip(configs, runs, strict=True):
+        key = (run.split_seed, bool(cfg["normalize"]))
+        if key not in cache:
+            cache[key] = solo.load_data(run.split_seed, cfg["normalize"])
+        data.append(cache[key])
+        run.track_data("train_x", cache[key][0])
+        run.track_data("test_x", cache[key][2])
+    x_tr, y_tr = [d[0] for d in data], [d[1] for d in data]
+    x_te, y_te = torch.stack([d[2] for d in data]), torch.stack([d[3] for d in data])
+    gens = [run.generator() for run in runs]
+    bm = BatchedModels([partial(make_mlp, hidden, c["dropout"]) for c in configs], [r.seed for r in runs])
+    opt = BatchedAdam(bm.params, lr=[c["lr"] for c in configs],
+                      weight_decay=[c["weight_decay"] for c in configs])
+    smoothing = [c["label_smoothing"] for c in configs]
+    w = smoothing_weights(smoothing, k_models, 10)
+    n = len(x_tr[0])
+    for epoch in range(epochs):
+        bm.train()
+        perms = permutations(gens, n)
+        train_loss: list[float] = []
+        for i in range(0, n, bs):
+            idx = [p[i:i + bs] for p in perms]
+            xb = torch.stack([solo.augment(x[j], g) if c["augment"] else x[j]
+                              for x, j, g, c in zip(x_tr, idx, gens, configs, strict=True)])
+            yb = gather(y_tr, idx)
+            masks = bm.dropout_masks(xb)
+            if i + bs >= n:  # the solo run logs the last minibatch's loss, computed as F does
+                with torch.no_grad():
+                    logits = bm(xb, masks=masks)
+                train_loss = [F.cross_entropy(logits[k], yb[k], label_smoothing=smoothing[k]).item()
+                              for k in range(k_models)]
+            _, grads = bm.loss_and_grad(cross_entropy, xb, yb, w, masks=masks)
+            opt.step(grads)
+        acc = evaluate(bm, x_te, y_te)["accuracy"]
+        for k, run in enumerate(runs):
+            run.log(step=epoch, val_acc=acc[k].item(), train_loss=train_loss[k])
+    final = evaluate(bm, x_te, y_te)
+    bm.eval()
+    for run, model in zip(runs, bm.unstack(), strict=True):
+        run.save_model(model)
+    seconds = (time.perf_counter() - t0) / k_models
+    return [{"accuracy": final["accuracy"][k].item(), "test_loss": final["loss"][k].item(),
+             "train_seconds": seconds} for k in range(k_models)]

@@ -1,0 +1,243 @@
+"""K models of one architecture with stacked parameters, evaluated with ``vmap``.
+
+:class:`BatchedModels` builds model k under ``torch.manual_seed(seeds[k])`` (exactly what
+``ablab.seed_everything(seeds[k])`` does to torch's global generator before a solo run calls the
+entry), stacks the K parameter/buffer sets along a new leading axis and runs them with
+``torch.func.functional_call`` under ``torch.func.vmap``. ``nn.Dropout`` layers are replaced by
+layers that multiply by a mask passed in with the call; :meth:`BatchedModels.dropout_masks` draws
+each model's masks from a per-model generator that continues the global RNG stream right after
+that model's construction, i.e. the stream a solo run's ``nn.Dropout`` would draw from.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, grad_and_value, stack_module_state, vmap
+
+from ablab.batched.errors import BatchedError
+
+
+class _MaskDropout(nn.Module):
+    """Stands in for ``nn.Dropout``: returns ``x * mask`` when a mask buffer is supplied through
+    ``functional_call`` (the mask already holds ``bernoulli(1 - p) / (1 - p)``), else ``x``.
+    With an empty mask it records the input's shape, so a shape probe can size the masks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mask", torch.empty(0), persistent=False)
+        self.seen_shape: tuple[int, ...] | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.mask.numel() == 0:
+            self.seen_shape = tuple(x.shape)
+            return x
+        return x * self.mask
+
+
+class BatchedModels:
+    """K models of one architecture as stacked tensors.
+
+    ``make_model``: a zero-argument callable returning an ``nn.Module``, or a sequence of K such
+    callables (one per model; they must build the same parameter names and shapes, and may
+    differ only in ``nn.Dropout(p)``). ``seeds``: K integers; model k is built under
+    ``torch.manual_seed(seeds[k])``, so its initialisation equals that of a solo run with that
+    seed. The caller's global RNG state is left unchanged.
+
+    Attributes: ``k`` (number of models), ``seeds``, ``params`` and ``buffers`` (dicts of stacked
+    tensors, leading axis K; ``params`` is what an optimiser updates), ``dropout_p`` ([K][layers]
+    dropout probabilities), ``dropout_generators`` (K ``torch.Generator``), ``training``.
+    Models with running statistics (BatchNorm) are not supported.
+    """
+
+    def __init__(self, make_model: Callable[[], nn.Module] | Sequence[Callable[[], nn.Module]],
+                 seeds: Sequence[int]) -> None:
+        seeds = _check_seeds(seeds)
+        k = len(seeds)
+        makers = _check_makers(make_model, k)
+        models: list[nn.Module] = []
+        self.dropout_generators: list[torch.Generator] = []
+        with torch.random.fork_rng(devices=[]):
+            for make, seed in zip(makers, seeds, strict=True):
+                torch.manual_seed(seed)
+                m = make()
+                if not isinstance(m, nn.Module):
+                    raise BatchedError(f"make_model returned {type(m).__name__}, expected a torch.nn.Module")
+                g = torch.Generator()
+                g.set_state(torch.get_rng_state())
+                self.dropout_generators.append(g)
+                models.append(m)
+        _check_same_architecture(models)
+        self.k = k
+        self.seeds = seeds
+        self.dropout_p: list[list[float]] = [
+            [float(mod.p) for mod in m.modules() if isinstance(mod, nn.Dropout)] for m in models]
+        self.training = True
+        self._template = copy.deepcopy(models[0])  # an ordinary module, for unstack()
+        base = copy.deepcopy(models[0])
+        self._drop_names = _replace_dropout(base)
+        self._base = base.to("meta")
+        with torch.no_grad():
+            params, buffers = stack_module_state(models)
+        self.params: dict[str, Tensor] = {n: p.detach() for n, p in params.items()}
+        self.buffers: dict[str, Tensor] = dict(buffers)
+        self._shapes: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
+        self._fns: dict[Any, Callable[..., Any]] = {}
+
+    # -- modes -------------------------------------------------------------------------------
+    def train(self) -> BatchedModels:
+        """Switch to training mode (dropout active when masks are passed); returns self."""
+        self.training = True
+        return self
+
+    def eval(self) -> BatchedModels:
+        """Switch to evaluation mode (no dropout); returns self."""
+        self.training = False
+        return self
+
+    # -- dropout -----------------------------------------------------------------------------
+    def dropout_masks(self, x: Tensor) -> dict[str, Tensor]:
+        """Dropout masks for one training step on the per-model input batch ``x`` ([K, B, ...]).
+
+        For each model k and dropout layer (in forward order) with ``p = dropout_p[k][j]``:
+        ``mask = empty(shape).bernoulli_(1 - p, generator=dropout_generators[k]) / (1 - p)``,
+        the same draws and arithmetic as ``nn.Dropout`` in a solo run (which skips drawing when
+        ``p == 0``: mask of ones, and zeros when ``p == 1``). Returns ``{}`` in eval mode or
+        when no model has dropout; pass the result as ``masks=`` to :meth:`__call__` or
+        :meth:`loss_and_grad`.
+        """
+        if not self.training or not any(p > 0 for ps in self.dropout_p for p in ps):
+            return {}
+        shapes = self._mask_shapes(tuple(x.shape[1:]), x.dtype)
+        per_layer: list[list[Tensor]] = [[] for _ in self._drop_names]
+        for k in range(self.k):
+            g = self.dropout_generators[k]
+            for j, shape in enumerate(shapes):
+                p = self.dropout_p[k][j]
+                if p == 0:
+                    m = torch.ones(shape, dtype=x.dtype)
+                elif p == 1:
+                    m = torch.zeros(shape, dtype=x.dtype)
+                else:
+                    m = torch.empty(shape, dtype=x.dtype).bernoulli_(1 - p, generator=g).div_(1 - p)
+                per_layer[j].append(m)
+        return {f"{name}.mask": torch.stack(ms) for name, ms in zip(self._drop_names, per_layer, strict=True)}
+
+    def _mask_shapes(self, sample_shape: tuple[int, ...], dtype: torch.dtype) -> list[tuple[int, ...]]:
+        """Input shapes of the dropout layers for one model's batch shape (a meta-device probe)."""
+        if sample_shape not in self._shapes:
+            meta = {n: torch.empty(t.shape[1:], dtype=t.dtype, device="meta")
+                    for n, t in {**self.params, **self.buffers}.items()}
+            functional_call(self._base, meta, (torch.empty(sample_shape, dtype=dtype, device="meta"),))
+            mods = dict(self._base.named_modules())
+            self._shapes[sample_shape] = [mods[n].seen_shape for n in self._drop_names]
+        return self._shapes[sample_shape]
+
+    # -- computation -------------------------------------------------------------------------
+    def __call__(self, x: Tensor, *, masks: dict[str, Tensor] | None = None,
+                 shared_input: bool = False) -> Tensor:
+        """Outputs of all K models: ``out[k] = model_k(x[k])`` ([K, B, ...]); with
+        ``shared_input=True`` every model gets the same ``x`` ([B, ...])."""
+        fn = self._fn("forward", shared_input, bool(masks))
+        return fn(self.params, self.buffers, masks or {}, x)
+
+    def loss_and_grad(self, loss_fn: Callable[..., Tensor], x: Tensor, y: Tensor, *args: Tensor,
+                      masks: dict[str, Tensor] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """Per-model loss and gradient: ``loss[k] = loss_fn(model_k(x[k]), y[k], *(a[k] for a in
+        args))`` and ``grads[name][k] = d loss[k] / d params[name][k]``, via
+        ``vmap(grad_and_value(...))``. ``x``, ``y`` and each of ``args`` carry the model axis
+        first. Returns ``(loss [K], grads)``."""
+        fn = self._fn(("grad", loss_fn, len(args)), False, bool(masks))
+        grads, loss = fn(self.params, self.buffers, masks or {}, x, y, *args)
+        return loss, grads
+
+    def _fn(self, kind: Any, shared_input: bool, with_masks: bool) -> Callable[..., Any]:
+        key = (kind, shared_input, with_masks)
+        if key not in self._fns:
+            base = self._base
+            if kind == "forward":
+                def single(p: dict, b: dict, m: dict, x: Tensor) -> Tensor:
+                    return functional_call(base, (p, {**b, **m}), (x,))
+                self._fns[key] = vmap(single, in_dims=(0, 0, 0, None if shared_input else 0))
+            else:
+                _, loss_fn, n_args = kind
+
+                def lossf(p: dict, b: dict, m: dict, x: Tensor, y: Tensor, *a: Tensor) -> Tensor:
+                    return loss_fn(functional_call(base, (p, {**b, **m}), (x,)), y, *a)
+                self._fns[key] = vmap(grad_and_value(lossf), in_dims=(0, 0, 0, 0, 0) + (0,) * n_args)
+        return self._fns[key]
+
+    # -- back to ordinary modules ------------------------------------------------------------
+    def state_dicts(self) -> list[dict[str, Tensor]]:
+        """K state dicts (parameters and persistent buffers), each like a solo model's
+        ``state_dict()``; tensors are copies."""
+        keys = self._template.state_dict().keys()
+        full = {**self.params, **self.buffers}
+        return [{n: full[n][k].detach().clone() for n in keys} for k in range(self.k)]
+
+    def unstack(self) -> list[nn.Module]:
+        """K ordinary ``nn.Module`` copies holding the current weights (model k's dropout p kept)."""
+        out = []
+        for k, sd in enumerate(self.state_dicts()):
+            m = copy.deepcopy(self._template)
+            m.load_state_dict(sd)
+            for mod, p in zip((d for d in m.modules() if isinstance(d, nn.Dropout)), self.dropout_p[k],
+                              strict=True):
+                mod.p = p
+            m.train(self.training)
+            out.append(m)
+        return out
+
+
+def _check_seeds(seeds: Sequence[int]) -> list[int]:
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or len(seeds) == 0:
+        raise BatchedError(f"seeds must be a non-empty list of integers, got {seeds!r}")
+    bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int)]
+    if bad:
+        raise BatchedError(f"seeds must be integers, got {bad[0]!r} ({type(bad[0]).__name__})")
+    return [int(s) for s in seeds]
+
+
+def _check_makers(make_model: Any, k: int) -> list[Callable[[], nn.Module]]:
+    if callable(make_model):
+        return [make_model] * k
+    if isinstance(make_model, Sequence) and all(callable(m) for m in make_model):
+        if len(make_model) != k:
+            raise BatchedError(f"got {len(make_model)} model builders for {k} seeds; pass one "
+                               "builder, or one per seed")
+        return list(make_model)
+    raise BatchedError(f"make_model must be a callable returning an nn.Module (or a list of K such "
+                       f"callables), got {type(make_model).__name__}")
+
+
+def _check_same_architecture(models: list[nn.Module]) -> None:
+    def signature(m: nn.Module) -> list[Any]:
+        return ([(n, tuple(t.shape), t.dtype) for n, t in m.state_dict().items()]
+                + [type(mod).__name__ for mod in m.modules()])
+    ref = signature(models[0])
+    for k, m in enumerate(models[1:], start=1):
+        if signature(m) != ref:
+            raise BatchedError(f"model {k} differs in architecture from model 0 (parameter names, "
+                               "shapes, dtypes or module types); a batch holds models of one "
+                               "architecture", hint="group models by architecture into separate batches")
+    for mod in models[0].modules():
+        if getattr(mod, "track_running_stats", False) or isinstance(mod, nn.modules.batchnorm._BatchNorm):
+            raise BatchedError(f"{type(mod).__name__} keeps running statistics, which batched "
+                               "training does not support", hint="use LayerNorm/GroupNorm, or train solo")
+        if isinstance(mod, nn.modules.dropout._DropoutNd) and type(mod) is not nn.Dropout:
+            raise BatchedError(f"{type(mod).__name__} is not supported in batched training; only nn.Dropout")
+
+
+def _replace_dropout(module: nn.Module) -> list[str]:
+    """Replace every ``nn.Dropout`` in ``module`` by :class:`_MaskDropout`; returns their names
+    in forward-registration order."""
+    names = [n for n, m in module.named_modules() if isinstance(m, nn.Dropout)]
+    for name in names:
+        parent_name, _, attr = name.rpartition(".")
+        parent = module.get_submodule(parent_name) if parent_name else module
+        setattr(parent, attr, _MaskDropout())
+    return names
