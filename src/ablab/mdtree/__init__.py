@@ -23,6 +23,8 @@ _LAZY = {
     "Diagnosis": "ablab.mdtree.diagnose",
     "diagnose": "ablab.mdtree.diagnose",
     "default_trees": "ablab.mdtree.diagnose",
+    "training_table": "ablab.mdtree.dataset",
+    "runs_frame": "ablab.mdtree.dataset",
 }
 
 __all__ = list(_LAZY)

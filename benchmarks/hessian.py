@@ -1,0 +1,207 @@
+"""Hessian top eigenvalue and trace: ablab.landscape against PyHessian (the `pyhessian` package).
+
+Same model, data, tolerance and random probes for both: PyHessian draws its start vector and
+Rademacher probes from the global torch RNG, ablab from a generator seeded with ``seed``; we
+seed the global RNG with the same number, so both run the very same estimator and the values
+must agree to float round-off (we require < 1%). Times include setup (building the gradient
+graph). Each measurement is repeated and the best (minimum) time kept, which is the most robust figure
+on a shared machine; the calls of the two libraries are interleaved.
+
+Configurations:
+- ``paper``: an MLP on scikit-learn digits, one batch of 200 samples (MD tree's setting).
+- ``recommended``: a 1-D CNN with BatchNorm on MNIST-1D (mnist1d.make_dataset, no download),
+  4096 samples as a DataLoader of batches of 256 (PyHessian's advice for stable values).
+- ``digits-loader``: the digits MLP on all 1797 samples as a DataLoader of batches of 128.
+
+Run: .venv/bin/python benchmarks/hessian.py [--repeats 3] [--threads 1]
+Writes benchmarks/results/hessian.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "src"))
+
+from ablab.landscape import hessian_top_eigenvalue, hessian_trace  # noqa: E402
+
+MAX_ITER, TOL = 100, 1e-3
+
+
+def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int) -> nn.Module:
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        idx = torch.randint(0, x.shape[0], (128,))
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+        opt.step()
+    return model.eval()
+
+
+def digits_setup() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    x, y = torch.tensor(x / 16.0, dtype=torch.float32), torch.tensor(y)
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 10)
+    )
+    return _train(model, x, y, 600), x, y
+
+
+def mnist1d_setup() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.num_samples = 5000
+    d = make_dataset(args)
+    x = torch.tensor(d["x"], dtype=torch.float32)[:, None, :]
+    y = torch.tensor(d["y"])
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv1d(1, 16, 5, padding=2), nn.BatchNorm1d(16), nn.ReLU(),
+        nn.Conv1d(16, 32, 5, padding=2, stride=2), nn.BatchNorm1d(32), nn.ReLU(),
+        nn.Flatten(), nn.Linear(32 * 20, 10),
+    )  # fmt: skip
+    return _train(model, x, y, 800), x, y
+
+
+def _pyhessian(model, loss_fn, single, loader):
+    from pyhessian import hessian
+
+    if single is not None:
+        return hessian(model, loss_fn, data=single, cuda=False)
+    return hessian(model, loss_fn, dataloader=loader, cuda=False)
+
+
+def measure(name: str, model: nn.Module, x, y, batch: int | None, repeats: int) -> list[dict]:
+    loss_fn = nn.CrossEntropyLoss()
+    if batch is None:
+        single, loader, data = (x, y), None, (x, y)
+    else:
+        ds = torch.utils.data.TensorDataset(x, y)
+        loader = torch.utils.data.DataLoader(
+            ds, batch_size=batch, shuffle=False, generator=torch.Generator()
+        )
+        single, data = None, loader
+
+    def ph_eig() -> float:
+        torch.manual_seed(0)
+        h = _pyhessian(model, loss_fn, single, loader)
+        value = h.eigenvalues(maxIter=MAX_ITER, tol=TOL)[0][0]
+        model.zero_grad(set_to_none=True)  # PyHessian leaves graph-carrying .grad behind
+        return value
+
+    def ph_tr() -> float:
+        torch.manual_seed(0)
+        h = _pyhessian(model, loss_fn, single, loader)
+        value = statistics.fmean(h.trace(maxIter=MAX_ITER, tol=TOL))
+        model.zero_grad(set_to_none=True)
+        return value
+
+    def ab_eig() -> float:
+        return hessian_top_eigenvalue(model, loss_fn, data, max_iter=MAX_ITER, tol=TOL, seed=0)
+
+    def ab_tr() -> float:
+        return hessian_trace(model, loss_fn, data, max_iter=MAX_ITER, tol=TOL, seed=0)
+
+    rows = []
+    for metric, ours, peer in (("top eigenvalue", ab_eig, ph_eig), ("trace", ab_tr, ph_tr)):
+        times: dict[str, list[float]] = {"ablab": [], "pyhessian": []}
+        values: dict[str, float] = {}
+        for _ in range(repeats):
+            for who, fn in (("pyhessian", peer), ("ablab", ours)):
+                t, v = _timed(fn)
+                times[who].append(t)
+                values[who] = v
+        a, p = min(times["ablab"]), min(times["pyhessian"])
+        rel = abs(values["ablab"] - values["pyhessian"]) / abs(values["pyhessian"])
+        iters = getattr(values["ablab"], "iterations", None)
+        rows.append(dict(config=name, n=x.shape[0], metric=metric, ablab=float(values["ablab"]),
+                         pyhessian=values["pyhessian"], rel=rel, iters=iters, t_ablab=a,
+                         t_peer=p, speedup=p / a))  # fmt: skip
+        print(f"{name:14s} {metric:15s} ablab={float(values['ablab']):.5g} "
+              f"pyhessian={values['pyhessian']:.5g} rel.diff={rel:.1e} iters={iters} "
+              f"time ablab={a:.3f}s pyhessian={p:.3f}s speedup={p / a:.2f}x")  # fmt: skip
+    return rows
+
+
+def _timed(fn: Callable[[], float]) -> tuple[float, float]:
+    t0 = time.perf_counter()
+    v = fn()
+    return time.perf_counter() - t0, v
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore", message="Using backward\\(\\) with create_graph")
+    from _machine import describe
+
+    rows = []
+    mlp, xd, yd = digits_setup()
+    rows += measure("paper", mlp, xd[:200], yd[:200], None, args.repeats)
+    cnn, xm, ym = mnist1d_setup()
+    rows += measure("recommended", cnn, xm[:4096], ym[:4096], 256, args.repeats)
+    rows += measure("digits-loader", mlp, xd, yd, 128, args.repeats)
+
+    ok = all(r["rel"] < 0.01 for r in rows)
+    lines = [
+        "# Hessian top eigenvalue and trace: ablab vs PyHessian",
+        "",
+        f"Machine: {describe()}; torch threads: {args.threads}.",
+        "",
+        f"Same model, data, probes and tolerance (max_iter={MAX_ITER}, tol={TOL}); best of "
+        f"{args.repeats} interleaved repeats; times include setup. Generated by "
+        "`benchmarks/hessian.py`.",
+        "",
+        "| config | samples | metric | ablab | PyHessian | rel. diff | iterations | ablab s | PyHessian s | speedup |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['config']} | {r['n']} | {r['metric']} | {r['ablab']:.5g} | {r['pyhessian']:.5g} "
+            f"| {r['rel']:.1e} | {r['iters']} | {r['t_ablab']:.3f} | {r['t_peer']:.3f} "
+            f"| {r['speedup']:.2f}x |"
+        )
+    lines += [
+        "",
+        f"Values agree within 1%: {'yes' if ok else 'NO'}.",
+        "",
+        "Where the speed comes from: given several batches PyHessian re-runs forward and",
+        "backward (create_graph) for every batch at every Hessian-vector product; ablab builds",
+        "the gradient graph once (consecutive batches concatenated into chunks of up to 256",
+        "samples) and each product is one reverse pass through the retained graph. With a single",
+        "batch both keep the graph, so the per-product cost is the same and only PyHessian's",
+        "per-iteration overhead (list arithmetic, .grad bookkeeping) separates them. The 2x",
+        "target is met when the data comes in several batches of an MLP; for the CNN the",
+        "double-backward through convolutions dominates and the gain is smaller. Trace values",
+        "agree to round-off because both draw the same Rademacher probes from the same seed (the",
+        "DataLoader gets its own generator so it does not consume the global RNG); the power",
+        "iteration start vectors differ (per-tensor vs flat normal draws), hence ~1e-3.",
+        "No GPU was available for these figures.",
+    ]
+    out = HERE / "results" / "hessian.md"
+    out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""``ablab mdtree fit|eval`` and ``ablab diagnose ENTRY``: MD tree from the command line.
+
+The lead wires ``app`` in as the ``mdtree`` command group and ``diagnose_command`` as
+``ablab diagnose``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ablab.errors import AblabError, DataError, EntryError
+
+app = typer.Typer(
+    help="Fit and evaluate MD trees (model diagnosis from the loss landscape).",
+    no_args_is_help=True,
+)
+
+SourceArg = Annotated[
+    Path,
+    typer.Argument(
+        help="The zoo: a study file (its store's finished runs) or a CSV table with one row "
+        "per trained model (knob columns, test accuracy and feature columns)."
+    ),
+]
+Temperature = Annotated[str, typer.Option(help="Temperature knob column (batch size or lr).")]
+Hotter = Annotated[
+    bool, typer.Option("--lr-temperature", help="The knob is a learning rate: larger is hotter.")
+]
+Width = Annotated[str, typer.Option(help="Model-size knob column.")]
+DataCol = Annotated[str, typer.Option("--data", help="Training-data-size knob column.")]
+Accuracy = Annotated[str, typer.Option(help="Test-accuracy column.")]
+StoreOpt = Annotated[Path | None, typer.Option(help="Store directory (default: the study's).")]
+
+
+def _zoo_rows(source: Path, store: Path | None) -> Any:
+    import pandas as pd
+
+    from ablab.mdtree.dataset import runs_frame
+
+    if source.suffix.lower() == ".csv":
+        if not source.is_file():
+            raise DataError(f"zoo table {str(source)!r} does not exist")
+        return pd.read_csv(source)
+    from ablab.cli.common import load
+
+    spec, st = load(source, store)
+    with st:
+        study = st.study(spec.name)
+        if study is None:
+            raise DataError(
+                f"study {spec.name!r} has no runs in the store",
+                hint=f"run it first: ablab run {source}",
+            )
+        return runs_frame(st.runs(study["id"]))
+
+
+def _table(source: Path, store: Path | None, **knobs: Any) -> Any:
+    from ablab.mdtree.dataset import training_table
+
+    return training_table(_zoo_rows(source, store), **knobs)
+
+
+@app.command("fit")
+def fit_command(
+    source: SourceArg,
+    question: Annotated[
+        str,
+        typer.Option(
+            help="q1 (temperature too low/high), q2 (width vs "
+            "temperature) or q2_data (data vs temperature)."
+        ),
+    ] = "q1",
+    out: Annotated[
+        Path, typer.Option("-o", "--out", help="Where to write the tree (JSON).")
+    ] = Path("tree.json"),
+    cka: Annotated[
+        bool, typer.Option("--cka", help="Use CKA instead of the Hessian trace.")
+    ] = False,
+    temperature: Temperature = "batch_size",
+    lr_temperature: Hotter = False,
+    width: Width = "width",
+    data: DataCol = "data_size",
+    accuracy: Accuracy = "test_accuracy",
+    store: StoreOpt = None,
+) -> None:
+    """Label the zoo by room for improvement and fit the MD tree's thresholds.
+
+    Example: ablab mdtree fit zoo.toml --question q1 -o tree.json
+    """
+    from ablab.cli.common import console
+    from ablab.mdtree import CKA_FEATURES, DEFAULT_FEATURES, MDTree
+
+    tree = MDTree(question, CKA_FEATURES if cka else DEFAULT_FEATURES)
+    table = _table(source, store, temperature=temperature, higher_is_hotter=lr_temperature,
+                   width=width, data=data, accuracy=accuracy)  # fmt: skip
+    tree.fit(table, table[question])
+    tree.provenance = {"zoo": str(source), "configurations": int(len(table)),
+                       "knobs": [temperature, width, data], "accuracy": accuracy}  # fmt: skip
+    tree.save(out)
+    console.print(f"fitted {question} on {tree.n_train_} labelled configurations: training "
+                  f"accuracy {tree.train_accuracy_:.1%}; thresholds {tree.thresholds_}")  # fmt: skip
+    console.print(f"wrote {out}")
+
+
+@app.command("eval")
+def eval_command(
+    tree_file: Annotated[Path, typer.Argument(help="A tree written by `ablab mdtree fit`.")],
+    source: SourceArg,
+    temperature: Temperature = "batch_size",
+    lr_temperature: Hotter = False,
+    width: Width = "width",
+    data: DataCol = "data_size",
+    accuracy: Accuracy = "test_accuracy",
+    store: StoreOpt = None,
+) -> None:
+    """Accuracy of a fitted tree on another zoo (labelled configurations only), beside the
+    majority-class baseline of that zoo.
+
+    Example: ablab mdtree eval tree.json other_zoo.csv
+    """
+    from ablab.cli.common import console
+    from ablab.mdtree import MDTree, majority_baseline
+
+    tree = MDTree.load(tree_file)
+    table = _table(source, store, temperature=temperature, higher_is_hotter=lr_temperature,
+                   width=width, data=data, accuracy=accuracy)  # fmt: skip
+    labelled = table[table[tree.question] != "optimal"]
+    if labelled.empty:
+        raise DataError(f"{source}: no configuration has a {tree.question} label (all optimal)")
+    acc = tree.score(labelled, labelled[tree.question])
+    major = majority_baseline(labelled[tree.question], labelled[tree.question])
+    console.print(f"{tree.question}: MD tree accuracy {acc:.1%} on {len(labelled)} configurations "
+                  f"(majority class {major:.1%})")  # fmt: skip
+
+
+def _unpack(obj: Any, entry: str) -> tuple[Any, Any, Any, Any]:
+    if isinstance(obj, dict):
+        missing = [k for k in ("model", "data") if k not in obj]
+        loss = obj.get("loss_fn", obj.get("loss"))
+        if missing or loss is None:
+            raise EntryError(
+                f"diagnose entry '{entry}' returned a dict without {missing or ['loss_fn']}",
+                hint="return {'model': m, 'data': (X, y), 'loss_fn': loss, 'second_model': m2}",
+            )
+        return obj["model"], obj.get("second_model"), obj["data"], loss
+    if isinstance(obj, (tuple, list)) and len(obj) in (3, 4):
+        return (obj[0], None, obj[1], obj[2]) if len(obj) == 3 else tuple(obj)  # type: ignore[return-value]
+    raise EntryError(
+        f"diagnose entry '{entry}' returned a {type(obj).__name__}; expected a dict with model, "
+        "data, loss_fn (and optionally second_model), or a tuple (model, data, loss_fn) or "
+        "(model, second_model, data, loss_fn)"
+    )
+
+
+def diagnose_command(
+    entry: Annotated[
+        str,
+        typer.Argument(
+            help="file.py:function or module:function returning "
+            "{'model', 'data', 'loss_fn'[, 'second_model']}."
+        ),
+    ],
+    tree: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--tree",
+            help="Fitted tree JSON (repeat "
+            "for several questions). Default: the "
+            "trees shipped with ablab.",
+        ),
+    ] = None,
+    hessian_samples: Annotated[
+        int | None, typer.Option(help="Samples for the Hessian (default: all).")
+    ] = None,
+    mc_epochs: Annotated[int, typer.Option(help="Bezier-curve training epochs.")] = 10,
+    seed: Annotated[int, typer.Option(help="Seed of probes, curve training and mixup.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Say why a trained model fails: landscape metrics, then each MD tree's diagnosis and
+    advice. Without a second model (another seed) the connectivity features cannot be
+    computed; the trees then answer only where their path does not need them.
+
+    Example: ablab diagnose examples/mdtree/models.py:digits_small
+    """
+    from ablab.cli.common import console
+    from ablab.mdtree import diagnose
+    from ablab.runtime.entry import load_entry
+
+    fn = load_entry(entry, Path.cwd())
+    try:
+        obj = fn()
+    except AblabError:
+        raise
+    except TypeError as exc:
+        raise EntryError(
+            f"diagnose entry '{entry}' could not be called without arguments: {exc}"
+        ) from exc
+    model, second, data, loss_fn = _unpack(obj, entry)
+    result = diagnose(model, data, loss_fn, second_model=second, tree=tree or None,
+                      hessian_samples=hessian_samples, mc_epochs=mc_epochs, seed=seed)  # fmt: skip
+    if as_json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        console.print(str(result), highlight=False, markup=False)
