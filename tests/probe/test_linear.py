@@ -79,3 +79,31 @@ def test_single_class_and_empty_test_raise():
         ridge_probe(x, np.zeros_like(y), x, y)
     with pytest.raises(DataError, match="test split is empty"):
         ridge_probe(x, y, x[:0], y[:0])
+
+
+def test_lda_avoids_masking_where_ridge_fails():
+    """Three classes on a line (ESL fig. 4.2): regression on indicators masks the middle class,
+    the discriminant probe does not."""
+    from ablab.probe.linear import lda_probe
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 100)
+    x = np.c_[(y - 1) * 4.0 + rng.normal(size=300), rng.normal(size=300)]
+    yt = np.repeat(np.arange(3), 50)
+    xt = np.c_[(yt - 1) * 4.0 + rng.normal(size=150), rng.normal(size=150)]
+    lda = lda_probe(x, y, xt, yt)
+    ridge = ridge_probe(x, y, xt, yt)
+    assert lda.accuracy > 0.95
+    assert ridge.accuracy < 0.8  # middle class masked
+
+
+def test_lda_wide_features_projection():
+    from ablab.probe.linear import lda_probe
+
+    x, y = blobs(10, 200, 4, 1.0, 11)
+    xt, yt = blobs(30, 200, 4, 1.0, 11)
+    xt = xt + np.random.default_rng(1).normal(size=xt.shape) * 0.5
+    res = lda_probe(x, y, xt, yt)
+    assert res.accuracy > 0.9
+    shuffled = lda_probe(x, np.random.default_rng(2).permutation(y), xt, yt)
+    assert shuffled.accuracy < 0.6

@@ -55,8 +55,8 @@ def _fonts(fonts: str | list[str] | tuple[str, ...]) -> list[str]:
 
 
 def _chars(classes: str | int) -> str:
-    if isinstance(classes, int) or (isinstance(classes, str) and classes.isdigit()):
-        k = int(classes)
+    if isinstance(classes, int):  # a count: the first k of 0-9A-Za-z
+        k = classes
         if not 2 <= k <= len(ALL_CHARS):
             raise DataError(f"number of glyph classes must be 2..{len(ALL_CHARS)}, got {k}")
         return ALL_CHARS[:k]

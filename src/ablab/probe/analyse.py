@@ -96,7 +96,8 @@ def probe_model(
     extracted at every probe point in one forward pass per batch (:mod:`ablab.probe.features`)
     and a fresh linear probe per layer is fitted on the train split and scored on the test
     split, so OOD sets with new classes get their own head, as in the paper. ``method`` is
-    ``"ridge"`` (closed form, default) or ``"logistic"`` (L-BFGS). Strengths are chosen on a
+    ``"ridge"`` (closed form, default), ``"lda"`` (closed-form shrinkage discriminant; no
+    class masking with many classes in few dimensions) or ``"logistic"`` (L-BFGS). Strengths are chosen on a
     validation split of each probe's training data, never on its test split.
 
     Datasets are names from :mod:`ablab.data` (built with ``seed`` and ``data_options`` such
@@ -105,11 +106,13 @@ def probe_model(
     :func:`ablab.probe.features.select_points`).
     """
     from ablab.probe.features import extract, select_points
-    from ablab.probe.linear import logistic_probes, ridge_probe
+    from ablab.probe.linear import lda_probe, logistic_probes, ridge_probe
     from ablab.probe.metrics import effective_rank, nc1, numerical_rank
 
-    if method not in ("ridge", "logistic"):
-        raise DataError(f"unknown probe method '{method}'", hint="use 'ridge' or 'logistic'")
+    if method not in ("ridge", "lda", "logistic"):
+        raise DataError(
+            f"unknown probe method '{method}'", hint="use 'ridge', 'lda' or 'logistic'"
+        )
     options = dict(data_options or {})
     id_ds = _as_dataset(id_data, "ID set", seed, options)
     oods = _ood_sets(ood_data, seed, options)
@@ -135,8 +138,9 @@ def probe_model(
     def probe(ds: Any, what: str) -> tuple[np.ndarray, list[str], dict[str, np.ndarray]]:
         ftr, fte = features(ds)
         names = list(ftr)
-        if method == "ridge":
-            accs = [ridge_probe(ftr[n], ds.y_train, fte[n], ds.y_test, val_fraction=val_fraction,
+        if method in ("ridge", "lda"):
+            fn = ridge_probe if method == "ridge" else lda_probe
+            accs = [fn(ftr[n], ds.y_train, fte[n], ds.y_test, val_fraction=val_fraction,
                                 seed=seed, what=f"{what} layer '{n}'").accuracy
                     for n in names]  # fmt: skip
         else:
