@@ -65,6 +65,29 @@ def metric_values(df: pd.DataFrame, metric: str, keys: list[str]) -> pd.Series:
     return s
 
 
+def all_metric_values(
+    df: pd.DataFrame, order: list[str], metrics: list[str], keys: list[str]
+) -> dict[str, dict[str, pd.Series]]:
+    """:func:`metric_values` for every variant and metric, with one groupby."""
+    empty = pd.Series([], dtype=float)
+    out = {v: dict.fromkeys(metrics, empty) for v in order}
+    if df.empty:
+        return out
+    sub = df[["variant", *keys, *metrics]].copy()
+    sub["variant"] = sub["variant"].astype(str)
+    for m in metrics:
+        sub[m] = pd.to_numeric(sub[m], errors="coerce")
+    means = sub.groupby(["variant", *keys], sort=True)[metrics].mean()
+    for v, g in means.groupby(level=0, sort=False):
+        if v not in out:
+            continue
+        g = g.droplevel(0)
+        for m in metrics:
+            col = g[m]
+            out[v][m] = col[np.isfinite(col.to_numpy(float))]
+    return out
+
+
 def validate(
     runs: pd.DataFrame, metrics: Mapping[str, Mapping], baseline: str, design: str
 ) -> dict[str, tuple[str, str]]:
@@ -144,11 +167,10 @@ def analyze(
     by_variant = {v: g for v, g in done.groupby(done["variant"].astype(str), sort=False)}
     empty = done.iloc[0:0]
 
-    values: dict[str, dict[str, pd.Series]] = {}
+    values = all_metric_values(done, order, names, keys)
     variants: list[dict[str, Any]] = []
     for v in order:
         g = by_variant.get(v, empty)
-        values[v] = {m: metric_values(g, m, keys) for m in names}
         summaries = {}
         for m in names:
             s = values[v][m]

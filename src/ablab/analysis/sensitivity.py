@@ -39,21 +39,33 @@ def t_width(x: np.ndarray, confidence: float = 0.95) -> float:
 
 
 def ci_width_by_seeds(
-    variant: pd.Series, baseline: pd.Series | None = None
+    variant: pd.Series, baseline: pd.Series | None = None, confidence: float = 0.95
 ) -> list[dict[str, float]]:
-    """95 % t-interval width of the mean (and of the paired delta against ``baseline``) using
-    the first ``k`` replicates in seed order, for ``k`` on :func:`seed_grid`."""
+    """95 % t-interval width of the mean, ``2 t_{1-a/2, k-1} s_k / sqrt(k)`` (and of the paired
+    delta against ``baseline``) using the first ``k`` replicates in seed order, for ``k`` on
+    :func:`seed_grid` (running moments, one pass)."""
     v = variant.sort_index()
-    common = None
+    x = v.to_numpy(float)
+    grid = np.array(seed_grid(len(x)), dtype=int)
+    if grid.size == 0:
+        return []
+
+    def widths(a: np.ndarray) -> np.ndarray:
+        ks = grid[grid <= a.size]
+        csum, csq = np.cumsum(a), np.cumsum(a * a)
+        mean = csum[ks - 1] / ks
+        var = np.maximum((csq[ks - 1] - ks * mean**2) / (ks - 1), 0.0)
+        tq = _st.t.ppf(0.5 + confidence / 2, ks - 1)
+        return 2 * tq * np.sqrt(var / ks)
+
+    w = widths(x - x.mean())
+    out = [{"n": int(k), "width": float(wk)} for k, wk in zip(grid, w, strict=False)]
     if baseline is not None:
         common = v.index.intersection(baseline.index).sort_values()
-    out = []
-    for k in seed_grid(len(v)):
-        row = {"n": k, "width": t_width(v.to_numpy(float)[:k])}
-        if common is not None and len(common) >= k:
-            d = v.loc[common[:k]].to_numpy(float) - baseline.loc[common[:k]].to_numpy(float)
-            row["delta_width"] = t_width(d)
-        out.append(row)
+        if len(common) >= 2:
+            d = v.loc[common].to_numpy(float) - baseline.loc[common].to_numpy(float)
+            for row, dw in zip(out, widths(d - d.mean()), strict=False):
+                row["delta_width"] = float(dw)
     return out
 
 
