@@ -1,0 +1,146 @@
+"""The SQLite store: schema, atomic claims, outcomes, interruptions and orphans."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from ablab.errors import StoreError
+from ablab.plan.expand import expand
+from ablab.spec import parse_study
+from ablab.store.db import Store
+from ablab.store.schema import SCHEMA_VERSION
+
+SPEC = parse_study({"name": "s", "entry": "e.py:f", "seeds": 3, "metrics": {"acc": "max"},
+                    "baseline": {"h": 1}, "ablations": {"b": {"h": 2}}})
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(tmp_path / "st") as st:
+        yield st
+
+
+def setup(st, retries=0):
+    env_id = st.environment_id({"python": "3"}, "envhash")
+    study = st.create_study("s", "main", None, {}, {"digest": "d1", "files": {}}, env_id)
+    plan = expand(SPEC)
+    assert st.add_runs(study["id"], plan.runs) == 6
+    assert st.add_runs(study["id"], plan.runs) == 0  # idempotent
+    st.reset_for_new_invocation(study["id"], [r.key for r in plan.runs], retries)
+    return study, plan
+
+
+def test_schema_is_versioned_and_wal(store):
+    assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    Store(store.dir).close()  # reopening migrates nothing and keeps data
+
+
+def test_not_a_database_and_newer_schema(tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "ablab.db").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="not a usable ablab store"):
+        Store(bad)
+    new = tmp_path / "new"
+    Store(new).close()
+    c = sqlite3.connect(new / "ablab.db")
+    c.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    c.close()
+    with pytest.raises(StoreError, match="newer than this ablab understands"):
+        Store(new)
+
+
+def test_claim_finish_and_queries(store):
+    study, plan = setup(store)
+    d = store.register_driver()
+    r = store.claim(study["id"], d)
+    assert r["key"] == plan.runs[0].key and r["status"] == "running" and r["attempts"] == 1
+    assert store.finish(r["id"], d, status="done", metrics={"acc": 0.5}, series=[("loss", 0, 1.0)],
+                        data={"x": ("array", "ab")}, artifacts={"model": "/m.pt"},
+                        resources={"wall_seconds": 1.5, "pid": 42}, code_digest="d1",
+                        environment_id=study["environment_id"]) == "done"
+    rows = store.runs(study["id"])
+    assert rows[0]["status"] == "done" and rows[0]["metrics"] == {"acc": 0.5} and rows[0]["wall_seconds"] == 1.5
+    full = store.find_run(r["key"][:6])
+    assert full["series"] == [("loss", 0, 1.0)] and full["data"] == {"x": ("array", "ab")}
+    assert full["artifacts"] == {"model": "/m.pt"} and full["environment"] == {"python": "3"}
+    assert store.find_run("0123456789abcdef") is None
+    # a second finish of the same run (no longer running) records nothing
+    assert store.finish(r["id"], d, status="failed", error="late") is None
+    assert store.runs(study["id"])[0]["status"] == "done"
+
+
+def test_only_the_owner_records(store):
+    study, _ = setup(store)
+    d1, d2 = store.register_driver(), store.register_driver()
+    r = store.claim(study["id"], d1)
+    assert store.finish(r["id"], d2, status="done", metrics={"acc": 1.0}) is None
+    assert store.runs(study["id"])[0]["status"] == "running"
+
+
+def test_failed_runs_with_attempts_left_return_to_the_queue(store):
+    study, plan = setup(store, retries=1)
+    d = store.register_driver()
+    keys = {plan.runs[0].key}
+    r = store.claim(study["id"], d, keys)
+    assert store.finish(r["id"], d, status="failed", error="boom") == "pending"
+    r2 = store.claim(study["id"], d, keys)
+    assert r2["id"] == r["id"] and r2["attempts"] == 2
+    assert store.finish(r2["id"], d, status="failed", error="boom", traceback="tb") == "failed"
+    assert store.claim(study["id"], d, keys) is None
+    row = store.runs(study["id"])[0]
+    assert (row["status"], row["attempts"], row["error"], row["traceback"]) == ("failed", 2, "boom", "tb")
+    # a new invocation gives it a fresh budget
+    store.reset_for_new_invocation(study["id"], list(keys), 0)
+    assert store.claim(study["id"], d, keys)["attempts"] == 3
+
+
+def test_interrupted_and_orphaned_runs_are_requeued(store):
+    study, _ = setup(store)
+    d = store.register_driver()
+    a, b = store.claim(study["id"], d), store.claim(study["id"], d)
+    store.mark_interrupted([a["id"]], d)
+    assert store.requeue_orphans(study["id"]) == 0  # b's driver (this process) is alive
+    # a driver process that has exited leaves b running: the next start re-queues it
+    dead = subprocess.run([sys.executable, "-c", f"from ablab.store.db import Store; s = Store({str(store.dir)!r}); "
+                           f"print(s.register_driver())"], capture_output=True, text=True, check=True)
+    dead_id = int(dead.stdout)
+    store.conn.execute("UPDATE runs SET driver_id = ? WHERE id = ?", (dead_id, b["id"]))
+    assert store.requeue_orphans(study["id"]) == 1
+    rows = {r["id"]: r for r in store.runs(study["id"])}
+    assert rows[a["id"]]["status"] == "interrupted" and rows[a["id"]]["error"] == "interrupted by the user"
+    assert rows[b["id"]]["status"] == "interrupted" and "driver died" in rows[b["id"]]["error"]
+    again = {store.claim(study["id"], d)["id"], store.claim(study["id"], d)["id"]}
+    assert again == {a["id"], b["id"]}
+
+
+def test_concurrent_claims_take_each_run_once(tmp_path):
+    with Store(tmp_path / "st") as st:
+        study, _ = setup(st)
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def worker():
+        with Store(tmp_path / "st") as s:
+            d = s.register_driver()
+            while (r := s.claim(study["id"], d)) is not None:
+                with lock:
+                    claimed.append(r["key"])
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(claimed) == 6 and len(set(claimed)) == 6
+
+
+def test_revisions_keep_separate_run_folders(store):
+    assert store.run_dir("abc") == store.dir / "runs" / "abc"
+    assert store.run_dir("abc", "r2") == store.dir / "runs" / "r2" / "abc"
