@@ -32,8 +32,9 @@ from ablab.errors import DataError, SpecError, did_you_mean
 
 @dataclass(frozen=True)
 class RaceDecision:
-    """After a race round: ``alive`` variants (best first), ``dropped`` (name -> the best it
-    lost to, with ``p_values[name]``), ``add``/``target`` seeds for the next round, ``done``."""
+    """After a race round: ``alive`` variants (best first); ``dropped`` this round (name -> the
+    best it lost to, with ``p_values[name]``); ``eliminated`` every variant no longer alive;
+    ``add``/``target`` seeds for the next round; ``done`` when the race is over."""
 
     best: str
     alive: tuple[str, ...]
@@ -43,6 +44,7 @@ class RaceDecision:
     target: dict[str, int]
     done: bool
     level: float
+    eliminated: tuple[str, ...] = ()
 
 
 def race_round(
@@ -57,14 +59,15 @@ def race_round(
     batch: int = 2,
     budget: int | None = None,
     max_seeds_per_variant: int | None = None,
-    prior_scale: float = 1.0,
+    prior_scale: float = 2.0,
 ) -> RaceDecision:
     """One round of the race (rule and guarantee in the module docstring).
 
     ``results`` maps every variant that entered the race (dropped ones included, so that
     ``M = len(results)``) to ``{seed: value}``; ``alive`` the variants still racing (default:
     all; pass the previous decision's ``alive``); ``keep`` variants never dropped (e.g. the
-    baseline). Variants with fewer than ``min_seeds`` shared seeds are not tested yet.
+    baseline); ``prior_scale``: the e-process prior ``delta/sigma ~ N(0, prior_scale^2)`` (2:
+    tuned to clearly worse variants). Variants with fewer than ``min_seeds`` shared seeds are not tested yet.
     """
     from ablab.analysis.adaptive_seq import anytime_p
 
@@ -123,4 +126,5 @@ def race_round(
             target[k] = max(target[k], min(top + step, cap))
     add = {k: target[k] - n_now[k] for k in results}
     done = step == 0 or sum(add.values()) == 0
-    return RaceDecision(best, tuple(still), dropped, p_values, add, target, done, level)
+    out = tuple(k for k in results if k not in still)
+    return RaceDecision(best, tuple(still), dropped, p_values, add, target, done, level, out)

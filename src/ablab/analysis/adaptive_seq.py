@@ -158,15 +158,24 @@ def anytime_p(d: np.ndarray, g: float = 1.0) -> tuple[float, int]:
 
     Valid at any data-dependent stopping time: ``P_0(p <= a) <= a`` by Ville's inequality.
     """
-    best, sign = -math.inf, 0
-    for k in range(2, d.size + 1):
-        prefix = d[:k]
-        t = paired_t(prefix)
-        le = mixture_log_e(t, k, g)
-        if le > best:
-            best, sign = le, int(np.sign(prefix.mean()))
-    if best == -math.inf:
+    n = d.size
+    if n < 2:
         return 1.0, 0
+    k = np.arange(1, n + 1, dtype=float)
+    mean = np.cumsum(d) / k
+    ss = np.cumsum(d * d) - k * mean * mean
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sd = np.sqrt(np.maximum(ss, 0.0) / (k - 1))
+        t = mean / (sd / np.sqrt(k))
+    t = np.where(sd > 1e-12 * np.maximum(np.abs(mean), 1e-300), t,
+                 np.where(mean == 0, 0.0, np.sign(mean) * np.inf))[1:]
+    kk, nu = k[1:], k[1:] - 1.0
+    r = 1.0 + kk * g
+    with np.errstate(invalid="ignore", over="ignore"):
+        le = -0.5 * np.log(r) + 0.5 * (nu + 1.0) * (np.log1p(t * t / nu) - np.log1p(t * t / (nu * r)))
+    le = np.where(np.isinf(t), np.inf, le)
+    i = int(np.argmax(le))
+    best, sign = float(le[i]), int(np.sign(mean[i + 1]))
     return (min(1.0, math.exp(-best)) if best < 745 else 0.0), sign
 
 
