@@ -13,8 +13,13 @@ maximum ``max_seeds``; optionally an anytime-valid mixture e-process (Pérez-Ort
 variants of which ``r`` are already rejected, the others are tested at level ``alpha/(m-r)``,
 repeating until no new rejection. A rejected variant is ``settled-better``/``settled-worse``.
 A variant that is not rejected is ``futile`` when more seeds could not decide it: once it has
-``futility_from`` pairs, :func:`ablab.analysis.stats.seeds_needed` for ``power`` (80 %) at the
-observed mean difference and standard deviation, at its Holm level, exceeds ``max_seeds``.
+``futility_from`` pairs, :func:`ablab.analysis.stats.seeds_needed` (two-sided paired t-test,
+``power`` = 80 %, at its Holm level, with the observed standard deviation) exceeds
+``max_seeds`` even for an optimistic effect, the upper end of the one-sided
+``futility_confidence`` (90 %) t-interval of ``|mean(d)|`` (:func:`optimistic_delta`;
+``futility_confidence = 0.5`` is the plain observed effect, which stops real effects too often
+at a few seeds: 84-86 % agreement with the fixed plan in a 60-study pilot, against 96-98 %
+with 0.9).
 A variant at ``max_seeds`` is ``settled-no-difference``; the rest ``continue``.
 
 The guarantee. Each repeated test yields a p-value that is valid at any stopping time (the
@@ -208,7 +213,8 @@ def allocate_seeds(
     ``"pocock"`` error-spending group-sequential tests with looks at :func:`schedule`, or
     ``"mixture"`` (anytime-valid e-process with prior ``delta/sigma ~ N(0, prior_scale^2)``,
     valid for any schedule). ``futility_from`` (default ``min_seeds``) is the number of pairs
-    from which the power-based futility rule applies. The rule, formulas and guarantee are in
+    from which the power-based futility rule applies, ``futility_confidence`` its optimism;
+    ``batch`` seeds are added per look (default ``ceil((max_seeds - min_seeds) / 4)``). The rule, formulas and guarantee are in
     the module docstring. Returns an :class:`AllocationDecision`.
     """
     from ablab.analysis.adaptive_seq import anytime_p, gs_crossing
