@@ -88,7 +88,8 @@ def train(config: dict, run) -> dict[str, float]:
     run.track_data("id", id_ds.x_train)
     model, layers = build(config, n_cls, res)
     fit(model, id_ds, int(config.get("epochs", 10)), float(config.get("lr", 2e-3)),
-        bool(config.get("augment", False)), run.generator(), log=run.log)  # fmt: skip
+        bool(config.get("augment", False)), run.generator(),
+        batch_size=int(config.get("batch_size", 64)), log=run.log)  # fmt: skip
     with torch.no_grad():
         id_acc = float((model(torch.from_numpy(id_ds.x_test)).argmax(1).numpy()
                         == id_ds.y_test).mean())  # fmt: skip
