@@ -137,7 +137,7 @@ def main() -> None:
     args = ap.parse_args()
     n = 60 if args.quick else args.studies
     alpha = 0.05
-    configs = [("obf", 3, 10, 4), ("obf", 3, 20, 4), ("obf", 3, 10, 8), ("pocock", 3, 20, 4),
+    configs = [("obf", 3, 10, 4), ("obf", 3, 20, 4), ("obf", 3, 10, 8),
                ("mixture", 3, 20, 4)]
     rows, t0 = [], time.time()
     for i, (method, lo, hi, nv) in enumerate(configs):
