@@ -180,7 +180,9 @@ def write(path: str, rows, race, n: int, alpha: float, secs: float) -> None:
         "", f"Race (8 variants, one tied with the best, budget = 8 x 10 runs, up to 30 seeds "
         f"per variant): the true best kept in {100 * race['kept_best']:.1f}% of {n} studies "
         f"(guarantee: >= {100 * (1 - alpha):.0f}%); runs {race['used']:.1f} / {race['fixed']:.0f}.",
-        "",
+        "", f"Monte Carlo standard error of a {100 * alpha:.0f}% rate over {n} studies: "
+        f"{100 * (alpha * (1 - alpha) / n) ** 0.5:.1f} points. The mixture e-process is exact "
+        "but needs larger effects (low agreement at effect 1); obf is the default.", "",
     ]
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text("\n".join(lines))
