@@ -71,3 +71,34 @@ def analyze_results(res: StudyResults, alpha: float = 0.05) -> dict[str, Any]:
     factors = {k: list(v) for k, v in spec.design.factors.items()} or None
     return analyze(res.runs, study=spec.name, metrics=metrics, baseline=reference_variant(spec), configs=res.configs,
                    alpha=alpha, design=spec.design.type, factors=factors)
+
+
+def summarize_verifications(records: list[dict[str, Any]]) -> tuple[str | None, list[dict[str, Any]]]:
+    """A sentence ("3 of 3 verified runs reproduced bit-identically on 2026-11-24, same environment")
+    and one short row per verification, from the store's verification records."""
+    import time
+
+    if not records:
+        return None, []
+    rows = []
+    for v in records:
+        env = (v["details"].get("environment") or {})
+        same_env = not env.get("differences") and not env.get("packages")
+        rows.append({"run": v["key"], "variant": v["variant"], "seed": v["seed"], "check": v["kind"],
+                     "verdict": v["verdict"], "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(v["created_at"])),
+                     "environment": "same" if same_env else "differs"})
+    latest = {}
+    for r in rows:
+        if r["check"] == "reproduce":
+            latest[r["run"]] = r
+    if not latest:
+        return None, rows
+    vals = list(latest.values())
+    bit = sum(r["verdict"] == "reproduced (bit-identical)" for r in vals)
+    tol = sum(r["verdict"] == "reproduced (within tolerance)" for r in vals)
+    day = max(r["date"] for r in vals)[:10]
+    env = "same environment" if all(r["environment"] == "same" for r in vals) else "environment differed"
+    parts = [f"{bit} of {len(vals)} verified runs reproduced bit-identically"]
+    if tol:
+        parts.append(f"{tol} within tolerance")
+    return ", ".join(parts) + f" (latest check {day}, {env})", rows

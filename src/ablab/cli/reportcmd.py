@@ -33,13 +33,18 @@ def report(study_file: StudyArg, store: StoreOpt = None,
     spec, st = load(study_file, store)
     res = load_results(spec, st, revision)
     result = analyze_results(res, alpha=alpha)
+    from ablab.results import summarize_verifications
     from ablab.store.records import verifications as load_verifications
 
-    verifications = load_verifications(st, study_id=res.study["id"])
+    sentence, verifications = summarize_verifications(load_verifications(st, study_id=res.study["id"]))
+    if sentence:
+        result["verification"] = sentence
     if format == "table" and output is None:
         from ablab.report import rich_table
 
         console.print(rich_table(result))
+        if sentence:
+            console.print(f"reproducibility: {sentence}", highlight=False)
         return
     text = render(result, format, runs=res.runs, series=res.series, provenance=res.provenance,
                   verifications=verifications)

@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ablab.cli.common import console, dumps, find_store, fmt_num
+from ablab.cli.common import console, dumps, err_console, find_store, fmt_num
 from ablab.errors import AblabError
 
 
@@ -70,7 +70,7 @@ def reproduce(target: Annotated[str | None, typer.Argument(help="A RUN_KEY, or a
             runs = [r for r in st.runs(study["id"]) if r["key"] == st.find_run(target)["key"]]
         else:
             runs = select_runs(st, study, variant=variant, seed=seed, sample=sample)
-        console.print(f"reproducing {len(runs)} run(s) of {spec.name} ...", highlight=False)
+        err_console.print(f"reproducing {len(runs)} run(s) of {spec.name} ...", highlight=False)
         results = do_reproduce(st, spec, runs, rtol=rtol, atol=atol, jobs=jobs)
     finally:
         if workspace is not None:
@@ -81,7 +81,7 @@ def reproduce(target: Annotated[str | None, typer.Argument(help="A RUN_KEY, or a
     else:
         _print(results)
     n_ok = sum(v.ok for v in results)
-    console.print(f"{n_ok} of {len(results)} run(s) reproduced", highlight=False)
+    (err_console if json_out else console).print(f"{n_ok} of {len(results)} run(s) reproduced", highlight=False)
     raise typer.Exit(0 if n_ok == len(results) else 1)
 
 

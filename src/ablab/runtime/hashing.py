@@ -48,7 +48,7 @@ def hash_data(obj: Any) -> tuple[str, str]:
         h.update(f"{arr.dtype.str}|{arr.shape}|".encode())
         h.update(arr.tobytes())
         return "array", h.hexdigest()
-    if isinstance(obj, str):
+    if isinstance(obj, (str, os.PathLike)):
         from ablab.errors import DataError
 
         raise DataError(f"track_data: path '{obj}' does not exist",

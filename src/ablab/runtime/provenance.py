@@ -166,3 +166,21 @@ def _rel(p: Path, root: Path) -> str:
         return p.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         return p.resolve().as_posix()
+
+
+def study_files(root: Path, max_file: int, max_total: int) -> tuple[list[Path], list[str]]:
+    """Every file of a study directory (hidden, store and cache folders left out), smallest
+    budget first: (files kept, relative paths left out because they exceed the size limits)."""
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
+        files += [Path(dirpath) / f for f in sorted(filenames) if not f.startswith(".")]
+    kept, skipped, total = [], [], 0
+    for f in files:
+        size = f.stat().st_size
+        if size > max_file or total + size > max_total:
+            skipped.append(_rel(f, root))
+            continue
+        total += size
+        kept.append(f)
+    return kept, skipped

@@ -4,7 +4,7 @@ Layout of the zip::
 
     MANIFEST.json        format, version, study, revision and the SHA-256 of every other file
     README.md            how to re-run and verify
-    study/...            the study file and the study directory's code (entry and *.py files)
+    study/...            the study directory: study file, code and small data files
     plan.json            the resolved plan (key, variant, seed, config)
     records.json         the study revision, environments and every run record
     runs.csv             one row per run (metrics as columns)
@@ -30,6 +30,8 @@ from ablab.store.db import Store
 FORMAT = "ablab-bundle"
 VERSION = 1
 MAX_BUNDLE_BYTES = 2 * 2**30
+MAX_DATA_FILE_BYTES = 50 * 2**20  # files of the study directory larger than this stay out
+MAX_DATA_BYTES = 200 * 2**20
 
 
 def _sha(b: bytes) -> str:
@@ -40,7 +42,7 @@ def export_bundle(spec: StudySpec, store: Store, out: Path, revision: str | None
     """Write the bundle of ``spec``'s recorded study to ``out``; returns the manifest."""
     from ablab.api import current_plan
     from ablab.runtime.entry import entry_file
-    from ablab.runtime.provenance import _py_files
+    from ablab.runtime.provenance import _py_files, study_files
     from ablab.store.records import environment_hash_of
 
     study = store.study(spec.name, revision)
@@ -51,7 +53,8 @@ def export_bundle(spec: StudySpec, store: Store, out: Path, revision: str | None
     root = spec.root
     if spec.source is not None:
         files[f"study/{spec.source.name}"] = spec.source.read_bytes()
-    code = set(_py_files(root))
+    code, skipped = study_files(root, MAX_DATA_FILE_BYTES, MAX_DATA_BYTES)
+    code = set(code)
     ef = entry_file(spec.entry, root)
     if ef is not None:
         code.add(ef)
@@ -96,7 +99,7 @@ def export_bundle(spec: StudySpec, store: Store, out: Path, revision: str | None
     html = _report_html(spec, store)
     if html is not None:
         files["report.html"] = html.encode()
-    files["README.md"] = _readme(spec, study, runs).encode()
+    files["README.md"] = _readme(spec, study, runs, skipped).encode()
     manifest = {"format": FORMAT, "version": VERSION, "study": spec.name, "revision": study["revision"],
                 "study_file": f"study/{spec.source.name}" if spec.source else None,
                 "files": {name: _sha(data) for name, data in sorted(files.items())}}
@@ -223,8 +226,10 @@ def _report_html(spec: StudySpec, store: Store) -> str | None:
         return None
 
 
-def _readme(spec: StudySpec, study: dict[str, Any], runs: list[dict[str, Any]]) -> str:
+def _readme(spec: StudySpec, study: dict[str, Any], runs: list[dict[str, Any]], skipped: list[str]) -> str:
     done = sum(r["status"] == "done" for r in runs)
+    left_out = ("\nFiles of the study directory left out (too large; their hashes are in `data_hashes.json` "
+                "when the runs tracked them): " + ", ".join(skipped) + "\n") if skipped else ""
     name = spec.source.name if spec.source else "study.toml"
     return f"""# {spec.name}: an ablab study bundle
 
@@ -235,7 +240,7 @@ Revision `{study['revision']}`, {done} of {len(runs)} runs done, exported by abl
 - `records.json`, `runs.csv` — every run: configuration, seed, metrics, logged series, data hashes, resources
 - `plan.json` — the resolved plan; `requirements.lock` — exact package versions; `environment.json`
 - `report.html` — the statistical report (open it in any browser, offline)
-
+{left_out}
 ## Re-run and verify
 ```bash
 python -m venv .venv && . .venv/bin/activate
