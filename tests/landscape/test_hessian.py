@@ -54,6 +54,7 @@ def _spectrum_matrix(eigs: torch.Tensor, seed: int) -> torch.Tensor:
     return q @ torch.diag(eigs) @ q.T
 
 
+@pytest.mark.slow
 def test_small_network_matches_exact_hessian(digits):
     x, y = digits
     x, y = x[:300, ::4], y[:300]  # 16 features
