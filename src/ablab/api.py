@@ -86,10 +86,13 @@ def _as_spec(study: Study | StudySpec | str | Path) -> StudySpec:
 
 def run(study: Study | StudySpec | str | Path, *, jobs: int | None = None, store: str | Path | None = None,
         revision: str | None = None, allow_code_change: bool = False, executor: str = "local",
-        address: str | None = None, on_progress: Callable[[Progress], None] | None = None) -> RunSummary:
+        address: str | None = None, race: bool = False,
+        on_progress: Callable[[Progress], None] | None = None) -> RunSummary:
     """Run every variant of ``study`` over its seeds; runs already done are skipped.
 
-    Returns a :class:`RunSummary` (``.exit_code`` is 0 when every run is done, 1 otherwise).
+    With ``seeds = "auto"`` in the study (or ``race=True``) seeds are allocated adaptively,
+    round by round (see ``docs/adaptive.md``). Returns a :class:`RunSummary` (``.exit_code`` is
+    0 when every run is done, 1 otherwise).
     """
     from ablab.execute.engine import execute, prepare_study
     from ablab.execute.factory import make_executor
@@ -98,6 +101,11 @@ def run(study: Study | StudySpec | str | Path, *, jobs: int | None = None, store
     spec = _as_spec(study)
     with Store(store if store is not None else default_store_dir(spec)) as st:
         record = prepare_study(spec, st, revision=revision, allow_code_change=allow_code_change)
+        if spec.adaptive or race:
+            from ablab.execute.adaptive import run_adaptive
+
+            return run_adaptive(spec, st, record, lambda: make_executor(executor, spec, jobs=jobs, address=address),
+                                race=race, on_progress=on_progress)
         if spec.design.type != "path":
             ex = make_executor(executor, spec, jobs=jobs, address=address)
             return execute(spec, plan_for(spec), st, record, ex, on_progress=on_progress)
@@ -132,6 +140,12 @@ def current_plan(spec: StudySpec, st: Store, study_id: int | None):
     """The plan as it stands: for a path design, grown as far as the recorded results allow."""
     from ablab.plan.designs_bridge import plan_for
 
-    if spec.design.type != "path" or study_id is None:
+    if study_id is None:
         return plan_for(spec)
-    return plan_for(spec, path_results(spec, st, study_id))
+    seeds_for = None
+    if spec.adaptive:
+        from ablab.execute.adaptive import recorded_seed_counts
+
+        seeds_for = recorded_seed_counts(spec, st, study_id)
+    known = path_results(spec, st, study_id) if spec.design.type == "path" else None
+    return plan_for(spec, known, seeds_for)

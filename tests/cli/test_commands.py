@@ -50,8 +50,6 @@ def test_missing_study_file_and_bad_options(tmp_path, capsys):
     assert code == 2
 
 
-@pytest.mark.xfail(strict=True, reason="cli/main.py catches click.ClickException, but typer raises its "
-                                      "vendored typer._click exceptions: a usage error shows a traceback")
 def test_unknown_option_is_a_usage_error(tools):
     res = tools.cli("run", "study.toml", "--bogus")
     assert res.returncode == 2 and "No such option" in res.stderr and "Traceback" not in res.stderr

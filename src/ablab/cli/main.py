@@ -93,13 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
-    except Exception as e:  # click usage errors
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            return e.exit_code
-        if isinstance(e, click.exceptions.Abort):
+    except Exception as e:  # usage errors (typer vendors its own copy of click's exceptions)
+        names = {c.__name__ for c in type(e).__mro__}
+        if "ClickException" in names:
+            e.show()  # type: ignore[attr-defined]
+            return int(getattr(e, "exit_code", 2))
+        if "Abort" in names:
             return 130
         raise
     return 0

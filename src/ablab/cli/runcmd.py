@@ -28,6 +28,7 @@ def run(study_file: StudyArg,
         address: Annotated[str | None, typer.Option("--address", help="Ray cluster address (auto, or host:port).")] = None,
         allow_code_change: Annotated[bool, typer.Option("--allow-code-change", help="Mix results of changed code (recorded per run).")] = False,
         revision: Annotated[str | None, typer.Option("--revision", help="Run as a fresh, named revision of the study.")] = None,
+        race: Annotated[bool, typer.Option("--race", help="Race the variants: drop clearly worse ones round by round (docs/adaptive.md).")] = False,
         ) -> None:
     """Run every variant of a study over its seeds. Runs already done are skipped."""
     from ablab.api import run as run_study
@@ -58,7 +59,8 @@ def run(study_file: StudyArg,
     try:
         try:
             summary = run_study(spec, jobs=jobs, store=store, revision=revision, executor=executor,
-                                address=address, allow_code_change=allow_code_change, on_progress=on_progress)
+                                address=address, allow_code_change=allow_code_change, race=race,
+                                on_progress=on_progress)
         finally:
             if bar is not None:
                 bar.stop()
@@ -72,6 +74,8 @@ def run(study_file: StudyArg,
                           "run the same command again to finish.")
     else:
         console.print(msg, highlight=False)
+    for note in summary.notes:
+        console.print(note, highlight=False)
     if summary.elsewhere:
         console.print(f"{summary.elsewhere} run(s) are still running under another ablab process.")
     for f in summary.failures[:10]:

@@ -54,6 +54,7 @@ class RunSummary:
     interrupted: bool = False
     elsewhere: int = 0  # runs still running under another driver
     failures: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. adaptive allocation: verdicts, runs saved
 
     @property
     def exit_code(self) -> int:

@@ -8,7 +8,7 @@ from ablab.errors import SpecError
 from ablab.execute.base import Executor
 from ablab.spec.model import StudySpec
 
-EXECUTORS = ("local",)
+EXECUTORS = ("local", "ray")
 
 
 def default_jobs(spec: StudySpec) -> int:
@@ -24,4 +24,8 @@ def make_executor(name: str, spec: StudySpec, *, jobs: int | None = None, addres
         from ablab.execute.local import LocalExecutor
 
         return LocalExecutor(jobs or default_jobs(spec))
+    if name == "ray":
+        from ablab.execute.ray_exec import RayExecutor
+
+        return RayExecutor(jobs or default_jobs(spec), address=address, cpus=spec.run.cpus, gpus=spec.run.gpus)
     raise SpecError(f"--executor {name!r} is not an executor", hint=f"choose one of {', '.join(EXECUTORS)}")

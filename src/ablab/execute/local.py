@@ -9,7 +9,10 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -54,12 +57,33 @@ def worker_main(conn: Connection, parent_pid: int) -> None:
             return
 
 
+@contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Start workers without re-importing the caller's ``__main__`` (spawn does by default), so
+    ``ablab.run(...)`` works in a script without an ``if __name__ == "__main__"`` guard and the
+    user's script never runs twice. Workers only need ablab and the entry module."""
+    main = sys.modules.get("__main__")
+    saved = {k: getattr(main, k) for k in ("__file__", "__spec__") if main is not None and hasattr(main, k)}
+    try:
+        if main is not None:
+            if "__file__" in saved:
+                delattr(main, "__file__")
+            main.__spec__ = None  # type: ignore[assignment]
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(main, k, v)
+        if main is not None and "__spec__" not in saved:
+            del main.__spec__
+
+
 class _Worker:
     def __init__(self, ctx: Any) -> None:
         self.conn, child = ctx.Pipe(duplex=True)
         self.proc = ctx.Process(target=worker_main, args=(child, os.getpid()), daemon=True,
                                 name="ablab-worker")
-        self.proc.start()
+        with _main_module_hidden():
+            self.proc.start()
         child.close()
         self.task: dict[str, Any] | None = None
         self.deadline: float | None = None

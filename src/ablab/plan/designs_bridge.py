@@ -47,15 +47,17 @@ def reference_variant(spec: StudySpec) -> str:
     return BASELINE
 
 
-def plan_for(spec: StudySpec, known: list[tuple[dict[str, Any], float]] | None = None) -> Plan:
+def plan_for(spec: StudySpec, known: list[tuple[dict[str, Any], float]] | None = None,
+             seeds_for: dict[str, int] | None = None) -> Plan:
     """The study's plan. For a path design, ``known`` (configuration, mean primary metric) pairs
-    decide how far the path has grown."""
+    decide how far the path has grown; ``seeds_for`` (variant -> seeds) is the adaptive
+    allocation so far (default: every variant at every seed)."""
     t = spec.design.type
     if t in ("factorial", "fractional"):
-        return expand(spec, design_configs(spec))
+        return expand(spec, design_configs(spec), seeds_for)
     if t == "path":
-        return expand(spec, path_plan(spec, known or [])[0])
-    return expand(spec, variant_configs(spec))
+        return expand(spec, path_plan(spec, known or [])[0], seeds_for)
+    return expand(spec, variant_configs(spec), seeds_for)
 
 
 def path_plan(spec: StudySpec, known: list[tuple[dict[str, Any], float]]) -> tuple[dict[str, dict[str, Any]], bool]:

@@ -54,11 +54,13 @@ def variant_configs(spec: StudySpec) -> dict[str, dict[str, Any]]:
     return {name: spec.resolved(name) for name in spec.variants}
 
 
-def expand(spec: StudySpec, configs: dict[str, dict[str, Any]] | None = None) -> Plan:
+def expand(spec: StudySpec, configs: dict[str, dict[str, Any]] | None = None,
+           seeds_for: dict[str, int] | None = None) -> Plan:
     """The study's plan.
 
     ``configs`` (variant -> resolved configuration) defaults to the one-at-a-time variants of
-    the spec; designs that form variants differently pass their own.
+    the spec; designs that form variants differently pass their own. ``seeds_for`` (variant ->
+    number of seeds) limits a variant to the first seeds (adaptive allocation).
     """
     configs = configs if configs is not None else variant_configs(spec)
     settings: list[tuple[str | None, dict[str, Any]]] = [(None, {})]
@@ -71,7 +73,8 @@ def expand(spec: StudySpec, configs: dict[str, dict[str, Any]] | None = None) ->
     for label, override in settings:
         for variant, config in configs.items():
             cfg = apply_overrides(config, override) if override else config
-            for seed in spec.seeds:
+            n = len(spec.seeds) if seeds_for is None else seeds_for.get(variant, 0)
+            for seed in spec.seeds[:n]:
                 for split in split_seeds:
                     runs.append(RunSpec(run_key(spec.entry, cfg, seed, split), variant, cfg, seed,
                                         split, label))

@@ -22,7 +22,7 @@ from ablab.spec.model import (
 )
 
 TOP_KEYS = ("name", "entry", "seeds", "metrics", "baseline", "ablations", "run", "design",
-            "sensitivity", "split_seeds")
+            "sensitivity", "split_seeds", "min_seeds", "max_seeds")
 RUN_KEYS = ("timeout", "retries", "threads", "cpus", "gpus", "batch", "deterministic", "code")
 DESIGN_TYPES = ("one-at-a-time", "factorial", "fractional", "path")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+\-]*$")
@@ -75,7 +75,9 @@ def parse_study(raw: Any, *, source: Path | None = None) -> StudySpec:
     if not isinstance(entry, str) or ":" not in entry:
         raise SpecError(f"{where}: entry = {entry!r} is not an entry point",
                         hint="write 'file.py:function' (relative to the study file) or 'package.module:function'")
-    seeds = _seeds(raw.get("seeds", 5), where)
+    adaptive = raw.get("seeds") == "auto"
+    min_seeds, max_seeds = _seed_bounds(raw, adaptive, where)
+    seeds = tuple(range(max_seeds)) if adaptive else _seeds(raw.get("seeds", 5), where)
     metrics = _metrics(raw.get("metrics"), where)
     baseline = raw.get("baseline", {})
     if not isinstance(baseline, dict):
@@ -90,7 +92,7 @@ def parse_study(raw: Any, *, source: Path | None = None) -> StudySpec:
         raise SpecError(f"{where}: split_seeds = {split_seeds!r}: expected a positive integer")
     spec = StudySpec(name=name, entry=entry, seeds=seeds, metrics=metrics, baseline=baseline,
                      variants=variants, run=run, design=design, sensitivity=sensitivity,
-                     split_seeds=split_seeds, source=source)
+                     split_seeds=split_seeds, source=source, adaptive=adaptive, min_seeds=min_seeds)
     _check_distinct(spec, where)
     return spec
 
@@ -132,7 +134,21 @@ def _seeds(v: Any, where: str) -> tuple[int, ...]:
         if len(set(v)) != len(v):
             raise SpecError(f"{where}: seeds = {v} repeats a seed", hint="list each seed once")
         return tuple(v)
-    raise SpecError(f"{where}: seeds = {v!r}: expected a count (e.g. 5) or a list of non-negative integers (e.g. [0, 1, 2])")
+    raise SpecError(f"{where}: seeds = {v!r}: expected a count (e.g. 5), a list of non-negative integers "
+                    f"(e.g. [0, 1, 2]) or \"auto\" (with min_seeds, max_seeds)")
+
+
+def _seed_bounds(raw: dict, adaptive: bool, where: str) -> tuple[int, int]:
+    lo, hi = raw.get("min_seeds", 3), raw.get("max_seeds", 10)
+    if not adaptive and ("min_seeds" in raw or "max_seeds" in raw):
+        raise SpecError(f"{where}: min_seeds/max_seeds only apply to seeds = \"auto\"",
+                        hint='write seeds = "auto" to let ablab add seeds where verdicts are undecided')
+    for k, v in (("min_seeds", lo), ("max_seeds", hi)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 2:
+            raise SpecError(f"{where}: {k} = {v!r}: expected an integer >= 2")
+    if hi < lo:
+        raise SpecError(f"{where}: max_seeds = {hi} is below min_seeds = {lo}")
+    return lo, hi
 
 
 def _metrics(v: Any, where: str) -> tuple[MetricSpec, ...]:

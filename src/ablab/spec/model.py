@@ -68,6 +68,8 @@ class StudySpec:
     sensitivity: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     split_seeds: int | None = None
     source: Path | None = None  # the study file, when loaded from one
+    adaptive: bool = False  # seeds = "auto": seeds grow per variant between min_seeds and max_seeds
+    min_seeds: int = 3
 
     @property
     def root(self) -> Path:

@@ -33,6 +33,8 @@ def spec_to_dict(spec: StudySpec) -> dict[str, Any]:
         out["design"] = design
     if spec.sensitivity:
         out["sensitivity"] = {k: list(v) for k, v in spec.sensitivity.items()}
+    if spec.adaptive:
+        out.update(seeds="auto", min_seeds=spec.min_seeds, max_seeds=len(spec.seeds))
     if spec.split_seeds is not None:
         out["split_seeds"] = spec.split_seeds
     return out
