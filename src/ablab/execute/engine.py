@@ -130,7 +130,7 @@ def execute(spec: StudySpec, plan: Plan, store: Store, study: dict[str, Any], ex
     prog.done = prog.skipped
     keyset = set(keys)
     driver = store.register_driver()
-    inflight: dict[str, dict[str, Any]] = {}
+    inflight: dict[str, list[dict[str, Any]]] = {}  # task key -> its runs (K when batched)
     interrupted = False
     last_beat = time.monotonic()
     if any(s != "done" for s in before.values()):  # a finished study starts no workers
@@ -138,27 +138,46 @@ def execute(spec: StudySpec, plan: Plan, store: Store, study: dict[str, Any], ex
     try:
         while True:
             while executor.free_slots() > 0:
-                run = store.claim(study["id"], driver, keyset)
-                if run is None:
+                group = []
+                allowed = keyset
+                for _ in range(spec.run.batch or 1):
+                    run = store.claim(study["id"], driver, allowed)
+                    if run is None:
+                        break
+                    group.append(run)
+                    if spec.run.batch_by and len(group) == 1:
+                        allowed = _compatible(plan, run["config"], spec.run.batch_by)
+                if not group:
                     break
-                inflight[run["key"]] = run
-                executor.submit(build_task(spec, run, store.run_dir(run["key"], study["revision"])))
-            prog.running = len(inflight)
+                tasks = [build_task(spec, r, store.run_dir(r["key"], study["revision"])) for r in group]
+                if spec.run.batch:
+                    key = "batch:" + group[0]["key"]
+                    task = {"key": key, "batch": tasks, "timeout": tasks[0]["timeout"]}
+                else:
+                    key, task = group[0]["key"], tasks[0]
+                inflight[key] = group
+                executor.submit(task)
+            prog.running = sum(len(g) for g in inflight.values())
             if on_progress:
                 on_progress(prog)
                 prog.last = []
             if not inflight:
                 break
             for ev in executor.poll(0.25):
-                run = inflight.pop(ev.key)
-                _record(store, driver, study, run, ev, prog)
+                group = inflight.pop(ev.key)
+                if ev.outcome is not None and "batch" in ev.outcome:
+                    for run, outcome in zip(group, ev.outcome["batch"], strict=True):
+                        _record(store, driver, study, run, Event("result", run["key"], outcome=outcome), prog)
+                else:
+                    for run in group:
+                        _record(store, driver, study, run, ev, prog)
             if time.monotonic() - last_beat > HEARTBEAT_S:
                 store.heartbeat(driver)
                 last_beat = time.monotonic()
     except KeyboardInterrupt:
         interrupted = True
         executor.shutdown(kill=True)
-        store.mark_interrupted([r["id"] for r in inflight.values()], driver)
+        store.mark_interrupted([r["id"] for g in inflight.values() for r in g], driver)
     else:
         executor.shutdown()
     finally:
@@ -175,6 +194,14 @@ def execute(spec: StudySpec, plan: Plan, store: Store, study: dict[str, Any], ex
     if on_progress:
         on_progress(prog)
     return summary
+
+
+def _compatible(plan: Plan, config: dict[str, Any], keys: tuple[str, ...]) -> set[str]:
+    """Keys of the plan's runs whose configuration equals ``config`` on ``keys`` (batch_by)."""
+    from ablab.spec.model import flatten
+
+    want = {k: flatten(config).get(k) for k in keys}
+    return {r.key for r in plan.runs if all(flatten(r.config).get(k) == v for k, v in want.items())}
 
 
 def _record(store: Store, driver: int, study: dict[str, Any], run: dict[str, Any], ev: Event,

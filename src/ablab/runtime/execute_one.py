@@ -69,51 +69,78 @@ def execute_task(task: dict[str, Any]) -> dict[str, Any]:
     """Run ``task`` (as built by the engine) and return its outcome.
 
     Outcome keys: ``key``, ``status`` (done|failed), ``metrics``, ``series``, ``data``,
-    ``artifacts``, ``resources``, ``error`` (one line), ``traceback``.
+    ``artifacts``, ``resources``, ``error`` (one line), ``traceback``. A batched task
+    (``{"key": ..., "batch": [task, ...]}``, ``[run] batch = K``) calls the batched entry
+    ``train_batched(configs, runs) -> list[dict]`` once and returns ``{"key", "batch": [outcome, ...]}``.
     """
     from ablab.runtime.entry import load_entry
-    from ablab.runtime.run import Run, check_metrics
-    from ablab.runtime.seeding import seed_everything
+    from ablab.runtime.run import Run
 
+    batched = "batch" in task
+    subtasks = task["batch"] if batched else [task]
+    first = subtasks[0]
     t0, c0 = time.perf_counter(), _cpu()
     rss = _PeakRSS()
-    out: dict[str, Any] = {"key": task["key"], "status": "failed", "metrics": {}, "series": [],
-                           "data": {}, "artifacts": {}, "error": None, "traceback": None}
+    outs = [{"key": t["key"], "status": "failed", "metrics": {}, "series": [], "data": {}, "artifacts": {},
+             "error": None, "traceback": None} for t in subtasks]
     torch = None
     try:
-        seed_everything(task["seed"], deterministic=task.get("deterministic", True),
-                        threads=task.get("threads", 1))
+        from ablab.runtime.seeding import seed_everything
+
+        seed_everything(first["seed"], deterministic=first.get("deterministic", True),
+                        threads=first.get("threads", 1))
         torch = sys.modules.get("torch")
         cuda = bool(torch is not None and torch.cuda.is_available())
         if cuda:
             torch.cuda.reset_peak_memory_stats()
-        fn = load_entry(task["entry"], Path(task["root"]))
-        run = Run(key=task["key"], variant=task["variant"], seed=task["seed"], config=task["config"],
-                  run_dir=Path(task["run_dir"]), split_seed=task.get("split_seed") or task["seed"],
-                  device="cuda" if cuda else "cpu", attempt=task.get("attempt", 1))
-        result = fn(dict(task["config"]), run)
+        fn = load_entry(first["entry"], Path(first["root"]))
+        runs = [Run(key=t["key"], variant=t["variant"], seed=t["seed"], config=t["config"],
+                    run_dir=Path(t["run_dir"]), split_seed=t.get("split_seed") or t["seed"],
+                    device="cuda" if cuda else "cpu", attempt=t.get("attempt", 1)) for t in subtasks]
+        if batched:
+            results = fn([dict(t["config"]) for t in subtasks], runs)
+            if not isinstance(results, (list, tuple)) or len(results) != len(runs):
+                from ablab.errors import MetricError
+
+                raise MetricError(f"the batched entry returned {type(results).__name__} "
+                                  f"{'of length ' + str(len(results)) if hasattr(results, '__len__') else ''}; "
+                                  f"expected a list of {len(runs)} metric dicts, one per run")
+        else:
+            results = [fn(dict(first["config"]), runs[0])]
+        for t, run, result, out in zip(subtasks, runs, results, outs, strict=True):
+            _validate(t, run, result, out)
+    except BaseException as e:  # noqa: BLE001 - a run's failure must never kill the worker
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        for out in outs:
+            out.update(status="failed", error=_one_line(e), traceback=traceback.format_exc())
+    finally:
+        peak = rss.stop()
+    gpu_mb = None
+    if torch is not None and torch.cuda.is_available():
+        gpu_mb = torch.cuda.max_memory_allocated() / 2**20
+    k = len(subtasks)
+    for out in outs:  # a batch's time is shared equally by its runs
+        out["resources"] = {"wall_seconds": (time.perf_counter() - t0) / k, "cpu_seconds": (_cpu() - c0) / k,
+                            "peak_rss_mb": peak, "peak_gpu_mb": gpu_mb, "threads": first.get("threads", 1),
+                            "host": socket.gethostname(), "pid": _pid(), "batch": k}
+    return {"key": task["key"], "batch": outs} if batched else outs[0]
+
+
+def _validate(task: dict[str, Any], run: Any, result: Any, out: dict[str, Any]) -> None:
+    """Check one run's returned metrics and reduce series metrics; fills ``out`` (failed on error)."""
+    from ablab.runtime.run import check_metrics
+
+    try:
         declared = [m["name"] for m in task["metrics"]]
         reduced = {m["name"] for m in task["metrics"] if m.get("reduce", "value") != "value"}
         metrics = check_metrics(result, declared, reduced)
         for m in task["metrics"]:
             if m["name"] in reduced:
                 metrics[m["name"]] = reduce_metric(run.series, m["name"], m["direction"], m["reduce"])
-        out.update(status="done", metrics=metrics, series=run.series, data=run.data,
-                   artifacts=run.artifacts)
-    except BaseException as e:  # noqa: BLE001 - a run's failure must never kill the worker
-        if isinstance(e, KeyboardInterrupt):
-            raise
-        out["error"] = _one_line(e)
-        out["traceback"] = traceback.format_exc()
-    finally:
-        peak = rss.stop()
-    gpu_mb = None
-    if torch is not None and torch.cuda.is_available():
-        gpu_mb = torch.cuda.max_memory_allocated() / 2**20
-    out["resources"] = {"wall_seconds": time.perf_counter() - t0, "cpu_seconds": _cpu() - c0,
-                        "peak_rss_mb": peak, "peak_gpu_mb": gpu_mb, "threads": task.get("threads", 1),
-                        "host": socket.gethostname(), "pid": _pid()}
-    return out
+        out.update(status="done", metrics=metrics, series=run.series, data=run.data, artifacts=run.artifacts)
+    except AblabError as e:
+        out.update(status="failed", error=_one_line(e), traceback=traceback.format_exc())
 
 
 def _one_line(e: BaseException) -> str:

@@ -23,7 +23,7 @@ from ablab.spec.model import (
 
 TOP_KEYS = ("name", "entry", "seeds", "metrics", "baseline", "ablations", "run", "design",
             "sensitivity", "split_seeds", "min_seeds", "max_seeds")
-RUN_KEYS = ("timeout", "retries", "threads", "cpus", "gpus", "batch", "deterministic", "code")
+RUN_KEYS = ("timeout", "retries", "threads", "cpus", "gpus", "batch", "batch_by", "deterministic", "code")
 DESIGN_TYPES = ("one-at-a-time", "factorial", "fractional", "path")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+\-]*$")
 _DURATION_RE = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
@@ -276,6 +276,11 @@ def _run(v: Any, where: str) -> RunOptions:
         if not (isinstance(d, bool) or d == "warn"):  # `in (True, False)` would accept 1 and 0.0
             raise SpecError(f"{where}: [run] deterministic = {d!r}: expected true, false or \"warn\"")
         kw["deterministic"] = d
+    if "batch_by" in v:
+        b = v["batch_by"]
+        if not isinstance(b, list) or not all(isinstance(x, str) for x in b):
+            raise SpecError(f"{where}: [run] batch_by = {b!r}: expected a list of configuration keys")
+        kw["batch_by"] = tuple(b)
     if "code" in v:
         c = v["code"]
         if not isinstance(c, list) or not all(isinstance(x, str) for x in c):

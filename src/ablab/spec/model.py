@@ -35,6 +35,7 @@ class RunOptions:
     cpus: float = 1.0
     gpus: float = 0.0
     batch: int | None = None
+    batch_by: tuple[str, ...] = ()  # config keys that must be equal within a batch (e.g. architecture)
     deterministic: bool | Literal["warn"] = True
     code: tuple[str, ...] = ()  # extra paths (relative to the study file) whose code is fingerprinted
 
