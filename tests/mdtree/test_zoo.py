@@ -46,3 +46,24 @@ def test_zoo_to_tree(zoo):
     assert tree.train_accuracy_ >= 0.5
     with pytest.raises(DataError, match="did you mean 'digits'"):
         train_member({"width": 4, "batch_size": 8, "task": "digit"}, 0)
+
+
+def test_shipped_trees_refit_from_their_zoo():
+    """The default trees were fitted on tests/mdtree/data/zoo_digits.csv (see _fit_defaults)."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from ablab.mdtree import default_trees
+
+    zoo = pd.read_csv(Path(__file__).parent / "data" / "zoo_digits.csv")
+    assert len(zoo) == 240
+    table = training_table(zoo, data="data_fraction")
+    trees = {t.question: t for t in default_trees()}
+    assert set(trees) == {"q1", "q2", "q2_data"}
+    for q, shipped in trees.items():
+        labelled = table[table[q] != "optimal"]
+        refit = MDTree(q).fit(labelled, labelled[q])
+        assert refit.thresholds_ == pytest.approx(shipped.thresholds_)
+        assert shipped.score(labelled, labelled[q]) == pytest.approx(shipped.train_accuracy_)
+        assert shipped.train_accuracy_ > labelled[q].value_counts(normalize=True).max()

@@ -1,6 +1,6 @@
 """Build ablab's example zoo and fit the default trees shipped in ``ablab/mdtree/trees/``.
 
-Run: ``python -m ablab.mdtree._fit_defaults [--out DIR] [--task digits]`` (a few minutes on
+Run: ``python -m ablab.mdtree._fit_defaults --zoo-csv tests/mdtree/data/zoo_digits.csv`` (~6 min on
 2 CPU cores). Each tree's JSON records its provenance: task, grid, seeds, epochs, the number
 of labelled configurations and the ablab/torch versions.
 """
