@@ -66,7 +66,7 @@ def reproduce(target: Annotated[str | None, typer.Argument(help="A RUN_KEY, or a
         else:
             raise AblabError("give a RUN_KEY, a STUDY_FILE or --bundle FILE",
                              hint="e.g. ablab reproduce study.toml --sample 3")
-        if target is not None and bundle is None and not Path(target).suffix.lower() in (".toml", ".yaml", ".yml"):
+        if target is not None and bundle is None and Path(target).suffix.lower() not in (".toml", ".yaml", ".yml"):
             runs = [r for r in st.runs(study["id"]) if r["key"] == st.find_run(target)["key"]]
         else:
             runs = select_runs(st, study, variant=variant, seed=seed, sample=sample)

@@ -60,6 +60,7 @@ def warm_up() -> None:
     """Import the heavy libraries once per worker, so the first run's time is its own."""
     import numpy  # noqa: F401
     import torch  # noqa: F401
+
     # torch.use_deterministic_algorithms (called by seed_everything) imports inductor's config,
     # which takes seconds; pay that here, not inside the first run's time and timeout
     import torch._inductor.config  # noqa: F401
