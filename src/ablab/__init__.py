@@ -22,6 +22,8 @@ _LAZY = {
     "Run": "ablab.runtime.run",
     "seed_worker": "ablab.runtime.seeding",
     "seed_everything": "ablab.runtime.seeding",
+    "diagnose": "ablab.mdtree",
+    "probe_model": "ablab.probe",
 }
 
 __all__ = ["__version__", "AblabError", *_LAZY]

@@ -82,6 +82,33 @@ class Run:
 
         return np.random.default_rng(derive_seed(self.seed, "numpy", salt))
 
+    def landscape(self, model: Any, data: Any, loss_fn: Any, second_model: Any = None, *,
+                  hessian_samples: int | None = None, mc_epochs: int = 10) -> dict[str, float]:
+        """Loss-landscape metrics of a trained model (``ablab.landscape``: train error, Hessian top
+        eigenvalue and log trace, and with ``second_model`` mode connectivity and CKA), seeded from
+        the run, returned as a dict to merge into the entry's metrics. Sample counts are recorded
+        as ``<metric>_samples``."""
+        from ablab.mdtree.diagnose import landscape_metrics
+
+        metrics, n_samples, _ = landscape_metrics(model, data, loss_fn, second_model,
+                                                  hessian_samples=hessian_samples, mc_epochs=mc_epochs,
+                                                  seed=self.seed)
+        out = {k: float(v) for k, v in metrics.items()}
+        out.update({f"{k}_samples": float(n) for k, n in n_samples.items()})
+        return out
+
+    def probe(self, model: Any, id_data: Any, ood_data: Any, layers: Any = None, **kwargs: Any) -> dict[str, float]:
+        """Layer-wise OOD probing (``ablab.probe.probe_model``) as study metrics: % OOD retained
+        (r), ID/OOD correlation (rho), alignment (A), tunnel start, ... The full report is saved
+        as ``run_dir/probe.json``."""
+        from ablab.probe import probe_model
+
+        report = probe_model(model, id_data, ood_data, layers=layers, seed=self.seed, **kwargs)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        report.to_json(self.run_dir / "probe.json")
+        self.artifacts["probe"] = str(self.run_dir / "probe.json")
+        return {k: float(v) for k, v in report.summary().items() if isinstance(v, (int, float)) and v is not None}
+
     @property
     def elapsed(self) -> float:
         return time.monotonic() - self._t0
