@@ -111,15 +111,19 @@ def run(study: Study | StudySpec | str | Path, *, jobs: int | None = None, store
             return execute(spec, plan_for(spec), st, record, ex, on_progress=on_progress)
         # adaptive: the ablation path grows as results arrive
         known: list[tuple[dict[str, Any], float]] = []
-        while True:
-            ex = make_executor(executor, spec, jobs=jobs, address=address)
-            summary = execute(spec, plan_for(spec, known), st, record, ex, on_progress=on_progress)
-            if summary.interrupted or summary.failed:
-                return summary
-            known = path_results(spec, st, record["id"])
-            configs, done = path_plan(spec, known)
-            if done or len(configs) == len(known):
-                return summary
+        ex = make_executor(executor, spec, jobs=jobs, address=address)
+        try:
+            while True:
+                summary = execute(spec, plan_for(spec, known), st, record, ex, on_progress=on_progress,
+                                  close=False)
+                if summary.interrupted or summary.failed:
+                    return summary
+                known = path_results(spec, st, record["id"])
+                configs, done = path_plan(spec, known)
+                if done or len(configs) == len(known):
+                    return summary
+        finally:
+            ex.shutdown()
 
 
 def path_results(spec: StudySpec, st: Store, study_id: int) -> list[tuple[dict[str, Any], float]]:

@@ -116,3 +116,48 @@ def test_batched_study_matches_solo(tmp_path, capsys):
     solo = {(r["variant"], r["seed"]): r["metrics"]["score"] for r in _runs(capsys, d / "solo.toml")}
     batched = {(r["variant"], r["seed"]): r["metrics"]["score"] for r in _runs(capsys, d / "batched.toml")}
     assert solo == batched and len(solo) == 9
+
+
+DESIGN_ENTRY = '''
+def train(config, run):
+    return {"score": config["a"] * 1.0 + config["b"] * 2.0 + config["c"] * 0.5 + run.seed * 0.01}
+'''
+
+
+def _design_study(tmp_path, design):
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "entry.py").write_text(DESIGN_ENTRY)
+    (d / "study.toml").write_text(textwrap.dedent('''
+        name = "design"
+        entry = "entry.py:train"
+        seeds = 2
+        [metrics]
+        score = "max"
+        [baseline]
+        a = 0
+        b = 0
+        c = 0
+    ''') + design)
+    return d / "study.toml"
+
+
+def test_path_design_grows_greedily_to_the_target(tmp_path, capsys):
+    study = _design_study(tmp_path, '[design]\ntype = "path"\ntarget = { a = 1, b = 1, c = 1 }\n')
+    assert main(["run", str(study), "-j", "2", "-q"]) == 0
+    variants = {r["variant"] for r in _runs(capsys, study)}
+    # step 1 tries a, b, c and keeps b (largest gain); step 2 tries a+b, b+c and keeps a+b; then a+b+c
+    assert variants == {"baseline", "path:a", "path:b", "path:c", "path:a+b", "path:b+c", "path:a+b+c"}
+
+
+def test_factorial_design_reports_effects(tmp_path, capsys):
+    study = _design_study(tmp_path, '[design]\ntype = "factorial"\nfactors = { a = [0, 1], b = [0, 1], c = [0, 1] }\n')
+    assert main(["run", str(study), "-j", "2", "-q"]) == 0
+    assert len(_runs(capsys, study)) == 16
+    capsys.readouterr()
+    main(["report", str(study), "--format", "json"])
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["effects"]["metric"] == "score"
+    values = rep["effects"]["shapley"]["values"]
+    assert values == pytest.approx({"a": 1.0, "b": 2.0, "c": 0.5}, abs=1e-6)
+    assert sum(values.values()) == pytest.approx(rep["effects"]["shapley"]["total"])

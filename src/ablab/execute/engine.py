@@ -119,8 +119,11 @@ def build_task(spec: StudySpec, run: dict[str, Any], run_dir: Path) -> dict[str,
 
 
 def execute(spec: StudySpec, plan: Plan, store: Store, study: dict[str, Any], executor: Executor, *,
-            on_progress: Callable[[Progress], None] | None = None) -> RunSummary:
-    """Execute the plan's runs that are not done yet; returns when none is left to claim."""
+            on_progress: Callable[[Progress], None] | None = None, close: bool = True) -> RunSummary:
+    """Execute the plan's runs that are not done yet; returns when none is left to claim.
+
+    ``close=False`` keeps the executor's workers for another round (adaptive plans); the caller
+    then shuts it down."""
     store.add_runs(study["id"], plan.runs)
     keys = [r.key for r in plan.runs]
     store.reset_for_new_invocation(study["id"], keys, spec.run.retries)
@@ -179,7 +182,8 @@ def execute(spec: StudySpec, plan: Plan, store: Store, study: dict[str, Any], ex
         executor.shutdown(kill=True)
         store.mark_interrupted([r["id"] for g in inflight.values() for r in g], driver)
     else:
-        executor.shutdown()
+        if close:
+            executor.shutdown()
     finally:
         store.unregister_driver(driver)
     rows = store.runs(study["id"], keys)

@@ -98,7 +98,8 @@ class LocalExecutor:
         self._workers: list[_Worker] = []
 
     def start(self) -> None:
-        self._workers = [_Worker(self._ctx) for _ in range(self.slots)]
+        if not self._workers:  # idempotent: an adaptive study reuses warm workers across rounds
+            self._workers = [_Worker(self._ctx) for _ in range(self.slots)]
 
     def free_slots(self) -> int:
         return sum(w.task is None for w in self._workers)

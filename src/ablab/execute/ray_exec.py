@@ -33,6 +33,8 @@ class RayExecutor:
         self._fn: Any = None
 
     def start(self) -> None:
+        if self._fn is not None:
+            return
         try:
             import ray
         except ImportError:
@@ -91,6 +93,7 @@ class RayExecutor:
         for ref in list(self._inflight):
             ray.cancel(ref, force=True)
         self._inflight.clear()
+        self._fn = None
         if self._started_ray and ray.is_initialized():
             ray.shutdown()
             self._started_ray = False
