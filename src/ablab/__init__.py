@@ -9,9 +9,7 @@ Public API (imported lazily so ``import ablab`` stays fast)::
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
-
+from ablab._lazy import lazy_getattr
 from ablab._version import __version__
 from ablab.errors import AblabError
 
@@ -29,10 +27,4 @@ _LAZY = {
 __all__ = ["__version__", "AblabError", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ablab' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

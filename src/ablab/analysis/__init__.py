@@ -9,8 +9,7 @@ Imported lazily so that ``import ablab.analysis`` does not load scipy.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from ablab._lazy import lazy_getattr
 
 _LAZY = {
     "analyze": "ablab.analysis.core",
@@ -33,10 +32,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ablab.analysis' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

@@ -26,8 +26,7 @@ Importing this package does not import torch; its members load on first use.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from ablab._lazy import lazy_getattr
 
 _LAZY = {
     "BatchedModels": "ablab.batched.models",
@@ -47,10 +46,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ablab.batched' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

@@ -14,8 +14,7 @@ corruptions, MNIST-1D with shifted generation parameters).
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from ablab._lazy import lazy_getattr
 
 _LAZY = {
     "Dataset": "ablab.data._dataset",
@@ -35,10 +34,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ablab.data' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

@@ -10,8 +10,7 @@ Importing this package does not import torch; :func:`diagnose` does, when called
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from ablab._lazy import lazy_getattr
 
 _LAZY = {
     "MDTree": "ablab.mdtree.tree",
@@ -30,10 +29,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ablab.mdtree' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

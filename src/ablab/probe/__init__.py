@@ -14,8 +14,7 @@ are in :mod:`ablab.probe.metrics`.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from ablab._lazy import lazy_getattr
 
 _LAZY = {
     "probe_model": "ablab.probe.analyse",
@@ -33,11 +32,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ablab.probe' has no attribute {name!r}")
-    mod = import_module(module)
-    value = mod if name == "metrics" else getattr(mod, name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
