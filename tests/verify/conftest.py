@@ -30,7 +30,11 @@ def train(config, run):
 
 @pytest.fixture
 def vstudy(tmp_path: Path) -> Path:
-    d = tmp_path / "study"
+    return write_study(tmp_path)
+
+
+def write_study(root: Path) -> Path:
+    d = root / "study"
     d.mkdir()
     (d / "entry.py").write_text(ENTRY)
     (d / "data.txt").write_text("1 2 3\n")

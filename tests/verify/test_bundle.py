@@ -1,5 +1,4 @@
 import json
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -8,12 +7,24 @@ import pytest
 from ablab.cli.main import main
 
 
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> tuple[Path, Path]:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("verify_conftest", Path(__file__).with_name("conftest.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    root = tmp_path_factory.mktemp("bundle")
+    study = mod.write_study(root)
+    assert main(["run", str(study), "-j", "2", "-q"]) == 0
+    out = root / "out" / "study.zip"
+    assert main(["export", str(study), "-o", str(out)]) == 0
+    return study, out
+
+
 @pytest.fixture
-def bundle(vstudy, tmp_path) -> Path:
-    assert main(["run", str(vstudy), "-j", "2", "-q"]) == 0
-    out = tmp_path / "out" / "study.zip"
-    assert main(["export", str(vstudy), "-o", str(out)]) == 0
-    return out
+def bundle(exported) -> Path:
+    return exported[1]
 
 
 def test_bundle_contents(bundle):
@@ -88,9 +99,12 @@ def test_bad_bundles_are_refused_and_write_nothing(bundle, tmp_path, capsys, cas
     assert not (tmp_path / "evil.py").exists()
 
 
-def test_import_into_store_with_existing_records_keeps_them(bundle, vstudy, tmp_path):
-    store = vstudy.parent / ".ablab"
-    before = (store / "ablab.db").read_bytes()
-    assert main(["import", str(bundle), "--store", str(store)]) == 0  # same runs: nothing new
-    shutil.copy(store / "ablab.db", tmp_path / "copy.db")
-    assert len(before) > 0
+def test_import_into_the_source_store_changes_nothing(exported, capsys):
+    study, bundle = exported
+    capsys.readouterr()
+    main(["runs", str(study), "--format", "json"])
+    before = capsys.readouterr().out
+    assert main(["import", str(bundle), "--store", str(study.parent / ".ablab")]) == 0
+    capsys.readouterr()
+    main(["runs", str(study), "--format", "json"])
+    assert capsys.readouterr().out == before
