@@ -37,7 +37,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[bench]"
+	for b in overhead report hessian probe batched adaptive throughput; do $(BIN)/python benchmarks/$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist src/*.egg-info
