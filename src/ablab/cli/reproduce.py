@@ -37,6 +37,7 @@ def reproduce(target: Annotated[str | None, typer.Argument(help="A RUN_KEY, or a
     if rtol < 0 or atol < 0:
         raise AblabError("--rtol and --atol must be >= 0")
     workspace = None
+    runs = None
     try:
         if bundle is not None:
             from ablab.verify.bundle import extract_study, import_bundle, read_bundle
@@ -61,14 +62,11 @@ def reproduce(target: Annotated[str | None, typer.Argument(help="A RUN_KEY, or a
                 raise AblabError(f"no run with key '{target}' in {st.dir}", hint="list keys with: ablab runs STUDY_FILE")
             study = run["study"]
             spec = spec_of_study(study)
-            variant, seed = run["variant"], run["seed"]
-            sample = None
+            runs = [r for r in st.runs(study["id"]) if r["key"] == run["key"]]
         else:
             raise AblabError("give a RUN_KEY, a STUDY_FILE or --bundle FILE",
                              hint="e.g. ablab reproduce study.toml --sample 3")
-        if target is not None and bundle is None and Path(target).suffix.lower() not in (".toml", ".yaml", ".yml"):
-            runs = [r for r in st.runs(study["id"]) if r["key"] == st.find_run(target)["key"]]
-        else:
+        if runs is None:
             runs = select_runs(st, study, variant=variant, seed=seed, sample=sample)
         err_console.print(f"reproducing {len(runs)} run(s) of {spec.name} ...", highlight=False)
         results = do_reproduce(st, spec, runs, rtol=rtol, atol=atol, jobs=jobs)
