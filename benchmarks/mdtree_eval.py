@@ -33,8 +33,9 @@ MNIST1D_GRID = {
     "width": [8, 32, 128],
     "batch_size": [16, 32, 64, 128, 256],
     "data_fraction": [0.1, 0.25, 0.5, 1.0],
-    "epochs": [30],
+    "epochs": [60],
 }
+MNIST1D_BUILD_S = 259  # measured when the cached table was built
 SEEDS = (0, 1, 2, 3, 4)
 PAPER = {  # Table B of the paper, few-shot dataset transfer (ResNets / VGGs, CIFAR-10 zoo)
     "MD tree": 87.70,
@@ -61,7 +62,11 @@ def load_tables(rebuild: bool) -> tuple[dict[str, object], str]:
 
     from ablab.mdtree import training_table
 
-    note = f"MNIST-1D zoo: cached table `{MNIST1D_CSV.relative_to(ROOT)}`"
+    note = (
+        f"MNIST-1D zoo: cached table `{MNIST1D_CSV.relative_to(ROOT)}`, which took "
+        f"{MNIST1D_BUILD_S} s to build on this machine (1 torch thread, another benchmark on the "
+        "other core); `--rebuild` retrains it"
+    )
     if rebuild or not MNIST1D_CSV.exists():
         _, secs = build_mnist1d_zoo(MNIST1D_CSV)
         note = f"MNIST-1D zoo: built in this run in {secs:.0f} s (1 torch thread)"
@@ -164,6 +169,74 @@ def label_summary(tables) -> list[str]:
     return lines
 
 
+def regime_summary(tables) -> list[str]:
+    """How far the zoos sit from each other in feature space (seed-averaged per configuration)."""
+    import numpy as np
+
+    lines = [
+        "| zoo | median test acc % | median train error % | share with train error < 1% "
+        "| median mc_peak | median ln trace |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, t in tables.items():
+        acc = 100.0 - t["test_error"]
+        lines.append(
+            f"| {name} | {acc.median():.1f} | {t['train_error'].median():.1f} "
+            f"| {np.mean(t['train_error'] < 1.0):.0%} | {t['mc_peak'].median():.1f} "
+            f"| {np.log(t['hessian_trace']).median():.2f} |"
+        )
+    return lines
+
+
+DISCUSSION = """\
+## Findings
+
+From the run committed with this file; the zoo tables are cached, so a re-run gives the same
+numbers.
+
+- **Few-shot dataset transfer, Q1, MNIST-1D -> digits**: MD tree 70.9-73.9% against
+  44.8-68.9% for the validation tree (high variance across samples), 42.0-53.3% for the
+  hyperparameter tree and 29.3-37.6% for the majority class. Same ordering as the paper
+  (87.70 / 72.82 / 49.56), lower levels.
+- **Few-shot dataset transfer, Q1, digits -> MNIST-1D**: MD tree fails: 40.8-45.4%, at the
+  majority class (37.5-42.5%) and below the validation tree (54.2-57.5%).
+- **Q2 (width vs batch) in dataset transfer**: MD tree 53.8-64.6%, near the majority class;
+  the hyperparameter tree is best in 5 of 6 settings (69.1-85.7% there), plausibly because "too small a model" is largely readable
+  from the parameter count itself in both zoos.
+- **Scale transfer** (no dataset shift): MD tree is best or within noise of best for Q1 in
+  3 of 4 settings (digits data 77.6 vs 74.7 validation; MNIST-1D data 75.0 vs 66.7; MNIST-1D
+  width 56.9, about the majority 56.2; digits width 74.2 vs 75.3 validation). For Q2 it wins
+  clearly on digits width transfer (75.7 vs ~30 for all baselines), ties on digits data
+  transfer, and loses on MNIST-1D (78.6 vs 92.9 hyperparameter on data; 44.4 vs 50.6 on width).
+- The first version of the MNIST-1D zoo (30 epochs instead of 60; in git history) gave the
+  same picture: digits -> MNIST-1D Q1 MD tree 43.8-50.0% vs validation 51.7-52.9%;
+  MNIST-1D -> digits Q1 70.3-75.4% vs validation 45.3-64.2%.
+
+## Why the numbers differ from the paper's
+
+- **Zoo size.** The paper's zoos are ResNet/VGG models on image datasets, far larger than
+  these: digits has 240 MLPs (120 configurations, ~100 labelled per question) and MNIST-1D
+  120 MLPs (60 configurations). With 2 seeds per configuration the RFI labels are noisy: a
+  batch-size move that changes test accuracy by less than the seed-to-seed spread still
+  decides a Q1 label.
+- **The two zoos sit in different regimes** (regime table above): digits MLPs mostly
+  interpolate (median train error 0) and are fairly well connected; MNIST-1D MLPs at this CPU
+  budget mostly underfit, with far lower mc_peak and larger Hessian traces. Thresholds fitted
+  on digits are placed where digits' configurations are (train error bunched near 0), a
+  region few MNIST-1D configurations occupy: a likely reason for the digits -> MNIST-1D
+  failure. MNIST-1D's configurations spread over train errors of ~0-65%, so its thresholds
+  have more to carry to digits. The baselines face the same shift (ln data size and ln parameter count differ too).
+- **Cheaper features than the paper's**: Hessian trace from 200 training samples (the
+  paper's batch; PyHessian recommends ~4096), mode connectivity from a 5-epoch Bezier curve,
+  one seed pair per configuration.
+- **MLPs, not ResNets**, plain SGD at one learning rate, no augmentation, no BatchNorm.
+- **k** counts (data fraction, width) cells with all their batch sizes; digits has 20 cells
+  and MNIST-1D 12, so k=8 of MNIST-1D is two thirds of its zoo. The spread over the 5
+  sampling seeds is large for the decision-tree baselines; 5 seeds do not pin the means
+  down to better than a few points.
+"""
+
+
 def main() -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from _machine import describe
@@ -223,6 +296,8 @@ def main() -> None:
         "",
         *label_summary(tables),
         "",
+        *regime_summary(tables),
+        "",
         "## Results (accuracy %, mean ± std over 5 sampling seeds)",
         "",
         "Dataset transfer: k (data fraction, width) groups (each with all its batch sizes) sampled "
@@ -234,12 +309,13 @@ def main() -> None:
         sep,
         *rows,
         "",
-        "## Paper (Zhou et al., ICML 2024, Table B, few-shot dataset transfer, Q1)",
+        "## Paper (Zhou et al., ICML 2024, Table B, few-shot dataset transfer, as quoted in issue 6)",
         "",
         "| MD tree | validation baseline | hyperparameter baseline |",
         "|---|---|---|",
         "| " + " | ".join(f"{v:.2f}" for v in PAPER.values()) + " |",
         "",
+        DISCUSSION,
     ]
     OUT.write_text("\n".join(md) + "\n")
     print(f"wrote {OUT} in {elapsed:.0f} s")
