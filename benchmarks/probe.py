@@ -64,6 +64,9 @@ def main() -> None:
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
+    # one torch thread: on a shared 2-core machine two threads oversubscribe and small linear
+    # algebra slows down by an order of magnitude, which made timings swing between runs
+    torch.set_num_threads(1)
     torch.manual_seed(0)
     opts = {"resolution": RES, "n_train_per_class": 200, "n_test_per_class": 60}
     id_ds = data.load("glyphs-digits", seed=0, **opts)
