@@ -40,9 +40,13 @@ def report(study_file: StudyArg, store: StoreOpt = None,
     if sentence:
         result["verification"] = sentence
     if format == "table" and output is None:
+        from rich.console import Console
+
         from ablab.report import rich_table
 
-        console.print(rich_table(result))
+        # piped or captured output (make demo, CI logs) gets a wide table instead of 80 columns
+        out = console if console.is_terminal else Console(width=max(console.width, 200))
+        out.print(rich_table(result))
         if sentence:
             console.print(f"reproducibility: {sentence}", highlight=False)
         return
