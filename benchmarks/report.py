@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ablab.runtime.provenance import cpu_model
+
 N_VARIANTS, N_SEEDS, N_STEPS = 20, 500, 10
 TARGETS = {"json": 3.0, "md": 3.0, "html": 10.0}
 
@@ -51,16 +53,6 @@ def synthetic_study(seed: int = 0):
     })
     configs = {v: {"component": v, "width": 64} for v in names}
     return runs, series, configs
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def timed(fn, repeat: int = 3):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ablab.errors import PlanError
+from ablab.spec.model import flatten as _flat
 
 ROMAN = {"III": 3, "IV": 4, "V": 5, "VI": 6, "VII": 7, "VIII": 8}
 MAX_FRACTIONAL_FACTORS = 20
@@ -211,17 +212,6 @@ _MISSING = object()
 def config_key(config: Mapping[str, Any]) -> str:
     """Canonical key of a configuration (sorted-key JSON), used to look up its result."""
     return json.dumps(config, sort_keys=True, default=str, separators=(",", ":"))
-
-
-def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}.{k}" if prefix else str(k)
-        if isinstance(v, Mapping) and v:
-            out.update(_flat(v, key))
-        else:
-            out[key] = v
-    return out
 
 
 def _unflat(flat: Mapping[str, Any]) -> dict[str, Any]:
