@@ -121,3 +121,20 @@ def test_module_entries_import_relative_to_the_root(task, tmp_path):
     assert o["status"] == "done" and o["metrics"] == {"score": 5.0}
     o = execute_task(task(entry="mypkg.nope:fit"))
     assert o["status"] == "failed" and "cannot be imported" in o["error"]
+
+
+def test_split_seed_zero_is_kept_not_replaced_by_the_seed(tmp_path):
+    """A study crossing split seeds gives split_seed 0 to half its runs; it must not fall back to run.seed."""
+    from ablab.runtime.execute_one import execute_task
+
+    (tmp_path / "split_entry.py").write_text(
+        "def train(config, run):\n    return {'split': float(run.split_seed), 'seed': float(run.seed)}\n")
+    task = {"key": "k", "variant": "baseline", "seed": 3, "split_seed": 0, "config": {}, "attempt": 1,
+            "entry": "split_entry.py:train", "root": str(tmp_path), "run_dir": str(tmp_path / "rd"),
+            "metrics": [{"name": "split", "direction": "max", "reduce": "value"}], "threads": 1,
+            "deterministic": True}
+    out = execute_task(task)
+    assert out["status"] == "done", out["error"]
+    assert out["metrics"]["split"] == 0.0 and out["metrics"]["seed"] == 3.0
+    out = execute_task({**task, "split_seed": None})
+    assert out["metrics"]["split"] == 3.0  # without crossed split seeds, split_seed is the seed

@@ -96,7 +96,7 @@ def execute_task(task: dict[str, Any]) -> dict[str, Any]:
             torch.cuda.reset_peak_memory_stats()
         fn = load_entry(first["entry"], Path(first["root"]))
         runs = [Run(key=t["key"], variant=t["variant"], seed=t["seed"], config=t["config"],
-                    run_dir=Path(t["run_dir"]), split_seed=t.get("split_seed") or t["seed"],
+                    run_dir=Path(t["run_dir"]), split_seed=t["seed"] if t.get("split_seed") is None else t["split_seed"],
                     device="cuda" if cuda else "cpu", attempt=t.get("attempt", 1)) for t in subtasks]
         if batched:
             results = fn([dict(t["config"]) for t in subtasks], runs)
