@@ -53,7 +53,7 @@ def run(study_file: StudyArg,
                                                     highlight=False)
         if bar is not None:
             if task is None:
-                task = bar.add_task(spec.name, total=p.total, completed=p.done + p.failed)
+                task = bar.add_task(spec.name, total=p.total, completed=p.done + p.failed, stats="")
             bar.update(task, completed=p.done + p.failed,
                        stats=f"[green]{p.done} done[/] [red]{p.failed} failed[/] {p.running} running "
                              f"{p.remaining - p.running} queued")
