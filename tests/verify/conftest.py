@@ -33,6 +33,19 @@ def vstudy(tmp_path: Path) -> Path:
     return write_study(tmp_path)
 
 
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> tuple[Path, Path]:
+    """The verify study run once and exported once per test module (workers are slow to start)."""
+    from ablab.cli.main import main
+
+    root = tmp_path_factory.mktemp("bundle")
+    study = write_study(root)
+    assert main(["run", str(study), "-j", "2", "-q"]) == 0
+    out = root / "out" / "study.zip"
+    assert main(["export", str(study), "-o", str(out)]) == 0
+    return study, out
+
+
 def write_study(root: Path) -> Path:
     d = root / "study"
     d.mkdir()

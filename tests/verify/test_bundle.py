@@ -7,21 +7,6 @@ import pytest
 from ablab.cli.main import main
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory) -> tuple[Path, Path]:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("verify_conftest", Path(__file__).with_name("conftest.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    root = tmp_path_factory.mktemp("bundle")
-    study = mod.write_study(root)
-    assert main(["run", str(study), "-j", "2", "-q"]) == 0
-    out = root / "out" / "study.zip"
-    assert main(["export", str(study), "-o", str(out)]) == 0
-    return study, out
-
-
 @pytest.fixture
 def bundle(exported) -> Path:
     return exported[1]

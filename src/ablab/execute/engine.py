@@ -132,6 +132,7 @@ def execute(spec: StudySpec, plan: Plan, store: Store, study: dict[str, Any], ex
     prog = Progress(total=len(keys), skipped=sum(s == "done" for s in before.values()))
     prog.done = prog.skipped
     keyset = set(keys)
+    batch_sig = _batch_signatures(plan, spec.run.batch_by) if spec.run.batch and spec.run.batch_by else {}
     driver = store.register_driver()
     inflight: dict[str, list[dict[str, Any]]] = {}  # task key -> its runs (K when batched)
     interrupted = False
@@ -148,8 +149,8 @@ def execute(spec: StudySpec, plan: Plan, store: Store, study: dict[str, Any], ex
                     if run is None:
                         break
                     group.append(run)
-                    if spec.run.batch_by and len(group) == 1:
-                        allowed = _compatible(plan, run["config"], spec.run.batch_by)
+                    if batch_sig and len(group) == 1:  # the rest of the batch must match on batch_by
+                        allowed = {k for k, sig in batch_sig.items() if sig == batch_sig[run["key"]]}
                 if not group:
                     break
                 tasks = [build_task(spec, r, store.run_dir(r["key"], study["revision"])) for r in group]
@@ -200,12 +201,18 @@ def execute(spec: StudySpec, plan: Plan, store: Store, study: dict[str, Any], ex
     return summary
 
 
-def _compatible(plan: Plan, config: dict[str, Any], keys: tuple[str, ...]) -> set[str]:
-    """Keys of the plan's runs whose configuration equals ``config`` on ``keys`` (batch_by)."""
+def _batch_signatures(plan: Plan, keys: tuple[str, ...]) -> dict[str, str]:
+    """Run key -> its configuration's values on ``batch_by`` keys; runs with equal signatures may
+    share a batch."""
+    import json
+
     from ablab.spec.model import flatten
 
-    want = {k: flatten(config).get(k) for k in keys}
-    return {r.key for r in plan.runs if all(flatten(r.config).get(k) == v for k, v in want.items())}
+    out = {}
+    for r in plan.runs:
+        flat = flatten(r.config)
+        out[r.key] = json.dumps([flat.get(k) for k in keys], sort_keys=True, default=str)
+    return out
 
 
 def _record(store: Store, driver: int, study: dict[str, Any], run: dict[str, Any], ev: Event,

@@ -6,6 +6,7 @@ store. The result is a plain dict that travels back to the driver.
 
 from __future__ import annotations
 
+import os
 import resource
 import socket
 import sys
@@ -101,8 +102,6 @@ def execute_task(task: dict[str, Any]) -> dict[str, Any]:
         if batched:
             results = fn([dict(t["config"]) for t in subtasks], runs)
             if not isinstance(results, (list, tuple)) or len(results) != len(runs):
-                from ablab.errors import MetricError
-
                 raise MetricError(f"the batched entry returned {type(results).__name__} "
                                   f"{'of length ' + str(len(results)) if hasattr(results, '__len__') else ''}; "
                                   f"expected a list of {len(runs)} metric dicts, one per run")
@@ -124,7 +123,7 @@ def execute_task(task: dict[str, Any]) -> dict[str, Any]:
     for out in outs:  # a batch's time is shared equally by its runs
         out["resources"] = {"wall_seconds": (time.perf_counter() - t0) / k, "cpu_seconds": (_cpu() - c0) / k,
                             "peak_rss_mb": peak, "peak_gpu_mb": gpu_mb, "threads": first.get("threads", 1),
-                            "host": socket.gethostname(), "pid": _pid(), "batch": k}
+                            "host": socket.gethostname(), "pid": os.getpid(), "batch": k}
     return {"key": task["key"], "batch": outs} if batched else outs[0]
 
 
@@ -155,9 +154,3 @@ def _one_line(e: BaseException) -> str:
 def _cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
-
-
-def _pid() -> int:
-    import os
-
-    return os.getpid()

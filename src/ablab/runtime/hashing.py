@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ablab.errors import DataError
+
 _CHUNK = 1 << 20
 
 
@@ -49,11 +51,7 @@ def hash_data(obj: Any) -> tuple[str, str]:
         h.update(arr.tobytes())
         return "array", h.hexdigest()
     if isinstance(obj, (str, os.PathLike)):
-        from ablab.errors import DataError
-
         raise DataError(f"track_data: path '{obj}' does not exist",
                         hint="pass an existing file or directory, an array or a tensor")
-    from ablab.errors import DataError
-
     raise DataError(f"track_data: cannot hash an object of type {type(obj).__name__}",
                     hint="pass a NumPy array, a torch tensor, bytes, or a file/directory path")
