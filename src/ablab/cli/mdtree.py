@@ -1,4 +1,4 @@
-"""``ablab mdtree fit|eval`` and ``ablab diagnose ENTRY``: MD tree from the command line.
+"""``ablab mdtree fit|eval|pairs`` and ``ablab diagnose ENTRY``: MD tree from the command line.
 
 The lead wires ``app`` in as the ``mdtree`` command group and ``diagnose_command`` as
 ``ablab diagnose``.
@@ -31,7 +31,14 @@ Hotter = Annotated[
     bool, typer.Option("--lr-temperature", help="The knob is a learning rate: larger is hotter.")
 ]
 Width = Annotated[str, typer.Option(help="Model-size knob column.")]
-DataCol = Annotated[str, typer.Option("--data", help="Training-data-size knob column.")]
+DataCol = Annotated[
+    str | None,
+    typer.Option(
+        "--data",
+        help="Training-data-size knob column (default: data_size, or data_fraction when the zoo "
+        "has no data_size column).",
+    ),
+]
 Accuracy = Annotated[str, typer.Option(help="Test-accuracy column.")]
 StoreOpt = Annotated[Path | None, typer.Option(help="Store directory (default: the study's).")]
 
@@ -45,6 +52,7 @@ def _zoo_rows(source: Path, store: Path | None) -> Any:
         if not source.is_file():
             raise DataError(f"zoo table {str(source)!r} does not exist")
         return pd.read_csv(source)
+    from ablab.api import current_plan
     from ablab.cli.common import load
 
     spec, st = load(source, store)
@@ -55,13 +63,40 @@ def _zoo_rows(source: Path, store: Path | None) -> Any:
                 f"study {spec.name!r} has no runs in the store",
                 hint=f"run it first: ablab run {source}",
             )
-        return runs_frame(st.runs(study["id"]))
+        keys = [r.key for r in current_plan(spec, st, study["id"]).runs]
+        return runs_frame(st.runs(study["id"], keys))
 
 
-def _table(source: Path, store: Path | None, **knobs: Any) -> Any:
+def _table(source: Path, store: Path | None, *, data: str | None, **knobs: Any) -> tuple[Any, str]:
+    """(training table, the data-knob column used)."""
     from ablab.mdtree.dataset import training_table
 
-    return training_table(_zoo_rows(source, store), **knobs)
+    rows = _zoo_rows(source, store)
+    if data is None:
+        data = "data_fraction" if "data_size" not in rows and "data_fraction" in rows else "data_size"
+    return training_table(rows, data=data, **knobs), data
+
+
+def _check_pair_features(table: Any, features: Any, source: Path) -> None:
+    """Fail with the command to run when the connectivity features (mc_peak ...) are missing;
+    warn when only some configurations have them."""
+    from ablab.cli.common import err_console
+    from ablab.mdtree.tree import FEATURES
+
+    study = source.suffix.lower() != ".csv"
+    fix = (f"compute them: ablab mdtree pairs {source}" if study
+           else "add the pair-feature columns (seed-pair metrics) to the table")  # fmt: skip
+    for f in (f for f in features if FEATURES[f].needs_pair):
+        have = int(table[f].notna().sum()) if f in table.columns else 0
+        if have == 0:
+            raise DataError(
+                f"{source}: no configuration has the pair feature {f!r} (mode connectivity and "
+                "CKA need two seeds of a configuration and are computed after the runs)",
+                hint=fix,
+            )
+        if have < len(table) and (f != "cka" or not study):
+            err_console.print(f"warning: {len(table) - have} of {len(table)} configurations have "
+                              f"no {f!r} and are left out; {fix}")  # fmt: skip
 
 
 @app.command("fit")
@@ -83,7 +118,7 @@ def fit_command(
     temperature: Temperature = "batch_size",
     lr_temperature: Hotter = False,
     width: Width = "width",
-    data: DataCol = "data_size",
+    data: DataCol = None,
     accuracy: Accuracy = "test_accuracy",
     store: StoreOpt = None,
 ) -> None:
@@ -95,8 +130,9 @@ def fit_command(
     from ablab.mdtree import CKA_FEATURES, DEFAULT_FEATURES, MDTree
 
     tree = MDTree(question, CKA_FEATURES if cka else DEFAULT_FEATURES)
-    table = _table(source, store, temperature=temperature, higher_is_hotter=lr_temperature,
+    table, data = _table(source, store, temperature=temperature, higher_is_hotter=lr_temperature,
                    width=width, data=data, accuracy=accuracy)  # fmt: skip
+    _check_pair_features(table, tree.features, source)
     tree.fit(table, table[question])
     tree.provenance = {"zoo": str(source), "configurations": int(len(table)),
                        "knobs": [temperature, width, data], "accuracy": accuracy}  # fmt: skip
@@ -113,7 +149,7 @@ def eval_command(
     temperature: Temperature = "batch_size",
     lr_temperature: Hotter = False,
     width: Width = "width",
-    data: DataCol = "data_size",
+    data: DataCol = None,
     accuracy: Accuracy = "test_accuracy",
     store: StoreOpt = None,
 ) -> None:
@@ -126,8 +162,9 @@ def eval_command(
     from ablab.mdtree import MDTree, majority_baseline
 
     tree = MDTree.load(tree_file)
-    table = _table(source, store, temperature=temperature, higher_is_hotter=lr_temperature,
+    table, data = _table(source, store, temperature=temperature, higher_is_hotter=lr_temperature,
                    width=width, data=data, accuracy=accuracy)  # fmt: skip
+    _check_pair_features(table, tree.features, source)
     labelled = table[table[tree.question] != "optimal"]
     if labelled.empty:
         raise DataError(f"{source}: no configuration has a {tree.question} label (all optimal)")
@@ -135,6 +172,53 @@ def eval_command(
     major = majority_baseline(labelled[tree.question], labelled[tree.question])
     console.print(f"{tree.question}: MD tree accuracy {acc:.1%} on {len(labelled)} configurations "
                   f"(majority class {major:.1%})")  # fmt: skip
+
+
+@app.command("pairs")
+def pairs_command(
+    study_file: Annotated[
+        Path, typer.Argument(help="A zoo study file (entry ablab.mdtree.zoo:zoo_entry), already run.")
+    ],
+    store: StoreOpt = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Recompute configurations that already have them.")
+    ] = False,
+    mc_epochs: Annotated[int, typer.Option(help="Bezier-curve training epochs.")] = 5,
+) -> None:
+    """Compute the pair features (mc_peak, mu, CKA) of every configuration of a zoo study whose
+    two seeds are done, from their saved checkpoints, and record them as metrics of both runs.
+    Configurations already done are skipped (unless --force), so it can be run again while the
+    study is still running, or after an interruption.
+
+    Example: ablab run examples/mdtree_zoo/digits.toml -j 2 && ablab mdtree pairs examples/mdtree_zoo/digits.toml
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ablab.cli.common import console, err_console
+    from ablab.mdtree.pairs import zoo_pairs
+
+    if mc_epochs < 1:
+        raise DataError(f"--mc-epochs {mc_epochs}: expected at least 1")
+    with Progress(TextColumn("pair features"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TextColumn("{task.description}"), console=err_console,
+                  transient=True) as bar:  # fmt: skip
+        task = bar.add_task("", total=None)
+
+        def progress(done: int, total: int, name: str) -> None:
+            bar.update(task, completed=done, total=total, description=name)
+
+        res = zoo_pairs(study_file, store=store, force=force, mc_epochs=mc_epochs, progress=progress)
+    if res.incomplete:
+        names = ", ".join(res.incomplete[:8]) + (" ..." if len(res.incomplete) > 8 else "")
+        err_console.print(f"warning: {len(res.incomplete)} configuration(s) have fewer than 2 "
+                          f"finished seeds and were skipped: {names}", highlight=False)  # fmt: skip
+    if res.undefined_cka:
+        err_console.print(f"note: CKA is undefined (constant outputs) for {len(res.undefined_cka)} "
+                          f"configuration(s): {', '.join(res.undefined_cka[:8])}", highlight=False)  # fmt: skip
+    console.print(f"pair features: {len(res.computed)} configuration(s) computed, "
+                  f"{len(res.already_done)} already done"
+                  + (" (use --force to recompute)" if res.already_done and not res.computed else ""),
+                  highlight=False)  # fmt: skip
 
 
 def _unpack(obj: Any, entry: str) -> tuple[Any, Any, Any, Any]:

@@ -90,3 +90,30 @@ def environment_hash_of(store: Store, env_id: int | None) -> str | None:
         return None
     row = store.conn.execute("SELECT hash FROM environments WHERE id = ?", (env_id,)).fetchone()
     return row[0] if row else None
+
+
+def run_artifacts(store: Store, study_id: int) -> dict[int, dict[str, str]]:
+    """Run id -> {artifact name: path} for every recorded artifact of a study's runs."""
+    out: dict[int, dict[str, str]] = {}
+    for row in store.conn.execute("SELECT a.run_id, a.name, a.path FROM artifacts a JOIN runs r "
+                                  "ON r.id = a.run_id WHERE r.study_id = ?", (study_id,)):
+        out.setdefault(row[0], {})[row[1]] = row[2]
+    return out
+
+
+def attach_metrics(store: Store, metrics: dict[int, dict[str, float]]) -> None:
+    """Add (or replace) metrics on existing runs, all in ONE transaction: numbers computed after
+    the runs finished, e.g. MD tree's pair features of two seeds. Values must be finite (SQLite
+    would store NaN as NULL); a run that is re-run later loses them with its other metrics."""
+    import math
+
+    from ablab.errors import StoreError
+
+    bad = [f"run {rid}: {k}={v}" for rid, m in metrics.items() for k, v in m.items()
+           if not math.isfinite(float(v))]
+    if bad:
+        raise StoreError(f"cannot record non-finite metric(s): {', '.join(bad[:5])}",
+                         hint="leave undefined values out")
+    with store.tx() as c:
+        c.executemany("INSERT OR REPLACE INTO metrics (run_id, name, value) VALUES (?, ?, ?)",
+                      [(rid, k, float(v)) for rid, m in metrics.items() for k, v in m.items()])
