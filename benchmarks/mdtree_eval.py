@@ -10,7 +10,16 @@ Tasks (each averaged over 5 sampling seeds):
 - scale transfer: fit on the smallest data fractions (or the smallest widths) of one zoo and
   test on the rest of the same zoo; the seeds subsample the training groups (80%).
 
-Run: ``python benchmarks/mdtree_eval.py`` -> ``benchmarks/results/mdtree.md``.
+Questions: Q1 (temperature too low / too high), Q2 (width vs temperature) and Q2' (``q2_data``:
+data vs temperature).
+
+Zoos built as ablab studies (``examples/mdtree_zoo/*.toml``: ``ablab run`` then ``ablab mdtree
+pairs``) can be compared with the cached tables: ``--from-study digits=STORE_DIR`` reads that
+study's runs from its store, checks them row by row against the cached table and repeats the
+whole evaluation on the study-built table.
+
+Run: ``python benchmarks/mdtree_eval.py [--from-study digits=examples/mdtree_zoo/.ablab]``
+-> ``benchmarks/results/mdtree.md``.
 """
 
 from __future__ import annotations
@@ -37,6 +46,10 @@ MNIST1D_GRID = {
 }
 MNIST1D_BUILD_S = 259  # measured when the cached table was built
 SEEDS = (0, 1, 2, 3, 4)
+QUESTIONS = {"q1": "Q1", "q2": "Q2", "q2_data": "Q2'"}
+STUDY_FILES = {name: ROOT / "examples" / "mdtree_zoo" / f"{name}.toml" for name in ("digits", "mnist1d")}
+CACHED = {"digits": DIGITS_CSV, "mnist1d": MNIST1D_CSV}
+COMPARED = ("test_accuracy", "train_error", "hessian_trace", "mc_peak", "mu", "cka")
 PAPER = {  # Table B of the paper, few-shot dataset transfer (ResNets / VGGs, CIFAR-10 zoo)
     "MD tree": 87.70,
     "validation baseline": 72.82,
@@ -156,15 +169,18 @@ def _fmt(v: tuple[float, float]) -> str:
 
 def label_summary(tables) -> list[str]:
     lines = [
-        "| zoo | configs | Q1 small/large/optimal | Q2 width/batch/optimal |",
-        "|---|---|---|---|",
+        "| zoo | configs | Q1 small/large/optimal | Q2 width/batch/optimal "
+        "| Q2' data/batch/optimal |",
+        "|---|---|---|---|---|",
     ]
     for name, t in tables.items():
         q1 = t["q1"].value_counts()
         q2 = t["q2"].value_counts()
+        q2d = t["q2_data"].value_counts()
         lines.append(
             f"| {name} | {len(t)} | {q1.get('small', 0)}/{q1.get('large', 0)}/{q1.get('optimal', 0)} "
-            f"| {q2.get('width', 0)}/{q2.get('batch', 0)}/{q2.get('optimal', 0)} |"
+            f"| {q2.get('width', 0)}/{q2.get('batch', 0)}/{q2.get('optimal', 0)} "
+            f"| {q2d.get('data', 0)}/{q2d.get('batch', 0)}/{q2d.get('optimal', 0)} |"
         )
     return lines
 
@@ -237,6 +253,105 @@ numbers.
 """
 
 
+def study_rows(name: str, store: Path) -> object:
+    """One row per run of the zoo study ``examples/mdtree_zoo/NAME.toml`` from its store."""
+    from ablab.api import current_plan
+    from ablab.mdtree.dataset import runs_frame
+    from ablab.spec.load import load_study
+    from ablab.store.db import Store
+
+    spec = load_study(STUDY_FILES[name])
+    with Store(store) as st:
+        study = st.study(spec.name)
+        if study is None:
+            raise SystemExit(f"--from-study {name}={store}: study {spec.name!r} is not in that store")
+        keys = [r.key for r in current_plan(spec, st, study["id"]).runs]
+        return runs_frame(st.runs(study["id"], keys))
+
+
+def compare_with_cached(name: str, rows) -> tuple[list[str], dict[str, float]]:
+    """Markdown row comparing a study-built zoo with the cached table, member by member."""
+    import numpy as np
+    import pandas as pd
+
+    ref = pd.read_csv(CACHED[name])
+    keys = ["width", "batch_size", "data_fraction", "seed"]
+    m = rows.merge(ref, on=keys, suffixes=("", "_cached"))
+    cells, worst = [], {}
+    for c in COMPARED:
+        a, b = m[c].to_numpy(float), m[f"{c}_cached"].to_numpy(float)
+        both = np.isfinite(a) & np.isfinite(b)
+        same = int(np.sum(a[both] == b[both])) + int(np.sum(~np.isfinite(a) & ~np.isfinite(b)))
+        worst[c] = float(np.max(np.abs(a[both] - b[both]))) if both.any() else float("nan")
+        cells.append(f"{same}/{len(m)}")
+    line = f"| {name} | {len(rows)} | {len(ref)} | {len(m)} | " + " | ".join(cells) + " |"
+    return [line], worst
+
+
+def result_rows(tables, ks) -> list[tuple[str, dict[str, tuple[float, float]]]]:
+    out = []
+    for src_name, dst_name in (("digits", "mnist1d"), ("mnist1d", "digits")):
+        for k in ks:
+            for q, label in QUESTIONS.items():
+                r = few_shot(tables[src_name], tables[dst_name], q, k)
+                out.append((f"| dataset transfer, k={k} groups | {src_name} -> {dst_name} | {label} | ", r))
+                print(out[-1][0] + " | ".join(_fmt(r[m]) for m in METHODS), flush=True)
+    for name in ("digits", "mnist1d"):
+        for knob in ("data_fraction", "width"):
+            for q, label in QUESTIONS.items():
+                r, desc = scale(tables[name], q, knob)
+                out.append((f"| scale transfer ({name}) | {desc} | {label} | ", r))
+                print(out[-1][0] + " | ".join(_fmt(r[m]) for m in METHODS), flush=True)
+    return out
+
+
+def _md(rows) -> list[str]:
+    return [head + " | ".join(_fmt(r[m]) for m in METHODS) + " |" for head, r in rows]
+
+
+def study_section(studies: dict[str, Path], tables, ks, rows) -> list[str]:
+    """Compare study-built zoos with the cached tables; repeat the evaluation on them."""
+    from ablab.mdtree import training_table
+
+    if not studies:
+        return []
+    lines = [
+        "## Zoos built as ablab studies",
+        "",
+        "`examples/mdtree_zoo/NAME.toml` (same grid, training and features as the cached table), "
+        "run with `ablab run examples/mdtree_zoo/NAME.toml -j 2` and `ablab mdtree pairs "
+        "examples/mdtree_zoo/NAME.toml`, read back from the study's store. Members matched with "
+        "the cached table on (width, batch size, data fraction, seed); a cell counts the members "
+        "whose value is identical (bit for bit; NaN CKA matches NaN).",
+        "",
+        "| zoo | study runs | cached rows | matched | " + " | ".join(COMPARED) + " |",
+        "|---" * (4 + len(COMPARED)) + "|",
+    ]
+    study_tables = dict(tables)
+    worst_all = {}
+    for name, store in studies.items():
+        zoo = study_rows(name, store)
+        line, worst = compare_with_cached(name, zoo)
+        lines += line
+        worst_all[name] = worst
+        study_tables[name] = training_table(zoo, data="data_fraction")
+    lines.append("")
+    lines.append("Largest absolute difference per metric: " + "; ".join(
+        f"{n}: " + ", ".join(f"{c} {v:.3g}" for c, v in w.items()) for n, w in worst_all.items()) + ".")
+    print("repeating the evaluation on the study-built tables", flush=True)
+    again = result_rows(study_tables, ks)
+    same = sum(
+        all((a[m][0] == b[m][0]) or (a[m][0] != a[m][0] and b[m][0] != b[m][0]) for m in METHODS)
+        for (_, a), (_, b) in zip(rows, again, strict=True)
+    )
+    lines += ["", f"The whole evaluation below repeated with the study-built "
+              f"{' and '.join(studies)} table(s) in place of the cached one(s): {same} of "
+              f"{len(rows)} result rows identical."]
+    if same != len(rows):
+        lines += ["", "Results on the study-built tables:", "", *_md(again)]
+    return lines + [""]
+
+
 def main() -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from _machine import describe
@@ -244,34 +359,26 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rebuild", action="store_true", help="retrain the MNIST-1D zoo")
     ap.add_argument("--k", type=int, nargs="+", default=[2, 4, 8])
+    ap.add_argument("--from-study", action="append", default=[], metavar="NAME=STORE_DIR",
+                    help="compare the zoo study examples/mdtree_zoo/NAME.toml (run and paired "
+                    "in STORE_DIR) with the cached table of NAME (digits or mnist1d)")
     args = ap.parse_args()
+    studies = {}
+    for item in args.from_study:
+        name, _, store = item.partition("=")
+        if name not in STUDY_FILES or not store:
+            raise SystemExit(f"--from-study {item!r}: expected digits=DIR or mnist1d=DIR")
+        studies[name] = Path(store)
     t0 = time.time()
     tables, zoo_note = load_tables(args.rebuild)
 
     head = "| task | train -> test | Q | " + " | ".join(METHODS) + " |"
     sep = "|---" * (3 + len(METHODS)) + "|"
-    rows = []
-    for src_name, dst_name in (("digits", "mnist1d"), ("mnist1d", "digits")):
-        for k in args.k:
-            for q in ("q1", "q2"):
-                r = few_shot(tables[src_name], tables[dst_name], q, k)
-                rows.append(
-                    f"| dataset transfer, k={k} groups | {src_name} -> {dst_name} | {q.upper()} | "
-                    + " | ".join(_fmt(r[m]) for m in METHODS)
-                    + " |"
-                )
-                print(rows[-1], flush=True)
-    for name in ("digits", "mnist1d"):
-        for knob in ("data_fraction", "width"):
-            for q in ("q1", "q2"):
-                r, desc = scale(tables[name], q, knob)
-                rows.append(
-                    f"| scale transfer ({name}) | {desc} | {q.upper()} | "
-                    + " | ".join(_fmt(r[m]) for m in METHODS)
-                    + " |"
-                )
-                print(rows[-1], flush=True)
+    rows = result_rows(tables, args.k)
     elapsed = time.time() - t0
+    section = study_section(studies, tables, args.k, rows)
+    command = "python benchmarks/mdtree_eval.py" + "".join(
+        f" --from-study {n}=STORE" for n in studies)
 
     g = MNIST1D_GRID
     md = [
@@ -279,7 +386,7 @@ def main() -> None:
         "",
         f"Machine: {describe()}",
         "",
-        f"Command: `python benchmarks/mdtree_eval.py` ({elapsed:.0f} s for the evaluation; {zoo_note}).",
+        f"Command: `{command}` ({elapsed:.0f} s for the evaluation; {zoo_note}).",
         "",
         "## Zoos",
         "",
@@ -298,16 +405,18 @@ def main() -> None:
         "",
         *regime_summary(tables),
         "",
+        *section,
         "## Results (accuracy %, mean ± std over 5 sampling seeds)",
         "",
         "Dataset transfer: k (data fraction, width) groups (each with all its batch sizes) sampled "
         "from the source zoo; test on every labelled configuration of the other zoo. Scale transfer: "
         "fit on the smallest half of the data fractions (or widths) of a zoo, a random 80% of "
-        "those configurations per seed; test on the larger ones of the same zoo.",
+        "those configurations per seed; test on the larger ones of the same zoo. Q2' (`q2_data`) "
+        "asks whether more data or another temperature helps more.",
         "",
         head,
         sep,
-        *rows,
+        *_md(rows),
         "",
         "## Paper (Zhou et al., ICML 2024, Table B, few-shot dataset transfer, as quoted in issue 6)",
         "",
@@ -318,7 +427,7 @@ def main() -> None:
         DISCUSSION,
     ]
     OUT.write_text("\n".join(md) + "\n")
-    print(f"wrote {OUT} in {elapsed:.0f} s")
+    print(f"wrote {OUT} in {time.time() - t0:.0f} s")
 
 
 if __name__ == "__main__":

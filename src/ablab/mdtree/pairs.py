@@ -200,9 +200,23 @@ def zoo_pairs(
         if row is None:
             raise DataError(f"{study}: study {spec.name!r} has no runs in the store {st.dir}",
                             hint=f"run it first: ablab run {study}")
-        keys = [r.key for r in current_plan(spec, st, row["id"]).runs]
+        plan = current_plan(spec, st, row["id"]).runs
+        runs = st.runs(row["id"], [r.key for r in plan])
+        if not runs:
+            raise DataError(f"{study}: study {spec.name!r} has no runs of its current plan in "
+                            f"the store {st.dir}", hint=f"run it first: ablab run {study}")
+        recorded = {r["key"] for r in runs}
+        # planned runs not started yet count towards their configuration being incomplete
+        runs += [{"key": r.key, "variant": r.variant, "config": r.config, "seed": r.seed,
+                  "split_seed": r.split_seed, "sensitivity": r.sensitivity, "status": "not run"}
+                 for r in plan if r.key not in recorded]  # fmt: skip
+        artifacts = run_artifacts(st, row["id"])
+        for r in runs:  # a store moved to another folder: its checkpoints moved with it
+            path = artifacts.get(r.get("id", -1), {}).get(CHECKPOINT)
+            local = st.run_dir(r["key"], row["revision"]) / f"{CHECKPOINT}.pt"
+            if "id" in r and (path is None or not Path(path).is_file()) and local.is_file():
+                artifacts.setdefault(r["id"], {})[CHECKPOINT] = str(local)
         return compute_pairs(
-            st.runs(row["id"], keys), run_artifacts(st, row["id"]),
-            lambda values: attach_metrics(st, values), force=force, mc_epochs=mc_epochs,
-            source=str(study), progress=progress,
+            runs, artifacts, lambda values: attach_metrics(st, values), force=force,
+            mc_epochs=mc_epochs, source=str(study), progress=progress,
         )  # fmt: skip
