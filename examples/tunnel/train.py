@@ -51,13 +51,15 @@ def augment_batch(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 
 def fit(model: torch.nn.Module, ds, epochs: int, lr: float, augment: bool,
-        generator: torch.Generator, batch_size: int = 64, log=None) -> None:  # fmt: skip
-    """AdamW with a cosine schedule on ``ds`` (an ablab Dataset)."""
+        generator: torch.Generator, batch_size: int = 64, log=None) -> float:  # fmt: skip
+    """AdamW with a cosine schedule on ``ds`` (an ablab Dataset); returns the mean training loss
+    of the last epoch (how far training converged)."""
     x, y = torch.from_numpy(ds.x_train), torch.from_numpy(ds.y_train)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
-    steps = epochs * math.ceil(len(x) / batch_size)
+    steps = max(1, epochs * math.ceil(len(x) / batch_size))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     model.train()
+    total = float("nan")
     for ep in range(epochs):
         perm = torch.randperm(len(x), generator=generator)
         total = 0.0
@@ -72,7 +74,9 @@ def fit(model: torch.nn.Module, ds, epochs: int, lr: float, augment: bool,
             total += loss.item() * len(b)
         if log is not None:
             log(step=ep, train_loss=total / len(x))
+        total /= len(x)
     model.eval()
+    return total
 
 
 def train(config: dict, run) -> dict[str, float]:
@@ -87,7 +91,7 @@ def train(config: dict, run) -> dict[str, float]:
                       n_test_per_class=int(config.get("n_test_per_class", 20)))  # fmt: skip
     run.track_data("id", id_ds.x_train)
     model, layers = build(config, n_cls, res)
-    fit(model, id_ds, int(config.get("epochs", 10)), float(config.get("lr", 2e-3)),
+    final_loss = fit(model, id_ds, int(config.get("epochs", 10)), float(config.get("lr", 2e-3)),
         bool(config.get("augment", False)), run.generator(),
         batch_size=int(config.get("batch_size", 64)), log=run.log)  # fmt: skip
     with torch.no_grad():
@@ -116,7 +120,7 @@ def train(config: dict, run) -> dict[str, float]:
     s = report.summary()
     out = {
         "r": s["r"], "rho": s["rho"], "A": s["A"], "id_acc": id_acc,
-        "probe_id_acc": s["id_acc"], "tunnel_depth": s["tunnel_start_depth"],
+        "probe_id_acc": s["id_acc"], "final_train_loss": final_loss, "tunnel_depth": s["tunnel_start_depth"],
         "train_seconds": time.perf_counter() - t0,
     }  # fmt: skip
     for key in oods:

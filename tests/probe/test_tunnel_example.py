@@ -29,3 +29,40 @@ def test_tunnel_entry_tiny_config(tmp_path, monkeypatch):
     assert (tmp_path / "probe.json").exists() and (tmp_path / "model.pt").exists()
     sys.modules.pop("train", None)
     sys.modules.pop("models", None)
+
+
+def _load_example(name):
+    from ablab.plan.designs_bridge import plan_for
+    from ablab.spec.load import load_study
+
+    spec = load_study(EXAMPLE / name)
+    return spec, plan_for(spec)
+
+
+def test_tunnel_study_files_plan_the_documented_runs():
+    spec, plan = _load_example("study.toml")
+    assert spec.design.type == "fractional" and spec.design.resolution == 5
+    assert set(spec.design.factors) == {"augment", "n_classes", "resolution", "depth", "reduction"}
+    assert len(plan.runs) == 48 and spec.baseline["probe"] == "ridge"
+    spec, plan = _load_example("study_arch.toml")
+    assert {r.config["arch"] for r in plan.runs} == {"vgg", "resnet", "mlp", "vit"}
+    assert len(plan.runs) == 24
+    spec, plan = _load_example("study_diversity.toml")
+    assert {(r.config["n_classes"], r.config["epochs"]) for r in plan.runs} == {(10, 4), (10, 12), (36, 4), (36, 12)}
+    spec, plan = _load_example("study_tiny.toml")  # stays tiny: a handful of runs on 300 images
+    assert len(plan.runs) <= 6 and all(r.config["n_train"] <= 300 for r in plan.runs)
+
+
+@pytest.mark.parametrize("arch", ["vgg", "resnet", "mlp", "vit"])
+def test_tunnel_models_build_and_name_probe_points(arch, monkeypatch):
+    import torch
+
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    sys.modules.pop("models", None)
+    import models  # examples/tunnel/models.py
+
+    model, layers = models.build({"arch": arch, "depth": 4, "width": 8}, 36, 16)
+    assert model(torch.zeros(3, 1, 16, 16)).shape == (3, 36)
+    names = dict(model.named_modules())
+    assert layers is None or all(name in names for name in layers)
+    sys.modules.pop("models", None)
