@@ -37,7 +37,6 @@ from ablab.batched import (
     check_batch,
     cross_entropy,
     evaluate,
-    gather,
     permutations,
     shared_value,
     smoothing_weights,
@@ -53,6 +52,12 @@ def _solo_module():
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return sys.modules[name]
+
+
+# ROLLS[dy + 1, dx + 1][j]: the pixel that ``torch.roll(img, shifts=(dy, dx), dims=(2, 3))`` moves
+# to position j of a flattened 8x8 image (train.py's augmentation shift)
+ROLLS = torch.stack([torch.stack([torch.roll(torch.arange(64).view(8, 8), shifts=(dy, dx), dims=(0, 1)).reshape(64)
+                                  for dx in (-1, 0, 1)]) for dy in (-1, 0, 1)])
 
 
 def make_mlp(hidden: int, dropout: float) -> nn.Module:
@@ -72,32 +77,47 @@ def train_batched(configs: list[dict], runs: list) -> list[dict[str, float]]:
     bs = shared_value(configs, "batch_size")
     epochs = shared_value(configs, "epochs")
     cache: dict[tuple[int, bool], tuple] = {}
-    data = []
+    source = []  # model k trains on dataset source[k] of the distinct (split seed, normalize) pairs
     for cfg, run in zip(configs, runs, strict=True):
         key = (run.split_seed, bool(cfg["normalize"]))
         if key not in cache:
-            cache[key] = solo.load_data(run.split_seed, cfg["normalize"])
-        data.append(cache[key])
-        run.track_data("train_x", cache[key][0])
-        run.track_data("test_x", cache[key][2])
-    x_tr, y_tr = [d[0] for d in data], [d[1] for d in data]
-    x_te, y_te = torch.stack([d[2] for d in data]), torch.stack([d[3] for d in data])
+            cache[key] = (len(cache), solo.load_data(run.split_seed, cfg["normalize"]))
+        source.append(cache[key][0])
+        run.track_data("train_x", cache[key][1][0])
+        run.track_data("test_x", cache[key][1][2])
+    data = [d for _, d in cache.values()]
+    x_tr, y_tr = torch.stack([d[0] for d in data]), torch.stack([d[1] for d in data])  # [D, N, 64]
+    x_te = torch.stack([data[i][2] for i in source])
+    y_te = torch.stack([data[i][3] for i in source])
+    src = torch.tensor(source)[:, None, None]
     gens = [run.generator() for run in runs]
     bm = BatchedModels([partial(make_mlp, hidden, c["dropout"]) for c in configs], [r.seed for r in runs])
     opt = BatchedAdam(bm.params, lr=[c["lr"] for c in configs],
                       weight_decay=[c["weight_decay"] for c in configs])
     smoothing = [c["label_smoothing"] for c in configs]
     w = smoothing_weights(smoothing, k_models, 10)
-    n = len(x_tr[0])
+    augmented = [k for k, c in enumerate(configs) if c["augment"]]
+    n = x_tr.shape[1]
     for epoch in range(epochs):
         bm.train()
-        perms = permutations(gens, n)
+        perms = torch.stack(permutations(gens, n))
         train_loss: list[float] = []
         for i in range(0, n, bs):
-            idx = [p[i:i + bs] for p in perms]
-            xb = torch.stack([solo.augment(x[j], g) if c["augment"] else x[j]
-                              for x, j, g, c in zip(x_tr, idx, gens, configs, strict=True)])
-            yb = gather(y_tr, idx)
+            rows = perms[:, i:i + bs]
+            # train.py's augment(x[idx], g) for every model in one gather: the pixel shift is a
+            # permutation of the 64 columns; the noise is drawn per model, in train.py's order
+            cols = ROLLS[1, 1].expand(k_models, 64).clone()
+            noise = []
+            for k in augmented:
+                dy, dx = torch.randint(-1, 2, (2,), generator=gens[k]).tolist()
+                cols[k] = ROLLS[dy + 1, dx + 1]
+                noise.append(torch.randn((rows.shape[1], 64), generator=gens[k]))
+            xb = x_tr[src[:, :, 0], rows].gather(2, cols[:, None, :].expand(-1, rows.shape[1], -1))
+            if len(augmented) == k_models:
+                xb = xb + 0.05 * torch.stack(noise)
+            elif augmented:
+                xb[augmented] = xb[augmented] + 0.05 * torch.stack(noise)
+            yb = y_tr[src[:, :, 0], rows]
             masks = bm.dropout_masks(xb)
             if i + bs >= n:  # the solo run logs the last minibatch's loss, computed as F does
                 with torch.no_grad():

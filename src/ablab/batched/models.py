@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
 from ablab.batched.errors import BatchedError
+from ablab.batched.optim import _grouped, _groups
 
 
 class _MaskDropout(nn.Module):
@@ -49,8 +50,11 @@ class BatchedModels:
     seed. The caller's global RNG state is left unchanged.
 
     Attributes: ``k`` (number of models), ``seeds``, ``params`` and ``buffers`` (dicts of stacked
-    tensors, leading axis K; ``params`` is what an optimiser updates), ``dropout_p`` ([K][layers]
-    dropout probabilities), ``dropout_generators`` (K ``torch.Generator``), ``training``.
+    tensors, leading axis K; ``params`` is what an optimiser updates), ``flat`` (one [K, P]
+    tensor that holds every parameter: ``params[name]`` are views into it, so the optimisers
+    update all parameters of all models with a few whole-tensor operations), ``dropout_p``
+    ([K][layers] dropout probabilities), ``dropout_generators`` (K ``torch.Generator``),
+    ``training``.
     Models with running statistics (BatchNorm) are not supported.
     """
 
@@ -80,10 +84,12 @@ class BatchedModels:
         self._template = copy.deepcopy(models[0])  # an ordinary module, for unstack()
         base = copy.deepcopy(models[0])
         self._drop_names = _replace_dropout(base)
+        self._mask_buffers: dict[tuple[Any, ...], Tensor] = {}
+        self._mask_groups = [_groups([ps[j] for ps in self.dropout_p]) for j in range(len(self._drop_names))]
         self._base = base.to("meta")
         with torch.no_grad():
             params, buffers = stack_module_state(models)
-        self.params: dict[str, Tensor] = {n: p.detach() for n, p in params.items()}
+        self.flat, self.params = _flatten(params, k)
         self.buffers: dict[str, Tensor] = dict(buffers)
         self._shapes: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
         self._fns: dict[Any, Callable[..., Any]] = {}
@@ -108,24 +114,27 @@ class BatchedModels:
         the same draws and arithmetic as ``nn.Dropout`` in a solo run (which skips drawing when
         ``p == 0``: mask of ones, and zeros when ``p == 1``). Returns ``{}`` in eval mode or
         when no model has dropout; pass the result as ``masks=`` to :meth:`__call__` or
-        :meth:`loss_and_grad`.
+        :meth:`loss_and_grad`. The mask tensors are reused: the next call overwrites them, so
+        clone them to keep a step's masks.
         """
         if not self.training or not any(p > 0 for ps in self.dropout_p for p in ps):
             return {}
         shapes = self._mask_shapes(tuple(x.shape[1:]), x.dtype)
-        per_layer: list[list[Tensor]] = [[] for _ in self._drop_names]
-        for k in range(self.k):
+        masks = []
+        for j, shape in enumerate(shapes):  # reused across steps (fresh tensors cost page faults)
+            key = (j, shape, x.dtype)
+            if key not in self._mask_buffers:
+                self._mask_buffers[key] = torch.empty((self.k, *shape), dtype=x.dtype)
+            masks.append(self._mask_buffers[key])
+        for k in range(self.k):  # model k's draws in its solo order: layer by layer
             g = self.dropout_generators[k]
-            for j, shape in enumerate(shapes):
+            for j, m in enumerate(masks):
                 p = self.dropout_p[k][j]
-                if p == 0:
-                    m = torch.ones(shape, dtype=x.dtype)
-                elif p == 1:
-                    m = torch.zeros(shape, dtype=x.dtype)
-                else:
-                    m = torch.empty(shape, dtype=x.dtype).bernoulli_(1 - p, generator=g).div_(1 - p)
-                per_layer[j].append(m)
-        return {f"{name}.mask": torch.stack(ms) for name, ms in zip(self._drop_names, per_layer, strict=True)}
+                if 0 < p < 1:
+                    m[k].bernoulli_(1 - p, generator=g)  # model k's slice is contiguous
+        for m, groups in zip(masks, self._mask_groups, strict=True):  # one division per distinct p
+            _grouped(m, groups, _scale_mask)
+        return {f"{name}.mask": m for name, m in zip(self._drop_names, masks, strict=True)}
 
     def _mask_shapes(self, sample_shape: tuple[int, ...], dtype: torch.dtype) -> list[tuple[int, ...]]:
         """Input shapes of the dropout layers for one model's batch shape (a meta-device probe)."""
@@ -191,6 +200,37 @@ class BatchedModels:
             m.train(self.training)
             out.append(m)
         return out
+
+
+def _scale_mask(m: Tensor, p: float, _sel: object) -> Tensor:
+    """Bernoulli draws -> ``nn.Dropout``'s mask for probability ``p``: ``m / (1 - p)``, all ones
+    for ``p = 0`` (no draw) and zeros for ``p = 1``; in place."""
+    if p == 0:
+        return m.fill_(1)
+    if p == 1:
+        return m.zero_()
+    return m.div_(1 - p)
+
+
+def _flatten(params: dict[str, Tensor], k: int) -> tuple[Tensor, dict[str, Tensor]]:
+    """Copy stacked parameters into one ``[K, P]`` tensor; return it and ``name -> view``
+    (each view is ``flat[:, offset:offset + numel]`` reshaped to the parameter's stacked shape,
+    so model k's slice of every parameter is contiguous, as in a solo module)."""
+    total = sum(p[0].numel() for p in params.values())
+    dtypes = {p.dtype for p in params.values()}
+    if len(dtypes) > 1:
+        raise BatchedError(f"parameters have mixed dtypes {sorted(map(str, dtypes))}; batched "
+                           "training needs one dtype")
+    flat = torch.empty(k, total, dtype=dtypes.pop())
+    views: dict[str, Tensor] = {}
+    offset = 0
+    for name, p in params.items():
+        n = p[0].numel()
+        view = flat[:, offset:offset + n].view(p.shape)
+        view.copy_(p.detach())
+        views[name] = view
+        offset += n
+    return flat, views
 
 
 def _check_seeds(seeds: Sequence[int]) -> list[int]:

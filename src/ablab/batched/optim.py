@@ -43,25 +43,34 @@ def per_model(name: str, value: float | Sequence[float] | Tensor, k: int, *,
 
 
 def _groups(values: list[float]) -> list[tuple[float, slice | Tensor]]:
-    """(value, selector) for each distinct value; the selector is a slice when the models holding
-    it are contiguous (in-place updates on a view), else an index tensor."""
+    """(value, selector) for each distinct value, the most frequent first; the selector is a
+    slice when the models holding it are contiguous, else an index tensor."""
     out: list[tuple[float, slice | Tensor]] = []
     for v in dict.fromkeys(values):
         idx = [i for i, x in enumerate(values) if x == v]
         sel: slice | Tensor = (slice(idx[0], idx[-1] + 1) if idx[-1] - idx[0] + 1 == len(idx)
                                else torch.tensor(idx))
         out.append((v, sel))
-    return out
+    return sorted(out, key=lambda vs: -_count(vs[1]))
 
 
-def _update(t: Tensor, sel: slice | Tensor, fn: Callable[[Tensor], Tensor]) -> None:
-    """``t[sel] = fn(t[sel])`` for either kind of selector, in place."""
-    if isinstance(sel, slice) and sel == slice(0, t.shape[0]):
-        fn_out = fn(t)
-        if fn_out is not t:
-            t.copy_(fn_out)
-    else:
-        t[sel] = fn(t[sel])
+def _count(sel: slice | Tensor) -> int:
+    return sel.stop - sel.start if isinstance(sel, slice) else len(sel)
+
+
+def _grouped(t: Tensor, groups: list[tuple[float, slice | Tensor]],
+             fn: Callable[[Tensor, float, slice | Tensor], Tensor]) -> None:
+    """Apply a per-model scalar in place: rows ``sel`` of ``t`` become ``fn(t[sel], value, sel)``
+    for each ``(value, sel)`` of :func:`_groups` (``fn`` updates its first argument in place and
+    indexes any other operand with ``sel``). The most frequent value is applied to the whole
+    tensor at once, after the rows of the other values are copied out; those rows are then
+    recomputed from their copies. So the common case (one value) is a single whole-tensor call,
+    and every row gets exactly the kernel call a solo model would make with its own value."""
+    (v0, _), rest = groups[0], groups[1:]
+    saved = [(v, sel, t[sel].clone()) for v, sel in rest]
+    fn(t, v0, slice(None))
+    for v, sel, rows in saved:
+        t[sel] = fn(rows, v, sel)
 
 
 def _check_params(params: dict[str, Tensor]) -> int:
@@ -71,6 +80,24 @@ def _check_params(params: dict[str, Tensor]) -> int:
     if len(ks) != 1:
         raise BatchedError(f"stacked parameters disagree on the model axis: sizes {sorted(ks)}")
     return ks.pop()
+
+
+def flat_layout(params: dict[str, Tensor]) -> Tensor | None:
+    """The ``[K, P]`` tensor behind ``params`` when they are the views :class:`BatchedModels`
+    makes (every parameter a column block of one tensor, in dict order), else ``None``."""
+    tensors = list(params.values())
+    base = tensors[0]._base
+    if base is None or base.dim() != 2 or not base.is_contiguous():
+        return None
+    offset = 0
+    row = base.stride(0)
+    for t in tensors:
+        n = t[0].numel()
+        if (t._base is not base or t.shape[0] != base.shape[0] or t.stride(0) != row
+                or t.storage_offset() - base.storage_offset() != offset or not t[0].is_contiguous()):
+            return None
+        offset += n
+    return base if offset == base.shape[1] else None
 
 
 class BatchedSGD:
@@ -96,30 +123,49 @@ class BatchedSGD:
         self.nesterov = nesterov
         self.buf: dict[str, Tensor] = {}
         self._lr_groups, self._wd_groups = _groups(self.lr), _groups(self.weight_decay)
+        self._flat = flat_layout(params)
+        self._buffers: dict[str, Tensor] = {}
 
     @torch.no_grad()
     def step(self, grads: dict[str, Tensor]) -> None:
         """Apply one update with ``grads`` (same keys and shapes as ``params``)."""
-        for name, p in self.params.items():
-            g = grads[name]
-            if any(wd != 0 for wd, _ in self._wd_groups):
-                g = g.clone()
-                for wd, sel in self._wd_groups:
-                    if wd != 0:
-                        _update_from(g, sel, lambda t, s=sel, w=wd, p=p: t.add(p[s], alpha=w))
+        for name, p, g in _slots(self.params, self._flat, grads, self._buffers):
+            g = _decay(g, p, self._wd_groups, fresh=self._flat is not None)
             if self.momentum != 0:
                 if name not in self.buf:
                     self.buf[name] = g.detach().clone()
                 else:
                     self.buf[name].mul_(self.momentum).add_(g, alpha=1 - self.dampening)
                 g = g.add(self.buf[name], alpha=self.momentum) if self.nesterov else self.buf[name]
-            for lr, sel in self._lr_groups:
-                _update(p, sel, lambda t, s=sel, lr=lr, g=g: t.add_(g[s], alpha=-lr))
+            _grouped(p, self._lr_groups, lambda t, lr, s, g=g: t.add_(g[s], alpha=-lr))
 
 
-def _update_from(t: Tensor, sel: slice | Tensor, fn: Callable[[Tensor], Tensor]) -> None:
-    """``t[sel] = fn(t[sel])`` where ``fn`` receives ``t[sel]`` and returns a new tensor."""
-    t[sel] = fn(t[sel])
+def _slots(params: dict[str, Tensor], flat: Tensor | None, grads: dict[str, Tensor],
+           buffers: dict[str, Tensor]) -> list[tuple[str, Tensor, Tensor]]:
+    """(state key, parameter, gradient) to update: one ``("flat", [K, P], [K, P])`` slot when
+    the parameters are views of one tensor (the gradients concatenated in the same layout),
+    else one slot per parameter."""
+    missing = [n for n in params if n not in grads]
+    if missing:
+        raise BatchedError(f"grads has no entry for parameter(s) {missing}; pass the dict "
+                           "loss_and_grad returns")
+    if flat is None:
+        return [(n, p, grads[n]) for n, p in params.items()]
+    k = flat.shape[0]
+    if "grad" not in buffers:  # reused: a fresh [K, P] tensor each step costs page faults
+        buffers["grad"] = torch.empty_like(flat)
+    return [("flat", flat, torch.cat([grads[n].reshape(k, -1) for n in params], 1, out=buffers["grad"]))]
+
+
+def _decay(g: Tensor, p: Tensor, groups: list[tuple[float, slice | Tensor]], *, fresh: bool) -> Tensor:
+    """``g + wd_k * p`` per model (``torch.optim``'s L2 weight decay, ``grad.add(p, alpha=wd)``);
+    ``g`` itself is updated when it is ``fresh`` (a tensor this step made), else copied first."""
+    if all(wd == 0 for wd, _ in groups):
+        return g
+    if not fresh:
+        g = g.clone()
+    _grouped(g, groups, lambda t, wd, s: t.add_(p[s], alpha=wd) if wd != 0 else t)
+    return g
 
 
 class BatchedAdam:
@@ -143,8 +189,11 @@ class BatchedAdam:
         self.betas = (b1, b2)
         self.eps = per_model("eps", eps, 1)[0]
         self.step_count = 0
-        self.exp_avg = {n: torch.zeros_like(p) for n, p in params.items()}
-        self.exp_avg_sq = {n: torch.zeros_like(p) for n, p in params.items()}
+        self._flat = flat_layout(params)
+        self._buffers: dict[str, Tensor] = {}
+        slots = {"flat": self._flat} if self._flat is not None else params
+        self.exp_avg = {n: torch.zeros_like(p) for n, p in slots.items()}
+        self.exp_avg_sq = {n: torch.zeros_like(p) for n, p in slots.items()}
         self._lr_groups, self._wd_groups = _groups(self.lr), _groups(self.weight_decay)
 
     @torch.no_grad()
@@ -155,17 +204,12 @@ class BatchedAdam:
         step = float(self.step_count)  # torch.optim.Adam keeps the step as a float tensor
         bias_correction1 = 1 - b1**step
         bias_correction2_sqrt = (1 - b2**step) ** 0.5
-        for name, p in self.params.items():
-            g = grads[name]
-            if any(wd != 0 for wd, _ in self._wd_groups):
-                g = g.clone()
-                for wd, sel in self._wd_groups:
-                    if wd != 0:
-                        _update_from(g, sel, lambda t, s=sel, w=wd, p=p: t.add(p[s], alpha=w))
+        for name, p, g in _slots(self.params, self._flat, grads, self._buffers):
+            g = _decay(g, p, self._wd_groups, fresh=self._flat is not None)
             m, v = self.exp_avg[name], self.exp_avg_sq[name]
             m.lerp_(g, 1 - b1)
             v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            denom = (v.sqrt() / bias_correction2_sqrt).add_(self.eps)
-            for lr, sel in self._lr_groups:
-                step_size = lr / bias_correction1
-                _update(p, sel, lambda t, s=sel, a=-step_size, m=m, d=denom: t.addcdiv_(m[s], d[s], value=a))
+            denom = self._buffers.setdefault(f"denom:{name}", torch.empty_like(v))
+            torch.sqrt(v, out=denom).div_(bias_correction2_sqrt).add_(self.eps)
+            _grouped(p, self._lr_groups,
+                     lambda t, lr, s, m=m, d=denom: t.addcdiv_(m[s], d[s], value=-(lr / bias_correction1)))
