@@ -57,7 +57,8 @@ def probe_command(
                                                "conv/linear block and transformer block).")] = None,
     out: Annotated[Path | None, typer.Option("-o", "--out", help="Directory for probe.json, "
                                              "probe.png, probe.svg and probe.csv.")] = None,
-    method: Annotated[str, typer.Option(help="Probe: ridge, lda or logistic.")] = "ridge",
+    method: Annotated[str, typer.Option(help="Probe: lda-logistic (default; logistic in the "
+                                        "LDA subspace), ridge, lda or logistic.")] = "lda-logistic",
     resolution: Annotated[int | None, typer.Option(help="Image side for named image "
                                                    "datasets (default: the dataset's).")] = None,
     n_train_per_class: Annotated[int | None, typer.Option(help="Training images per class "

@@ -7,9 +7,11 @@
     report.plot("probe")      # probe.png + probe.svg
 
 Features come from forward hooks at every conv/linear block and transformer block
-(:mod:`ablab.probe.features`); probes are closed-form ridge with the strength chosen on a
-validation split of the probe's own training data (:mod:`ablab.probe.linear`); the metrics
-are in :mod:`ablab.probe.metrics`.
+(:mod:`ablab.probe.features`); the default probe is a multinomial logistic regression in each
+layer's shrinkage-LDA discriminant subspace, batched across layers
+(:mod:`ablab.probe.lda_logistic`); ridge, LDA and full-width logistic probes are in
+:mod:`ablab.probe.linear`. Strengths are chosen on a validation split of the probe's own
+training data, never on its test split. The metrics are in :mod:`ablab.probe.metrics`.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ _LAZY = {
     "select_points": "ablab.probe.features",
     "extract": "ablab.probe.features",
     "ProbePoint": "ablab.probe.features",
+    "lda_logistic_probes": "ablab.probe.lda_logistic",
     "ridge_probe": "ablab.probe.linear",
+    "lda_probe": "ablab.probe.linear",
     "logistic_probes": "ablab.probe.linear",
     "metrics": "ablab.probe.metrics",
 }

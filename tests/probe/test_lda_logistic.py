@@ -1,0 +1,123 @@
+import numpy as np
+import pytest
+
+from ablab.errors import DataError
+from ablab.probe.lda_logistic import lda_logistic_details, lda_logistic_probes
+from ablab.probe.linear import lda_probe, ridge_probe
+
+
+def blobs(n_per, d, k, sep, seed, noise_seed=None):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(k, d)) * sep
+    y = np.repeat(np.arange(k), n_per)
+    noise = np.random.default_rng(noise_seed if noise_seed is not None else seed + 100)
+    return (centres[y] + noise.normal(size=(len(y), d))).astype(np.float32), y
+
+
+def one(x, y, xt, yt, **kw):
+    return lda_logistic_probes({"a": x}, y, {"a": xt}, yt, **kw)["a"]
+
+
+def test_separable_layer_near_perfect_and_noise_layer_near_chance():
+    x, y = blobs(60, 20, 5, 3.0, 0, noise_seed=1)
+    xt, yt = blobs(40, 20, 5, 3.0, 0, noise_seed=2)  # same centres, fresh noise
+    rng = np.random.default_rng(3)
+    noise, noise_t = rng.normal(size=(len(y), 30)), rng.normal(size=(len(yt), 30))
+    res = lda_logistic_probes({"sep": x, "noise": noise}, y, {"sep": xt, "noise": noise_t}, yt)
+    assert res["sep"].accuracy > 0.97
+    assert res["noise"].accuracy < 0.4  # chance is 0.2
+    shuffled = np.random.default_rng(4).permutation(y)
+    assert one(x, shuffled, xt, yt).accuracy < 0.4
+
+
+def test_no_masking_on_a_line():
+    """Three classes on a line (ESL fig. 4.2): ridge masks the middle class, this does not."""
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 100)
+    x = np.c_[(y - 1) * 4.0 + rng.normal(size=300), rng.normal(size=300)]
+    yt = np.repeat(np.arange(3), 50)
+    xt = np.c_[(yt - 1) * 4.0 + rng.normal(size=150), rng.normal(size=150)]
+    assert ridge_probe(x, y, xt, yt).accuracy < 0.8
+    assert one(x, y, xt, yt).accuracy > 0.95
+
+
+def test_logistic_step_fixes_lda_where_its_gaussian_model_is_wrong():
+    """Class 0 is a tight cluster at 0 plus a far cluster at -30 (easy points). LDA puts the
+    boundary between the class means (about -8 and 3), so most of the cluster at 0 is called
+    class 1; the logistic step in the same 1-D subspace moves the boundary to the gap."""
+    rng = np.random.default_rng(0)
+
+    def sample(n):
+        y = np.repeat([0, 1], n)
+        far = rng.random(2 * n) < 0.3
+        x1 = np.where(y == 1, 3.0, np.where(far, -30.0, 0.0)) + rng.normal(size=2 * n) * 0.7
+        return np.c_[x1, rng.normal(size=2 * n)], y
+
+    x, y = sample(300)
+    xt, yt = sample(200)
+    lda = lda_probe(x, y, xt, yt).accuracy
+    assert lda < 0.8
+    assert one(x, y, xt, yt).accuracy > max(0.95, lda + 0.15)  # Bayes rate about 0.986
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_agrees_with_sklearn_logistic_regression(seed):
+    """Overlapping classes, C=1 multinomial LogisticRegression on standardised features."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = blobs(80, 12, 4, 0.6, seed, noise_seed=10 + seed)
+    xt, yt = blobs(150, 12, 4, 0.6, seed, noise_seed=20 + seed)
+    sc = StandardScaler().fit(x)
+    ref = LogisticRegression(C=1.0, max_iter=1000).fit(sc.transform(x), y)
+    ref_acc = (ref.predict(sc.transform(xt)) == yt).mean()
+    assert 0.5 < ref_acc < 0.95  # neither trivial nor hopeless
+    assert one(x, y, xt, yt).accuracy == pytest.approx(ref_acc, abs=0.03)
+
+
+def test_deterministic():
+    x, y = blobs(40, 16, 6, 0.8, 5)
+    xt, yt = blobs(30, 16, 6, 0.8, 5, noise_seed=6)
+    feats, feats_t = {"a": x, "b": x[:, :7]}, {"a": xt, "b": xt[:, :7]}
+    a = lda_logistic_details(feats, y, feats_t, yt)
+    b = lda_logistic_details(feats, y, feats_t, yt)
+    assert a == b
+    c = lda_logistic_details(feats, y, feats_t, yt, seed=1)  # another validation split
+    assert all(0 <= r.accuracy <= 1 for r in c[0].values())
+
+
+def test_strengths_chosen_without_test_labels():
+    x, y = blobs(50, 30, 4, 0.7, 5)
+    xt, yt = blobs(50, 30, 4, 0.7, 5, noise_seed=7)
+    a, alpha_a = lda_logistic_details({"l": x}, y, {"l": xt}, yt)
+    perm = np.random.default_rng(0).permutation(yt)
+    b, alpha_b = lda_logistic_details({"l": x}, y, {"l": xt}, perm)
+    assert alpha_a == alpha_b
+    assert a["l"].alpha == b["l"].alpha and a["l"].val_accuracy == b["l"].val_accuracy
+    # the test features do not matter either: only the training split chooses
+    c, alpha_c = lda_logistic_details({"l": x}, y, {"l": xt[::-1].copy()}, yt)
+    assert alpha_c == alpha_a and c["l"].alpha == a["l"].alpha
+
+
+def test_wide_features_more_dims_than_rows():
+    x, y = blobs(10, 200, 4, 1.0, 11)
+    xt, yt = blobs(30, 200, 4, 1.0, 11, noise_seed=12)
+    assert one(x, y, xt, yt).accuracy > 0.9
+    assert one(x, np.random.default_rng(2).permutation(y), xt, yt).accuracy < 0.6
+
+
+def test_constant_and_duplicate_features_and_missing_test_class():
+    x, y = blobs(40, 6, 3, 3.0, 1)
+    xt, yt = blobs(20, 6, 3, 3.0, 1, noise_seed=2)
+    x = np.c_[x, np.zeros(len(x)), x[:, :2]]  # dead unit, duplicated units
+    xt = np.c_[xt, np.zeros(len(xt)), xt[:, :2]]
+    keep = yt != 2
+    assert one(x, y, xt[keep], yt[keep]).accuracy > 0.95
+
+
+def test_bad_labels_raise():
+    x, y = blobs(10, 4, 2, 1.0, 0)
+    with pytest.raises(DataError, match="at least 2"):
+        one(x, np.zeros_like(y), x, y)
+    with pytest.raises(DataError, match="test split is empty"):
+        one(x, y, x[:0], y[:0])
