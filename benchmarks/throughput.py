@@ -7,8 +7,9 @@ cluster start-up count, as they do for a user):
    ``seed_everything(seed, threads=1)``, with a bare ``ablab.Run`` as the run handle;
 2. ``ablab run study.toml -j 2`` (local executor, fresh store);
 3. ``ablab run study.toml --executor ray -j 2`` (starts a local 2-CPU Ray cluster, fresh store);
-4. ``ablab run study_batched.toml -j 2`` (``[run] batch = 20``, ``batch_by`` hidden/batch_size/epochs:
-   the 35 hidden=128 runs go in two batches, the 5 ``small`` runs in a third);
+4. ``ablab run study_batched.toml -j 2`` (``[run] batch = "auto"``, ``batch_by``
+   hidden/batch_size/epochs: the 35 hidden=128 runs go in batches of 18 and 17, the 5 ``small``
+   runs in batches of 3 and 2);
 5. Hydra multirun with the joblib launcher, ``n_jobs=2`` (the app calls the same ``train``);
 6. Ray Tune: ``tune.grid_search`` over variant index x seed, 2 CPUs, 1 CPU per trial.
 
@@ -45,7 +46,7 @@ VARIANTS = {"baseline": {}, "no-augment": {"augment": False}, "no-dropout": {"dr
             "small": {"hidden": 16}, "no-label-smoothing": {"label_smoothing": 0.0},
             "no-normalize": {"normalize": False}, "lr-high": {"lr": 0.005}, "wd0": {"weight_decay": 0.0}}
 SEEDS = [0, 1, 2, 3, 4]
-BATCH = 20
+BATCH = "auto"  # each kind of run split evenly over the workers: 18 + 17 hidden=128, 3 + 2 small
 JOBS = 2
 
 
@@ -94,7 +95,7 @@ def write_study(d: Path, epochs: int) -> None:
                                   '\n[run]\ntimeout = "10m"\nretries = 0\n')
     (d / "study_batched.toml").write_text(
         f'name = "digits-throughput-batched"\nentry = "train_batched.py:train_batched"\n{head}{body}'
-        f'\n[run]\nbatch = {BATCH}\nbatch_by = ["hidden", "batch_size", "epochs"]\ntimeout = "10m"\nretries = 0\n')
+        f'\n[run]\nbatch = "{BATCH}"\nbatch_by = ["hidden", "batch_size", "epochs"]\ntimeout = "10m"\nretries = 0\n')
 
 
 HYDRA_APP = '''
@@ -293,7 +294,7 @@ def main() -> None:
         attempt("loop", "plain sequential Python loop (1 process)", loop)
         attempt("local", f"ablab local executor, `-j {JOBS}`", ablab_local)
         attempt("ray", f"ablab Ray executor, local 2-CPU cluster, `--executor ray -j {JOBS}`", ablab_ray)
-        attempt("batched", f"ablab batched, `[run] batch = {BATCH}`, `-j {JOBS}`", ablab_batched)
+        attempt("batched", f"ablab batched, `[run] batch = \"{BATCH}\"`, `-j {JOBS}`", ablab_batched)
         attempt("hydra", f"Hydra multirun, joblib launcher, `n_jobs={JOBS}`", hydra)
         attempt("tune", "Ray Tune grid (variant x seed), 2 CPUs, 1 CPU per trial (defaults)", ray_tune)
         attempt("tune-reuse", "Ray Tune, same grid, `TuneConfig(reuse_actors=True)`", lambda: ray_tune(True))
@@ -311,7 +312,7 @@ DOES = {
            "Ray task; the time includes starting a local Ray cluster (`ray.init(num_cpus=2)`).",
     "batched": "Same store records per run, but compatible runs are grouped (`batch_by`) and each group is "
                "trained as one vectorised `torch.func` computation by `train_batched.py` (bit-identical to "
-               "the solo runs at 1 thread): 3 tasks (20 + 15 + 5 models) on 2 workers.",
+               "the solo runs at 1 thread): 4 tasks (18 + 17 + 3 + 2 models) on 2 workers.",
     "hydra": "Hydra composes a config per job and the joblib (loky) launcher runs jobs in 2 worker processes; "
              "each job gets an output dir with its config, overrides and log; no metrics store, code or "
              "environment provenance (the app writes result.json itself).",

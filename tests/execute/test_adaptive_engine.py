@@ -85,6 +85,9 @@ def train(config, run):
 
 def train_batched(configs, runs):
     return [train(c, r) for c, r in zip(configs, runs)]
+
+def train_sizes(configs, runs):
+    return [dict(train(c, r), k=float(len(configs))) for c, r in zip(configs, runs)]
 '''
 
 
@@ -116,6 +119,17 @@ def test_batched_study_matches_solo(tmp_path, capsys):
     solo = {(r["variant"], r["seed"]): r["metrics"]["score"] for r in _runs(capsys, d / "solo.toml")}
     batched = {(r["variant"], r["seed"]): r["metrics"]["score"] for r in _runs(capsys, d / "batched.toml")}
     assert solo == batched and len(solo) == 9
+
+    # batch = "auto": each kind of run (batch_by signature) split evenly over the 2 workers
+    (d / "auto.toml").write_text(base.format(name="auto", fn="train_sizes",
+                                             run='batch = "auto"\nbatch_by = ["width"]'))
+    assert main(["run", str(d / "auto.toml"), "-q", "-j", "2"]) == 0
+    sizes = {(r["variant"], r["seed"]): r["metrics"]["k"] for r in _runs(capsys, d / "auto.toml")}
+    assert sorted(v for (var, _), v in sizes.items() if var != "wide") == [3] * 6  # 6 runs of width 4
+    assert sorted(v for (var, _), v in sizes.items() if var == "wide") == [1, 2, 2]  # 3 of width 8
+    (d / "auto.toml").write_text(base.format(name="auto", fn="train_sizes", run='batch = "all"'))
+    assert main(["run", str(d / "auto.toml"), "-q"]) == 2
+    assert 'expected an integer >= 1 or "auto"' in capsys.readouterr().err
 
 
 DESIGN_ENTRY = '''

@@ -132,7 +132,8 @@ def execute(spec: StudySpec, plan: Plan, store: Store, study: dict[str, Any], ex
     prog = Progress(total=len(keys), skipped=sum(s == "done" for s in before.values()))
     prog.done = prog.skipped
     keyset = set(keys)
-    batch_sig = _batch_signatures(plan, spec.run.batch_by) if spec.run.batch and spec.run.batch_by else {}
+    batch_sig = _batch_signatures(plan, spec.run.batch_by) if spec.run.batch else {}
+    batch_size = _batch_sizes(spec.run.batch, batch_sig, before, getattr(executor, "slots", 1))
     driver = store.register_driver()
     inflight: dict[str, list[dict[str, Any]]] = {}  # task key -> its runs (K when batched)
     interrupted = False
@@ -143,14 +144,15 @@ def execute(spec: StudySpec, plan: Plan, store: Store, study: dict[str, Any], ex
         while True:
             while executor.free_slots() > 0:
                 group = []
-                allowed = keyset
-                for _ in range(spec.run.batch or 1):
+                allowed, limit = keyset, 1
+                while len(group) < limit:
                     run = store.claim(study["id"], driver, allowed)
                     if run is None:
                         break
                     group.append(run)
                     if batch_sig and len(group) == 1:  # the rest of the batch must match on batch_by
-                        allowed = {k for k, sig in batch_sig.items() if sig == batch_sig[run["key"]]}
+                        sig = batch_sig[run["key"]]
+                        allowed, limit = {k for k, s in batch_sig.items() if s == sig}, batch_size[sig]
                 if not group:
                     break
                 tasks = [build_task(spec, r, store.run_dir(r["key"], study["revision"])) for r in group]
@@ -199,6 +201,19 @@ def execute(spec: StudySpec, plan: Plan, store: Store, study: dict[str, Any], ex
     if on_progress:
         on_progress(prog)
     return summary
+
+
+def _batch_sizes(batch: int | str | None, signatures: dict[str, str], status: dict[str, str],
+                 workers: int) -> dict[str, int]:
+    """Signature -> how many runs one batched task takes: ``batch`` itself, or for ``"auto"``
+    the signature's runs still to do split evenly over the workers (``ceil(n / workers)``), so
+    each worker gets one batch of every kind and none waits for a straggler."""
+    sizes: dict[str, int] = {}
+    for key, sig in signatures.items():
+        sizes[sig] = sizes.get(sig, 0) + (status.get(key) != "done")
+    if batch == "auto":
+        return {sig: max(1, -(-n // max(1, workers))) for sig, n in sizes.items()}
+    return {sig: int(batch or 1) for sig in sizes}
 
 
 def _batch_signatures(plan: Plan, keys: tuple[str, ...]) -> dict[str, str]:

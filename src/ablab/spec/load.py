@@ -259,11 +259,14 @@ def _run(v: Any, where: str) -> RunOptions:
     kw: dict[str, Any] = {}
     if "timeout" in v:
         kw["timeout"] = parse_duration(v["timeout"], f"{where}: [run]")
+    if v.get("batch") == "auto":
+        kw["batch"] = "auto"
     for key, lo in (("retries", 0), ("threads", 1), ("batch", 1)):
-        if key in v:
+        if key in v and key not in kw:
             x = v[key]
             if not isinstance(x, int) or isinstance(x, bool) or x < lo:
-                raise SpecError(f"{where}: [run] {key} = {x!r}: expected an integer >= {lo}")
+                also = ' or "auto" (split compatible runs evenly over the workers)' if key == "batch" else ""
+                raise SpecError(f"{where}: [run] {key} = {x!r}: expected an integer >= {lo}{also}")
             kw[key] = x
     for key in ("cpus", "gpus"):
         if key in v:

@@ -34,7 +34,7 @@ class RunOptions:
     threads: int = 1  # torch intra-op threads per run; fixed so results do not depend on -j
     cpus: float = 1.0
     gpus: float = 0.0
-    batch: int | None = None
+    batch: int | Literal["auto"] | None = None  # "auto": ceil(compatible runs / workers) per batch
     batch_by: tuple[str, ...] = ()  # config keys that must be equal within a batch (e.g. architecture)
     deterministic: bool | Literal["warn"] = True
     code: tuple[str, ...] = ()  # extra paths (relative to the study file) whose code is fingerprinted
