@@ -209,7 +209,9 @@ class BatchedAdam:
             m, v = self.exp_avg[name], self.exp_avg_sq[name]
             m.lerp_(g, 1 - b1)
             v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            denom = self._buffers.setdefault(f"denom:{name}", torch.empty_like(v))
+            if f"denom:{name}" not in self._buffers:
+                self._buffers[f"denom:{name}"] = torch.empty_like(v)
+            denom = self._buffers[f"denom:{name}"]
             torch.sqrt(v, out=denom).div_(bias_correction2_sqrt).add_(self.eps)
             _grouped(p, self._lr_groups,
                      lambda t, lr, s, m=m, d=denom: t.addcdiv_(m[s], d[s], value=-(lr / bias_correction1)))
