@@ -74,6 +74,8 @@ def test_small_network_matches_exact_hessian(digits):
     top = hessian_top_eigenvalue(model, loss_fn, (x, y), max_iter=3000, tol=1e-7)
     tr = hessian_trace(model, loss_fn, (x, y), max_iter=20000, tol=1e-12, seed=0)
     assert abs(top - exact_top) / abs(exact_top) < 0.01
+    power = hessian_top_eigenvalue(model, loss_fn, (x, y), max_iter=3000, tol=1e-7, method="power")
+    assert abs(power - exact_top) / abs(exact_top) < 0.01
     assert abs(tr - exact_trace) / abs(exact_trace) < 0.01
     assert top.n_samples == tr.n_samples == 300
     assert top.converged
@@ -172,3 +174,64 @@ def test_bad_inputs(digits):
         model[0].weight[0, 0] = float("nan")
     with pytest.raises(DataError, match="nan"):
         hessian_top_eigenvalue(model, nn.CrossEntropyLoss(), (x[:50], y[:50]))
+
+
+def test_lanczos_needs_fewer_products_than_power_iteration(digits, trained_pair):
+    x, y = digits
+    model, _ = trained_pair
+    loss_fn = nn.CrossEntropyLoss()
+    data = (x[:300], y[:300])
+    lan = hessian_top_eigenvalue(model, loss_fn, data, seed=0)
+    pow_ = hessian_top_eigenvalue(model, loss_fn, data, seed=0, method="power")
+    ref = hessian_top_eigenvalue(model, loss_fn, data, seed=0, tol=1e-9, max_iter=300)
+    assert lan.converged and pow_.converged
+    assert lan.iterations < pow_.iterations
+    # at the same tol Lanczos stops closer to the converged value than power iteration
+    assert abs(lan - ref) <= abs(pow_ - ref) + 1e-6 * abs(ref)
+    assert abs(lan - ref) / abs(ref) < 1e-3
+    assert float(lan) == float(hessian_top_eigenvalue(model, loss_fn, data, seed=0))
+
+
+def test_lanczos_respects_max_iter_and_rejects_unknown_method(digits, trained_pair):
+    x, y = digits
+    model, _ = trained_pair
+    data = (x[:100], y[:100])
+    top = hessian_top_eigenvalue(model, nn.CrossEntropyLoss(), data, max_iter=2, tol=1e-12)
+    assert top.iterations == 2 and not top.converged
+    with pytest.raises(DataError, match="method"):
+        hessian_top_eigenvalue(model, nn.CrossEntropyLoss(), data, method="arnoldi")
+
+
+def test_eval_batchnorm_as_affine_map_gives_the_same_hessian(digits, bn_pair):
+    """The affine rewrite of eval-mode BatchNorm must not change any Hessian-vector product."""
+    x, y = digits
+    model, _ = bn_pair
+    loss_fn = nn.CrossEntropyLoss()
+    data = (x[:200], y[:200])
+    op = HessianOperator(model, loss_fn, data)
+    params = [p for p in model.parameters() if p.requires_grad]
+    model.eval()
+    g = torch.autograd.grad(loss_fn(model(x[:200]), y[:200]), params, create_graph=True)
+    g = torch.cat([t.reshape(-1) for t in g])
+    v = torch.randn(op.dim, generator=torch.Generator().manual_seed(0))
+    native = torch.cat([t.reshape(-1) for t in torch.autograd.grad(g, params, grad_outputs=v)])
+    assert torch.allclose(op.matvec(v), native, rtol=1e-4, atol=1e-5 * float(native.abs().max()))
+    assert torch.allclose(op.grad.detach(), g.detach(), rtol=1e-4, atol=1e-7)
+
+
+def test_batch_statistics_batchnorm_is_left_alone(digits):
+    """BatchNorm without running statistics uses batch statistics even in eval mode."""
+    x, y = digits
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Linear(64, 16), nn.BatchNorm1d(16, track_running_stats=False), nn.ReLU(),
+        nn.Linear(16, 10),
+    )  # fmt: skip
+    loss_fn = nn.CrossEntropyLoss()
+    op = HessianOperator(model, loss_fn, (x[:100], y[:100]))
+    params = list(model.parameters())
+    g = torch.autograd.grad(loss_fn(model(x[:100]), y[:100]), params, create_graph=True)
+    g = torch.cat([t.reshape(-1) for t in g])
+    v = torch.randn(op.dim, generator=torch.Generator().manual_seed(1))
+    native = torch.cat([t.reshape(-1) for t in torch.autograd.grad(g, params, grad_outputs=v)])
+    assert torch.allclose(op.matvec(v), native, rtol=1e-4, atol=1e-6)
