@@ -1,5 +1,10 @@
 """Hessian top eigenvalue and trace: ablab.landscape against PyHessian (the `pyhessian` package).
 
+The top eigenvalue is measured twice for ablab: with its default Lanczos iteration and with
+``method="power"`` (PyHessian's algorithm); the table also gives each estimate's relative error
+against a tightly converged value (ablab Lanczos, tol=1e-9), so "fewer iterations" can be
+checked not to mean "less accurate".
+
 Same model, data, tolerance and random probes for both: PyHessian draws its start vector and
 Rademacher probes from the global torch RNG, ablab from a generator seeded with ``seed``; we
 seed the global RNG with the same number, so both run the very same estimator and the values
@@ -11,9 +16,10 @@ Configurations:
 - ``paper``: an MLP on scikit-learn digits, one batch of 200 samples (MD tree's setting).
 - ``recommended``: a 1-D CNN with BatchNorm on MNIST-1D (mnist1d.make_dataset, no download),
   its 4000 training samples as a DataLoader of batches of 256 (PyHessian's advice is ~4096).
+- ``recommended-1batch``: the same CNN and 4000 samples passed as one batch.
 - ``digits-loader``: the digits MLP on all 1797 samples as a DataLoader of batches of 128.
 
-Run: .venv/bin/python benchmarks/hessian.py [--repeats 3] [--threads 1]
+Run: .venv/bin/python benchmarks/hessian.py [--repeats 5] [--threads 1]
 Writes benchmarks/results/hessian.md.
 """
 
@@ -117,11 +123,22 @@ def measure(name: str, model: nn.Module, x, y, batch: int | None, repeats: int) 
     def ab_eig() -> float:
         return hessian_top_eigenvalue(model, loss_fn, data, max_iter=MAX_ITER, tol=TOL, seed=0)
 
+    def ab_pow() -> float:
+        return hessian_top_eigenvalue(
+            model, loss_fn, data, max_iter=MAX_ITER, tol=TOL, seed=0, method="power"
+        )
+
     def ab_tr() -> float:
         return hessian_trace(model, loss_fn, data, max_iter=MAX_ITER, tol=TOL, seed=0)
 
+    ref_eig = float(hessian_top_eigenvalue(model, loss_fn, data, max_iter=300, tol=1e-9, seed=0))
     rows = []
-    for metric, ours, peer in (("top eigenvalue", ab_eig, ph_eig), ("trace", ab_tr, ph_tr)):
+    metrics = (
+        ("top eigenvalue (Lanczos)", ab_eig, ph_eig, ref_eig),
+        ("top eigenvalue (power)", ab_pow, ph_eig, ref_eig),
+        ("trace", ab_tr, ph_tr, None),
+    )
+    for metric, ours, peer, ref in metrics:
         times: dict[str, list[float]] = {"ablab": [], "pyhessian": []}
         values: dict[str, float] = {}
         for _ in range(repeats):
@@ -132,12 +149,19 @@ def measure(name: str, model: nn.Module, x, y, batch: int | None, repeats: int) 
         a, p = min(times["ablab"]), min(times["pyhessian"])
         rel = abs(values["ablab"] - values["pyhessian"]) / abs(values["pyhessian"])
         iters = getattr(values["ablab"], "iterations", None)
+        err = (
+            "-"
+            if ref is None
+            else (
+                f"{abs(values['ablab'] - ref) / abs(ref):.1e} / {abs(values['pyhessian'] - ref) / abs(ref):.1e}"
+            )
+        )
         rows.append(dict(config=name, n=x.shape[0], metric=metric, ablab=float(values["ablab"]),
-                         pyhessian=values["pyhessian"], rel=rel, iters=iters, t_ablab=a,
+                         pyhessian=values["pyhessian"], rel=rel, err=err, iters=iters, t_ablab=a,
                          t_peer=p, speedup=p / a))  # fmt: skip
-        print(f"{name:14s} {metric:15s} ablab={float(values['ablab']):.5g} "
-              f"pyhessian={values['pyhessian']:.5g} rel.diff={rel:.1e} iters={iters} "
-              f"time ablab={a:.3f}s pyhessian={p:.3f}s speedup={p / a:.2f}x")  # fmt: skip
+        print(f"{name:14s} {metric:24s} ablab={float(values['ablab']):.5g} "
+              f"pyhessian={values['pyhessian']:.5g} rel.diff={rel:.1e} err={err} iters={iters} "
+              f"time ablab={a:.3f}s pyhessian={p:.3f}s speedup={p / a:.2f}x", flush=True)  # fmt: skip
     return rows
 
 
@@ -149,7 +173,7 @@ def _timed(fn: Callable[[], float]) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -162,9 +186,11 @@ def main() -> None:
     rows += measure("paper", mlp, xd[:200], yd[:200], None, args.repeats)
     cnn, xm, ym = mnist1d_setup()
     rows += measure("recommended", cnn, xm, ym, 256, args.repeats)
+    rows += measure("recommended-1batch", cnn, xm, ym, None, args.repeats)
     rows += measure("digits-loader", mlp, xd, yd, 128, args.repeats)
 
     ok = all(r["rel"] < 0.01 for r in rows)
+    missed = ", ".join(f"{r['config']} {r['metric']}" for r in rows if r["speedup"] < 2)
     lines = [
         "# Hessian top eigenvalue and trace: ablab vs PyHessian",
         "",
@@ -175,30 +201,57 @@ def main() -> None:
         f"{args.repeats} interleaved repeats; times include setup. Generated by "
         "`benchmarks/hessian.py`.",
         "",
-        "| config | samples | metric | ablab | PyHessian | rel. diff | iterations | ablab s | PyHessian s | speedup |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| config | samples | metric | ablab | PyHessian | rel. diff | error ablab / PyHessian | "
+        "iterations (ablab) | ablab s | PyHessian s | speedup |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['config']} | {r['n']} | {r['metric']} | {r['ablab']:.5g} | {r['pyhessian']:.5g} "
-            f"| {r['rel']:.1e} | {r['iters']} | {r['t_ablab']:.3f} | {r['t_peer']:.3f} "
+            f"| {r['rel']:.1e} | {r['err']} | {r['iters']} | {r['t_ablab']:.3f} | {r['t_peer']:.3f} "
             f"| {r['speedup']:.2f}x |"
         )
     lines += [
         "",
         f"Values agree within 1%: {'yes' if ok else 'NO'}.",
         "",
-        "Where the speed comes from: given several batches PyHessian re-runs forward and",
-        "backward (create_graph) for every batch at every Hessian-vector product; ablab builds",
-        "the gradient graph once (consecutive batches concatenated into chunks of up to 256",
-        "samples) and each product is one reverse pass through the retained graph. With a single",
-        "batch both keep the graph, so the per-product cost is the same and only PyHessian's",
-        "per-iteration overhead (list arithmetic, .grad bookkeeping) separates them. The 2x",
-        "target is met when the data comes in several batches of an MLP; for the CNN the",
-        "double-backward through convolutions dominates and the gain is smaller. Trace values",
-        "agree to round-off because both draw the same Rademacher probes from the same seed (the",
-        "DataLoader gets its own generator so it does not consume the global RNG); the power",
-        "iteration start vectors differ (per-tensor vs flat normal draws), hence ~1e-3.",
+        f"Rows at or above the 2x target: {sum(r['speedup'] >= 2 for r in rows)} of {len(rows)}; "
+        f"below: {missed or 'none'}.",
+        "",
+        "Where the speed comes from:",
+        "",
+        "1. Several batches (digits-loader, recommended): PyHessian re-runs forward and backward",
+        "   (create_graph) for every batch at every Hessian-vector product (HVP); ablab builds the",
+        "   gradient graph once and each HVP is one reverse pass through the retained graph.",
+        "2. Top eigenvalue: ablab's default is a Lanczos iteration from the same kind of start",
+        "   vector and with the same stopping rule (relative change of the estimate < tol, at most",
+        "   max_iter HVPs). Power iteration's Rayleigh quotient lies in the same Krylov space and",
+        "   Lanczos' Ritz value is the best one there, so it stops after fewer HVPs (the",
+        "   'iterations' column, against the power rows) and, as the error column shows, closer",
+        "   to the converged value than PyHessian's power iteration at the same tol. The",
+        "   'power' rows run PyHessian's own algorithm in ablab, for a like-for-like comparison.",
+        "3. Eval-mode BatchNorm enters ablab's gradient graph as the per-channel affine map",
+        "   x*s + t it is (same function and Hessian, within float round-off): the double backward",
+        "   of native_batch_norm costs ~20 full-size elementwise products and was 35% of an HVP of",
+        "   the CNN on one 4000-sample batch.",
+        "",
+        "Why 2x is missed where it is: with a single batch both libraries keep the graph and the",
+        "trace takes the same number of probes (same probes, same stopping rule), so ablab can",
+        "only save per-probe overhead: in the MLP HVP ~60% of the time is already in 14",
+        "matrix products near the core's peak, and PyHessian's extra cost per probe (per-tensor",
+        "random draws, list arithmetic) is the rest. In the CNN the double backward through the",
+        "convolutions dominates for both (conv double backward, ~2-3x a forward+backward), so",
+        "even with a loader the per-probe ratio is bounded by (F+B+HVP)/HVP, about 1.3-1.5x;",
+        "ablab's edge there is the BatchNorm rewrite. Measured and rejected on this CPU, per",
+        "probe: several probes per pass with autograd.grad(is_grads_batched=True) (1.3x slower",
+        "on the MLP, 1.2-1.7x slower on the CNN), torch.func forward-over-reverse",
+        "jvp(grad(f)) (slower; linearize() has seconds of tracing setup), forward-over-forward",
+        "second directional derivatives under vmap (slower), conv as unfold+matmul (no clear",
+        "gain). Chunked probes would only pay off where a batched pass is cheaper per probe.",
+        "",
+        "Trace values agree to round-off because both draw the same Rademacher probes from the",
+        "same seed (the DataLoader gets its own generator so it does not consume the global",
+        "RNG); eigenvalue start vectors differ (per-tensor vs flat normal draws).",
         "No GPU was available for these figures.",
     ]
     out = HERE / "results" / "hessian.md"

@@ -1,4 +1,5 @@
-"""Hessian sharpness of a trained model: top eigenvalue (power iteration) and trace (Hutchinson).
+"""Hessian sharpness of a trained model: top eigenvalue (Lanczos or power iteration) and trace
+(Hutchinson).
 
 Both work on Hessian-vector products ``Hv`` of the mean training loss
 ``L(theta) = (1/n) sum_i loss(f(x_i; theta), y_i)`` with respect to all trainable parameters,
@@ -12,8 +13,17 @@ that retained graph, ``Hv = d(g . v)/dtheta`` (PyHessian, given a DataLoader, re
 every batch at every product). Consecutive batches of equal shape are concatenated into
 chunks of up to 256 samples (in eval mode samples are independent, and for a
 mean-reduced ``loss_fn`` the mean over the union is the size-weighted mean over batches).
-The retained graph costs memory proportional to the number of samples: pass as many as you
-want measured. ``loss_fn`` must return the batch mean (``reduction='mean'``).
+Eval-mode BatchNorm enters that graph as the per-channel affine map it is (the same function;
+see :class:`_AffineBatchNorm`), whose double backward is far cheaper than
+``native_batch_norm``'s. The top eigenvalue uses the Lanczos iteration by default, which
+stops in fewer products than power iteration at the same ``tol`` (``method="power"`` keeps
+PyHessian's algorithm). The retained graph costs memory proportional to the number of
+samples: pass as many as you want measured. ``loss_fn`` must return the batch mean
+(``reduction='mean'``).
+
+Measured and rejected (benchmarks/results/hessian.md): several Hutchinson probes per pass
+(``is_grads_batched`` or ``torch.func.vmap``) and forward-over-reverse ``jvp(grad(f))`` were
+slower per probe on CPU than one reverse pass per probe through the retained graph.
 """
 
 from __future__ import annotations
