@@ -253,8 +253,9 @@ numbers.
 """
 
 
-def study_rows(name: str, store: Path) -> object:
-    """One row per run of the zoo study ``examples/mdtree_zoo/NAME.toml`` from its store."""
+def study_rows(name: str, store: Path) -> tuple[object, float, float]:
+    """One row per run of the zoo study ``examples/mdtree_zoo/NAME.toml`` from its store, the
+    span from the first run's start to the last run's end (s) and the runs' summed wall time."""
     from ablab.api import current_plan
     from ablab.mdtree.dataset import runs_frame
     from ablab.spec.load import load_study
@@ -266,10 +267,12 @@ def study_rows(name: str, store: Path) -> object:
         if study is None:
             raise SystemExit(f"--from-study {name}={store}: study {spec.name!r} is not in that store")
         keys = [r.key for r in current_plan(spec, st, study["id"]).runs]
-        return runs_frame(st.runs(study["id"], keys))
+        runs = st.runs(study["id"], keys)
+    span = max(r["ended_at"] or 0 for r in runs) - min(r["started_at"] or 1e18 for r in runs)
+    return runs_frame(runs), span, sum(r["wall_seconds"] or 0.0 for r in runs)
 
 
-def compare_with_cached(name: str, rows) -> tuple[list[str], dict[str, float]]:
+def compare_with_cached(name: str, rows, span: float, busy: float) -> tuple[list[str], dict[str, float]]:
     """Markdown row comparing a study-built zoo with the cached table, member by member."""
     import numpy as np
     import pandas as pd
@@ -284,7 +287,8 @@ def compare_with_cached(name: str, rows) -> tuple[list[str], dict[str, float]]:
         same = int(np.sum(a[both] == b[both])) + int(np.sum(~np.isfinite(a) & ~np.isfinite(b)))
         worst[c] = float(np.max(np.abs(a[both] - b[both]))) if both.any() else float("nan")
         cells.append(f"{same}/{len(m)}")
-    line = f"| {name} | {len(rows)} | {len(ref)} | {len(m)} | " + " | ".join(cells) + " |"
+    line = (f"| {name} | {len(rows)} | {span:.0f} s ({busy:.0f} s of runs) | {len(ref)} | {len(m)} | "
+            + " | ".join(cells) + " |")
     return [line], worst
 
 
@@ -324,14 +328,14 @@ def study_section(studies: dict[str, Path], tables, ks, rows) -> list[str]:
         "the cached table on (width, batch size, data fraction, seed); a cell counts the members "
         "whose value is identical (bit for bit; NaN CKA matches NaN).",
         "",
-        "| zoo | study runs | cached rows | matched | " + " | ".join(COMPARED) + " |",
-        "|---" * (4 + len(COMPARED)) + "|",
+        "| zoo | study runs | build time, -j 2 | cached rows | matched | " + " | ".join(COMPARED) + " |",
+        "|---" * (5 + len(COMPARED)) + "|",
     ]
     study_tables = dict(tables)
     worst_all = {}
     for name, store in studies.items():
-        zoo = study_rows(name, store)
-        line, worst = compare_with_cached(name, zoo)
+        zoo, span, busy = study_rows(name, store)
+        line, worst = compare_with_cached(name, zoo, span, busy)
         lines += line
         worst_all[name] = worst
         study_tables[name] = training_table(zoo, data="data_fraction")

@@ -149,3 +149,16 @@ def test_bad_checkpoint_is_a_data_error(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(DataError, match="does not load into the zoo model"):
         _load_member(bad, {"width": 4, "batch_size": 16})
+
+
+@pytest.mark.parametrize(("name", "configs"), [("digits", 5 * 6 * 4), ("mnist1d", 3 * 5 * 4), ("tiny", 8)])
+def test_zoo_study_files_plan_the_full_grid(name, configs):
+    """Multi-level full factorial over width x batch size x data fraction, 2 seeds each."""
+    from ablab.plan.designs_bridge import plan_for
+    from ablab.spec.load import load_study
+
+    spec = load_study(TINY.with_name(f"{name}.toml"))
+    plan = plan_for(spec)
+    cells = {(r.config["width"], r.config["batch_size"], r.config["data_fraction"]) for r in plan.runs}
+    assert len(plan) == 2 * configs and len(cells) == configs
+    assert spec.entry == "ablab.mdtree.zoo:zoo_entry" and spec.seeds == (0, 1)

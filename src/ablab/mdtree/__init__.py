@@ -3,7 +3,9 @@
 - :func:`rfi_labels`: Q1/Q2/Q2' labels from a zoo table of (configuration, accuracy) rows;
 - :class:`MDTree`: the hand-structured trees, thresholds fitted one at a time;
 - :class:`BaselineTree`, :func:`majority_baseline`: the paper's baselines;
-- :func:`diagnose`: compute a model's landscape metrics and apply fitted trees.
+- :func:`diagnose`: compute a model's landscape metrics and apply fitted trees;
+- :func:`zoo_pairs`: pair features (mc_peak, mu, CKA) of a zoo run as a study, from its
+  saved checkpoints (``ablab mdtree pairs STUDY_FILE``).
 
 Importing this package does not import torch; :func:`diagnose` does, when called.
 """
@@ -24,6 +26,7 @@ _LAZY = {
     "default_trees": "ablab.mdtree.diagnose",
     "training_table": "ablab.mdtree.dataset",
     "runs_frame": "ablab.mdtree.dataset",
+    "zoo_pairs": "ablab.mdtree.pairs",
 }
 
 __all__ = list(_LAZY)

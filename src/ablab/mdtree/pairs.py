@@ -185,7 +185,7 @@ def zoo_pairs(
 
     Example::
 
-        from ablab.mdtree.pairs import zoo_pairs
+        from ablab.mdtree import zoo_pairs
         res = zoo_pairs("examples/mdtree_zoo/digits.toml")
         print(len(res.computed), "configurations done; incomplete:", res.incomplete)
     """
