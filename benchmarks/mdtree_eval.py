@@ -219,6 +219,16 @@ numbers.
 - **Q2 (width vs batch) in dataset transfer**: MD tree 53.8-64.6%, near the majority class;
   the hyperparameter tree is best in 5 of 6 settings (69.1-85.7% there), plausibly because "too small a model" is largely readable
   from the parameter count itself in both zoos.
+- **Q2' (data vs temperature, `q2_data`)**: in dataset transfer MNIST-1D -> digits MD tree is
+  best: 65.0-66.4% against 36.1-58.9% for the validation tree, 56.1-61.7% for the
+  hyperparameter tree and 47.7-61.7% for the majority class. Digits -> MNIST-1D it fails as Q1
+  does: 41.8-45.3%, below the majority class (54.0-70.2%) and every baseline. Scale transfer
+  over data fractions is hard for every method (digits 25.0-37.9%, MNIST-1D 44.4-56.3%; MD tree
+  and its CKA variant on top): the trees are fitted on the smallest fractions, where more data
+  is nearly always the better move, and tested on the largest, where the largest fraction has
+  no "more data" move (its RFI_data is 0, so it is `batch` or `optimal`): a label shift no
+  fitted threshold follows. Over widths the hyperparameter tree wins clearly (89.2-90.5%),
+  MD tree reaches 64.6% (digits) and 52.6% (MNIST-1D, below its 64.2% majority class).
 - **Scale transfer** (no dataset shift): MD tree is best or within noise of best for Q1 in
   3 of 4 settings (digits data 77.6 vs 74.7 validation; MNIST-1D data 75.0 vs 66.7; MNIST-1D
   width 56.9, about the majority 56.2; digits width 74.2 vs 75.3 validation). For Q2 it wins

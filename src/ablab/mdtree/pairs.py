@@ -26,6 +26,9 @@ from ablab.errors import DataError
 
 PAIR_METRICS = ("mc_peak", "mu", "cka")
 CHECKPOINT = "model"  # the artifact name run.save_model(model) records
+REBUILD = ("the entry must save each member with run.save_model(model) (ablab.mdtree.zoo:zoo_entry "
+           "does); to train lost checkpoints again, run the study as a new revision: "
+           "ablab run STUDY_FILE --revision NAME")
 
 
 @dataclass
@@ -79,7 +82,7 @@ def _load_member(path: str | Path, config: Mapping[str, Any]) -> Any:
     p = Path(path)
     if not p.is_file():
         raise DataError(f"checkpoint {str(p)!r} does not exist (was the store moved or cleaned?)",
-                        hint="re-run the study's runs (ablab run STUDY_FILE) to save it again")
+                        hint=REBUILD)
     cfg = DEFAULTS | dict(config)
     model = make_model(load_task(cfg["task"])[0].shape[1], int(cfg["width"]))
     try:
@@ -146,7 +149,7 @@ def compute_pairs(
         raise DataError(
             f"{source}: {len(missing)} run(s) have no saved checkpoint: {'; '.join(missing[:4])}"
             + (" ..." if len(missing) > 4 else ""),
-            hint="the entry must call run.save_model(model); re-run those runs to save them")
+            hint=REBUILD)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the pair features' low bits depend on the thread count
     try:
