@@ -87,3 +87,14 @@ def test_bad_inputs(trained_cnn, id_data):
                     data_options={**SMALL, "resolution": 20})  # fmt: skip
     with pytest.raises(DataError, match="unknown dataset"):
         probe_model(trained_cnn, id_data, "glyph-fonts")
+
+
+def test_default_method_is_lda_logistic_and_ridge_stays_available(
+    trained_cnn, id_data, ood_sets, report
+):
+    assert report.meta["method"] == "lda-logistic"
+    ridge = probe_model(trained_cnn, id_data, {"fonts": ood_sets["fonts"]}, method="ridge")
+    assert ridge.meta["method"] == "ridge"
+    assert np.abs(ridge.id_acc - report.id_acc).max() < 0.1
+    with pytest.raises(DataError, match="lda-logistic, ridge, lda, logistic"):
+        probe_model(trained_cnn, id_data, {"fonts": ood_sets["fonts"]}, method="svm")

@@ -38,7 +38,7 @@ SUBSPACE_L2 = (1e-4, 1e-3, 1e-2)
 
 
 def _lda_weights(X, y, n_cls, alphas):
-    """Shrinkage-LDA weights on rows ``X`` (n, d; already centred near zero) with labels
+    """Shrinkage-LDA weights on rows ``X`` (n, d) with labels
     ``y``, one per alpha; standardisation and shrinkage as in :func:`ablab.probe.linear.
     lda_probe`. Returns ``W`` (A, d, C) and ``b`` (A, C), the scores being ``X W + b``, and a
     mask (A,) of the strengths whose factorisation succeeded."""
@@ -58,11 +58,11 @@ def _lda_weights(X, y, n_cls, alphas):
     Sw = Sw / torch.outer(sd, sd)  # standardised
     mus = (means - mean) / sd
     scale = float(Sw.diagonal().mean()) or 1.0
-    eye = torch.eye(len(sd), dtype=X.dtype)
-    A = Sw[None] + torch.as_tensor(alphas, dtype=X.dtype)[:, None, None] * scale * eye
+    A = Sw.expand(len(alphas), -1, -1).clone()
+    A.diagonal(dim1=1, dim2=2).add_(torch.as_tensor(alphas, dtype=X.dtype)[:, None] * scale)
     chol, info = torch.linalg.cholesky_ex(A)
     ok = info == 0
-    chol[~ok] = eye * scale**0.5  # failed factorisations are masked out by the caller
+    chol[~ok] = torch.eye(len(sd), dtype=X.dtype) * scale**0.5  # masked out by the caller
     Ws = torch.cholesky_solve(mus.T.expand(len(alphas), -1, -1).contiguous(), chol)
     prior = torch.log(nc / n)
     prior[counts == 0] = -torch.inf
@@ -100,17 +100,14 @@ def _fit_logistic(Z, y, n_cls, lam, max_iter, init=None):
                             tolerance_change=1e-9)  # fmt: skip
     lam_ = lam.to(Z.dtype)[:, None, None]
     Zt = Z.transpose(1, 2).contiguous()
+    minus_one = torch.full((B, n, 1), -1.0, dtype=Z.dtype)
 
     def closure():
         U, b = param.detach()[:, :k], param.detach()[:, k]
-        logits = torch.baddbmm(b[:, None, :], Z, U)
-        top = logits.amax(-1, keepdim=True)
-        e = (logits - top).exp_()
-        norm = e.sum(-1, keepdim=True)
-        ce = (top + norm.log() - logits.gather(-1, idx)).sum((1, 2)) / n
+        logp = torch.log_softmax(torch.baddbmm(b[:, None, :], Z, U), -1)
+        ce = -logp.gather(-1, idx).sum((1, 2)) / n
         loss = (ce + 0.5 * lam_[:, 0, 0] * (U * U).sum((1, 2))).sum()
-        R = e.div_(norm * n)
-        R.scatter_add_(-1, idx, torch.full_like(top, -1.0 / n))
+        R = logp.exp_().scatter_add_(-1, idx, minus_one).div_(n)  # softmax - onehot, / n
         param.grad = torch.cat([torch.baddbmm(lam_ * U, Zt, R), R.sum(1, keepdim=True)], 1)
         return loss
 
@@ -176,16 +173,14 @@ def lda_logistic_details(
         for name in names:
             X = torch.from_numpy(np.ascontiguousarray(features_train[name], dtype=np.float32))
             Xt = torch.from_numpy(np.ascontiguousarray(features_test[name], dtype=np.float32))
-            mu = X.mean(0)
-            Xc = X - mu
-            Xf, Xv = Xc[fit], Xc[val]
+            Xf, Xv = X[fit], X[val]
             W, b, ok = _lda_weights(Xf, y_fit, n_cls, alphas)
             acc = ((Xv @ W + b[:, None]).argmax(-1) == y_val).float().mean(-1)
             acc[~ok] = -1.0
             i = int(torch.nonzero(acc == acc.max()).max())  # ties: the stronger shrinkage
             best_alpha[name] = float(alphas[i])
-            z_all.append(Xc @ W[i] + b[i])
-            z_test.append((Xt - mu) @ W[i] + b[i])
+            z_all.append(torch.addmm(b[i], X, W[i]))
+            z_test.append(torch.addmm(b[i], Xt, W[i]))
 
         m, T = _whiten(torch.stack(z_all)[:, fit])
         za = (torch.stack(z_all) - m) @ T
