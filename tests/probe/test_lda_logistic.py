@@ -121,3 +121,22 @@ def test_bad_labels_raise():
         one(x, np.zeros_like(y), x, y)
     with pytest.raises(DataError, match="test split is empty"):
         one(x, y, x[:0], y[:0])
+
+
+def test_wide_projection_is_exact():
+    """Projecting onto the span of the fitting rows changes nothing but the cost."""
+    import torch
+
+    from ablab.probe.lda_logistic import _lda_scores
+    from ablab.probe.linear import stratified_split
+
+    x, y = blobs(12, 90, 3, 0.5, 4)
+    xt, _ = blobs(10, 90, 3, 0.5, 4, noise_seed=5)
+    fit, val = stratified_split(y, 0.2, 0)
+    X, Xt, yy = torch.from_numpy(x), torch.from_numpy(xt), torch.as_tensor(y)
+    args = (X, Xt, fit, val, yy[fit], yy[val], 3, (1e-2, 1e-1, 1.0))
+    za, zt, i = _lda_scores(*args, project=False)
+    pa, pt, j = _lda_scores(*args, project=True)
+    assert i == j
+    assert torch.allclose(za, pa, rtol=1e-3, atol=1e-3 * za.abs().max())
+    assert torch.allclose(zt, pt, rtol=1e-3, atol=1e-3 * zt.abs().max())

@@ -37,11 +37,12 @@ SUBSPACE_ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1)
 SUBSPACE_L2 = (1e-4, 1e-3, 1e-2)
 
 
-def _lda_weights(X, y, n_cls, alphas):
-    """Shrinkage-LDA weights on rows ``X`` (n, d) with labels
-    ``y``, one per alpha; standardisation and shrinkage as in :func:`ablab.probe.linear.
-    lda_probe`. Returns ``W`` (A, d, C) and ``b`` (A, C), the scores being ``X W + b``, and a
-    mask (A,) of the strengths whose factorisation succeeded."""
+def _lda_weights(X, y, n_cls, alphas, standardise=True, dim=None):
+    """Shrinkage-LDA weights on rows ``X`` (n, d) with labels ``y``, one per alpha;
+    standardisation and shrinkage as in :func:`ablab.probe.linear.lda_probe` (``standardise``
+    False: ``X`` is standardised already; ``dim``: the dimension the shrinkage scale, the mean
+    within-class variance, is taken over). Returns ``W`` (A, d, C) and ``b`` (A, C), the scores
+    being ``X W + b``, and a mask (A,) of the strengths whose factorisation succeeded."""
     import torch
 
     n = len(y)
@@ -54,10 +55,10 @@ def _lda_weights(X, y, n_cls, alphas):
     Sw = within.T @ within / n  # pooled within-class covariance
     # total variance = within + between (per feature), without another pass over X
     var = Sw.diagonal() + (counts / n) @ (means - mean) ** 2
-    sd = var.clamp_min(0).sqrt().clamp_min(1e-6)
+    sd = var.clamp_min(0).sqrt().clamp_min(1e-6) if standardise else torch.ones_like(var)
     Sw = Sw / torch.outer(sd, sd)  # standardised
     mus = (means - mean) / sd
-    scale = float(Sw.diagonal().mean()) or 1.0
+    scale = float(Sw.diagonal().sum()) / (dim or len(sd)) or 1.0
     A = Sw.expand(len(alphas), -1, -1).clone()
     A.diagonal(dim1=1, dim2=2).add_(torch.as_tensor(alphas, dtype=X.dtype)[:, None] * scale)
     chol, info = torch.linalg.cholesky_ex(A)
@@ -69,6 +70,31 @@ def _lda_weights(X, y, n_cls, alphas):
     b = -0.5 * (mus.T[None] * Ws).sum(1) + prior
     W = Ws / sd[None, :, None]
     return W, b - (mean[None, None, :] @ W)[:, 0], ok
+
+
+def _lda_scores(X, Xt, fit, val, y_fit, y_val, n_cls, alphas, project=None):
+    """LDA scores of the training rows ``X`` and test rows ``Xt`` for the strength with the
+    best validation accuracy (ties: the stronger), and its index. With more features than
+    fitting rows (or ``project=True``) the standardised features are first projected onto
+    the span of the centred fitting rows: exact, since the class means and within-class
+    deviations lie in it and the shrinkage is isotropic, and it keeps the matrices n x n."""
+    import torch
+
+    Xf = X[fit]
+    if project if project is not None else X.shape[1] > len(fit):
+        mean = Xf.mean(0)
+        sd = Xf.var(0, unbiased=False).sqrt().clamp_min(1e-6)
+        Q = torch.linalg.qr(((Xf - mean) / sd).T).Q  # (d, n_fit)
+        proj, shift = Q / sd[:, None], (mean / sd) @ Q
+        X, Xt = X @ proj - shift, Xt @ proj - shift
+        W, b, ok = _lda_weights(X[fit], y_fit, n_cls, alphas, standardise=False,
+                                dim=len(sd))  # fmt: skip
+    else:
+        W, b, ok = _lda_weights(Xf, y_fit, n_cls, alphas)
+    acc = ((X[val] @ W + b[:, None]).argmax(-1) == y_val).float().mean(-1)
+    acc[~ok] = -1.0
+    i = int(torch.nonzero(acc == acc.max()).max())
+    return torch.addmm(b[i], X, W[i]), torch.addmm(b[i], Xt, W[i]), i
 
 
 def _whiten(Z, rtol=1e-6):
@@ -136,9 +162,9 @@ def lda_logistic_probes(
 ) -> dict[str, ProbeResult]:
     """Logistic probe in the LDA discriminant subspace of every layer (module docstring).
 
-    Returns, per layer, the test accuracy, the chosen logistic penalty and its validation
-    accuracy. The chosen LDA strength of each layer is in :attr:`ProbeResult.alpha` only
-    through the penalty; see :func:`lda_logistic_details` for both.
+    Returns, per layer, the test accuracy, the chosen logistic penalty (in
+    :attr:`ProbeResult.alpha`) and its validation accuracy; :func:`lda_logistic_details`
+    also returns the chosen LDA shrinkage of each layer.
     """
     return lda_logistic_details(features_train, y_train, features_test, y_test, alphas=alphas,
                                 l2=l2, val_fraction=val_fraction, seed=seed,
@@ -173,14 +199,10 @@ def lda_logistic_details(
         for name in names:
             X = torch.from_numpy(np.ascontiguousarray(features_train[name], dtype=np.float32))
             Xt = torch.from_numpy(np.ascontiguousarray(features_test[name], dtype=np.float32))
-            Xf, Xv = X[fit], X[val]
-            W, b, ok = _lda_weights(Xf, y_fit, n_cls, alphas)
-            acc = ((Xv @ W + b[:, None]).argmax(-1) == y_val).float().mean(-1)
-            acc[~ok] = -1.0
-            i = int(torch.nonzero(acc == acc.max()).max())  # ties: the stronger shrinkage
+            za, zt, i = _lda_scores(X, Xt, fit, val, y_fit, y_val, n_cls, alphas)
             best_alpha[name] = float(alphas[i])
-            z_all.append(torch.addmm(b[i], X, W[i]))
-            z_test.append(torch.addmm(b[i], Xt, W[i]))
+            z_all.append(za)
+            z_test.append(zt)
 
         m, T = _whiten(torch.stack(z_all)[:, fit])
         za = (torch.stack(z_all) - m) @ T
