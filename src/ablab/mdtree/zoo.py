@@ -11,7 +11,8 @@ order change with the seed.
 ``train_member`` trains one model and measures its single-model features; ``pair_features``
 the pair features of two seeds; ``build_zoo`` runs a whole grid in this process and returns
 one row per model (the form :func:`ablab.mdtree.training_table` takes). ``zoo_entry`` is the
-same training as a study entry ``train(config, run)``.
+same training as a study entry ``train(config, run)``: ``examples/mdtree_zoo/*.toml`` build the
+zoos as ablab studies.
 """
 
 from __future__ import annotations
@@ -201,8 +202,9 @@ def build_zoo(
 def zoo_entry(config: dict[str, Any], run: Any) -> dict[str, float]:
     """Study entry: train the member for ``run.seed``, save its checkpoint, return its metrics.
 
-    Pair features need both seeds of a configuration; compute them once both runs are done
-    with :func:`pair_features` on the saved checkpoints.
+    Pair features need both seeds of a configuration: once both runs are done,
+    ``ablab mdtree pairs STUDY_FILE`` (:func:`ablab.mdtree.zoo_pairs`) computes them from the
+    saved checkpoints with :func:`pair_features` and attaches them to both runs.
     """
     model, metrics = train_member(config, int(run.seed))
     run.save_model(model)
