@@ -235,3 +235,22 @@ def test_batch_statistics_batchnorm_is_left_alone(digits):
     v = torch.randn(op.dim, generator=torch.Generator().manual_seed(1))
     native = torch.cat([t.reshape(-1) for t in torch.autograd.grad(g, params, grad_outputs=v)])
     assert torch.allclose(op.matvec(v), native, rtol=1e-4, atol=1e-6)
+
+
+def test_batches_are_recut_without_changing_values(digits, trained_pair):
+    from ablab.landscape.hessian import _merge
+
+    x, y = digits
+    chunks = _merge([(x[:1500], y[:1500]), (x[1500:1600], y[1500:1600])], cap=1024)
+    assert [c[0].shape[0] for c in chunks] == [1024, 576]
+    assert torch.equal(torch.cat([c[0] for c in chunks]), x[:1600])
+    merged = _merge([(x[i : i + 100], y[i : i + 100]) for i in range(0, 1600, 100)], cap=1024)
+    assert [c[0].shape[0] for c in merged] == [1000, 600]
+    model, _ = trained_pair
+    loss_fn = nn.CrossEntropyLoss()
+    one = hessian_trace(model, loss_fn, (x[:1600], y[:1600]), seed=2)
+    many = hessian_trace(
+        model, loss_fn, [(x[i : i + 100], y[i : i + 100]) for i in range(0, 1600, 100)], seed=2
+    )
+    assert one.iterations == many.iterations
+    assert one == pytest.approx(float(many), rel=1e-5)
