@@ -39,7 +39,7 @@ DISCUSSION = [
     "- **Depth agrees with the paper**, clearly: the deeper VGG retains less OOD performance (the largest "
     "effect, -15.6 points, Cliff's delta -0.85, ANOVA partial eta^2 0.73).",
     "- **Augmentation goes the paper's way but is small**: +3.8 points, significant in ablab's ANOVA "
-    "(p 0.03) but not by the paper's rank test (Mann-Whitney p 0.4). Its effect depends on the number "
+    "(p 0.03) but not by the two-sample rank test (Mann-Whitney p 0.4; the fraction has no pairs for the paper's Wilcoxon test). Its effect depends on the number "
     "of classes (interaction +11): it raises r for 36-class models (68.6 -> 78.0) and not for 10-class "
     "ones (84.4 -> 82.6).",
     "- **Resolution and early reduction show no effect to speak of**: their mean effects have the "
