@@ -285,6 +285,15 @@ def test_errors_carry_hints():
     assert e.value.exit_code == 2
 
 
+def test_ablations_beside_a_design_are_rejected(tmp_path):
+    # they used to be parsed and then silently left out of the plan
+    design = '[design]\ntype = "factorial"\nfactors = { hidden = [32, 128] }\n[run]'
+    msg = spec_error(tmp_path, TOML.replace("[run]", design))
+    assert "[ablations] (no-augment, small, slow, extra) cannot be combined with [design] type = \"factorial\"" in msg
+    without = TOML[:TOML.index("[ablations]")] + TOML[TOML.index("[run]"):]
+    assert load_study(write(tmp_path, without.replace("[run]", design))).design.type == "factorial"
+
+
 def test_serialized_spec_parses_back(tmp_path):
     from ablab.spec.serialize import spec_to_dict
 

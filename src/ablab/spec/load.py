@@ -84,6 +84,12 @@ def parse_study(raw: Any, *, source: Path | None = None) -> StudySpec:
         raise SpecError(f"{where}: [baseline] must be a table of configuration keys, found {_kind(baseline)}")
     design = _design(raw.get("design", {}), baseline, where)
     variants = _ablations(raw.get("ablations", {}), baseline, where)
+    if design.type != "one-at-a-time" and len(variants) > 1:
+        raise SpecError(f"{where}: [ablations] ({', '.join(n for n in variants if n != BASELINE)}) "
+                        f"cannot be combined with [design] type = \"{design.type}\": the design "
+                        "alone decides which configurations run",
+                        hint="add the variable to the design's factors, or put the ablations in a "
+                             "separate study file")
     run = _run(raw.get("run", {}), where)
     sensitivity = _sensitivity(raw.get("sensitivity", {}), baseline, where)
     split_seeds = raw.get("split_seeds")
