@@ -274,7 +274,6 @@ def _lanczos(
 ) -> tuple[float, int, bool]:
     """Lanczos with reorthogonalisation; the Ritz values come from the tridiagonal in float64."""
     import numpy as np
-    from scipy.linalg import eigvalsh_tridiagonal
 
     basis: list[torch.Tensor] = [q]
     keep_all = True
@@ -296,11 +295,13 @@ def _lanczos(
         vecs = torch.stack(basis) if keep_all else torch.stack(basis[-2:])
         for _ in range(2):
             w = w - vecs.T @ (vecs @ w)
-        ritz = (
-            np.array(alphas)
-            if it == 1
-            else eigvalsh_tridiagonal(np.array(alphas), np.array(betas), lapack_driver="stev")
-        )
+        # T_k is usually < 20 x 20, where a dense solve costs less than the tridiagonal one
+        if it <= 64:
+            ritz = np.linalg.eigvalsh(np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1))
+        else:
+            from scipy.linalg import eigvalsh_tridiagonal
+
+            ritz = eigvalsh_tridiagonal(np.array(alphas), np.array(betas), lapack_driver="stev")
         lam = float(ritz[np.argmax(np.abs(ritz))])
         beta = float(w.norm())
         # an invariant subspace: T_k's eigenvalues are exact eigenvalues of H
