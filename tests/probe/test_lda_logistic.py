@@ -127,16 +127,38 @@ def test_wide_projection_is_exact():
     """Projecting onto the span of the fitting rows changes nothing but the cost."""
     import torch
 
-    from ablab.probe.lda_logistic import _lda_scores
-    from ablab.probe.linear import stratified_split
+    from ablab.probe.lda_logistic import _lda_directions
 
     x, y = blobs(12, 90, 3, 0.5, 4)
-    xt, _ = blobs(10, 90, 3, 0.5, 4, noise_seed=5)
-    fit, val = stratified_split(y, 0.2, 0)
-    X, Xt, yy = torch.from_numpy(x), torch.from_numpy(xt), torch.as_tensor(y)
-    args = (X, Xt, fit, val, yy[fit], yy[val], 3, (1e-2, 1e-1, 1.0))
-    za, zt, i = _lda_scores(*args, project=False)
-    pa, pt, j = _lda_scores(*args, project=True)
-    assert i == j
-    assert torch.allclose(za, pa, rtol=1e-3, atol=1e-3 * za.abs().max())
-    assert torch.allclose(zt, pt, rtol=1e-3, atol=1e-3 * zt.abs().max())
+    X, yy = torch.from_numpy(x).double(), torch.as_tensor(y)
+    for shrinkage in ("auto", 0.05):
+        w, s = _lda_directions(X, yy, 3, shrinkage, project=False)
+        wp, sp = _lda_directions(X, yy, 3, shrinkage, project=True)
+        assert s == pytest.approx(sp, rel=1e-9)
+        assert torch.allclose(w, wp, rtol=1e-6, atol=1e-9 * float(w.abs().max()))
+
+
+@pytest.mark.parametrize("n, p", [(200, 10), (50, 80)])
+def test_ledoit_wolf_shrinkage_matches_sklearn(n, p):
+    import torch
+    from sklearn.covariance import ledoit_wolf_shrinkage as sk_lw
+
+    from ablab.probe.lda_logistic import ledoit_wolf_shrinkage
+
+    rng = np.random.default_rng(p)
+    d = rng.normal(size=(n, p)) @ rng.normal(size=(p, p)) + rng.normal(size=p)
+    d = d - d.mean(0)
+    D = torch.from_numpy(d)
+    ours = ledoit_wolf_shrinkage(D.T @ D / n, float(D.pow(2).sum(1).pow(2).sum()), n, p)
+    assert ours == pytest.approx(sk_lw(d, assume_centered=True), rel=1e-9)
+    assert 0 < ours < 1
+
+
+def test_fixed_shrinkage_and_its_report():
+    x, y = blobs(40, 16, 4, 0.8, 3)
+    xt, yt = blobs(30, 16, 4, 0.8, 3, noise_seed=4)
+    res, shrink = lda_logistic_details({"a": x}, y, {"a": xt}, yt, shrinkage=0.3)
+    assert shrink == {"a": 0.3}
+    _, auto = lda_logistic_details({"a": x}, y, {"a": xt}, yt)
+    assert 0 < auto["a"] < 1 and auto["a"] != 0.3
+    assert res["a"].accuracy > 0.6

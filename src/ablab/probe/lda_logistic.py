@@ -7,22 +7,25 @@ LDA's Gaussian, shared-covariance model does not hold there). A full multinomial
 probe needs as many L-BFGS iterations as scikit-learn's. Here the expensive part stays closed
 form and the iterative part runs in ``C`` dimensions instead of ``d``:
 
-1. Shrinkage LDA on standardised features (ESL sec 4.3.1): ``W = (S_W + a I)^-1 M^T`` with
-   ``S_W`` the pooled within-class covariance and ``M`` the class means. ``S_W`` for the fitting
-   split and for the whole training split come from one Gram matrix of the training rows
-   (minus that of the validation rows); one Cholesky factorisation per strength ``a``.
+1. Shrinkage LDA on standardised features (ESL sec 4.3.1): the directions
+   ``W = S^-1 M^T`` with ``M`` the centred class means and
+   ``S = (1 - s) S_W + s (tr S_W / d) I``, ``S_W`` the pooled within-class covariance of the
+   fitting rows. The shrinkage ``s`` is the Ledoit-Wolf estimate (Ledoit & Wolf, J.
+   Multivariate Anal. 88, 2004; the one scikit-learn's ``LinearDiscriminantAnalysis(
+   shrinkage="auto")`` uses), computed from the same Gram matrix, so each layer costs one
+   Gram matrix and one Cholesky factorisation and no strength is searched.
 2. The LDA scores ``Z = X W`` span the discriminant subspace (rank ``C - 1``; ESL sec 4.3.3,
    reduced-rank LDA). They are whitened, and a multinomial logistic regression
    ``softmax(Z U + b)`` with penalty ``l2/2 ||U||^2`` on the mean cross-entropy is fitted by
    L-BFGS, all layers and penalties stacked into one batched problem (they are independent,
    so the joint optimum is each one's optimum). The LDA classifier itself lies in this model
-   family (``U`` = inverse whitening, ``b`` = LDA intercepts), so the logistic step can only
-   move away from it where the data say so.
+   family, so the logistic step can only move away from it where the data say so. Only the
+   span of ``W`` matters (whitening removes any invertible map of the scores).
 
-Both strengths are chosen on a held-out, class-stratified validation split of the probe's
-*training* data: ``a`` by the validation accuracy of the LDA classifier, then the penalty by
-the validation accuracy of the logistic fit (ties: the stronger). Both are then refitted on
-the whole training split and scored once on the test split, which is never used to choose.
+The logistic penalty is chosen on a held-out, class-stratified validation split of the
+probe's *training* data (ties: the stronger); the LDA directions come from the fitting rows
+only. The model is then refitted on the whole training split in the same subspace and scored
+once on the test split, which is never used to choose.
 """
 
 from __future__ import annotations
@@ -31,70 +34,66 @@ import numpy as np
 
 from ablab.probe.linear import ProbeResult, _check_labels, few_threads, stratified_split
 
-#: LDA shrinkage strengths, relative to the mean within-class variance (standardised).
-SUBSPACE_ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1)
 #: L2 penalties of the logistic step, on whitened discriminant scores.
 SUBSPACE_L2 = (1e-4, 1e-3, 1e-2)
 
 
-def _lda_weights(X, y, n_cls, alphas, standardise=True, dim=None):
-    """Shrinkage-LDA weights on rows ``X`` (n, d) with labels ``y``, one per alpha;
-    standardisation and shrinkage as in :func:`ablab.probe.linear.lda_probe` (``standardise``
-    False: ``X`` is standardised already; ``dim``: the dimension the shrinkage scale, the mean
-    within-class variance, is taken over). Returns ``W`` (A, d, C) and ``b`` (A, C), the scores
-    being ``X W + b``, and a mask (A,) of the strengths whose factorisation succeeded."""
+def ledoit_wolf_shrinkage(gram, row_sq_sum: float, n: int, p: int) -> float:
+    """Ledoit-Wolf shrinkage intensity of the covariance ``G = D^T D / n`` of ``n`` centred
+    rows ``D`` (Ledoit & Wolf 2004, lemma 3.2/3.3; scikit-learn's ``ledoit_wolf_shrinkage``
+    with ``assume_centered=True``), from ``G`` and ``sum_i ||d_i||^4`` (``row_sq_sum``);
+    ``p`` is the dimension (the rows may be given in an orthonormal basis of their span)::
+
+        mu = tr G / p,  delta = (||G||_F^2 - (tr G)^2 / p) / p,
+        beta = (sum_i ||d_i||^4 / n - ||G||_F^2) / (n p),  s = min(beta, delta) / delta
+
+    The shrunk covariance is ``(1 - s) G + s mu I``."""
+    tr = float(gram.diagonal().sum())
+    fro2 = float((gram * gram).sum())
+    delta = (fro2 - tr * tr / p) / p
+    beta = min((row_sq_sum / n - fro2) / (n * p), delta)
+    return 0.0 if beta <= 0 or delta <= 0 else beta / delta
+
+
+def _lda_directions(X, y, n_cls: int, shrinkage: float | str = "auto", project=None):
+    """Shrinkage-LDA directions ``W`` (d, C) of fitting rows ``X`` (n, d), labels ``y``, in
+    the coordinates of ``X`` (scores ``X W``), and the shrinkage used. Features are
+    standardised by the rows' total standard deviation. With more features than rows (or
+    ``project=True``) the standardised rows are first expressed in an orthonormal basis of
+    the span of the centred rows: exact, since the class means and within-class deviations
+    lie in it and the shrinkage is isotropic, and it keeps the matrices n x n."""
     import torch
 
-    n = len(y)
+    n, d = X.shape
     onehot = torch.nn.functional.one_hot(y, n_cls).to(X.dtype)
     counts = onehot.sum(0)
-    nc = counts.clamp_min(1)
-    means = (onehot.T @ X) / nc[:, None]  # (C, d)
+    means = (onehot.T @ X) / counts.clamp_min(1)[:, None]  # (C, d)
     mean = (counts / n) @ means
     within = X - means[y]
-    Sw = within.T @ within / n  # pooled within-class covariance
-    # total variance = within + between (per feature), without another pass over X
-    var = Sw.diagonal() + (counts / n) @ (means - mean) ** 2
-    sd = var.clamp_min(0).sqrt().clamp_min(1e-6) if standardise else torch.ones_like(var)
-    Sw = Sw / torch.outer(sd, sd)  # standardised
+    var = within.pow(2).mean(0) + (counts / n) @ (means - mean) ** 2  # within + between
+    sd = var.sqrt().clamp_min(1e-6)
+    within = within / sd
     mus = (means - mean) / sd
-    scale = float(Sw.diagonal().sum()) / (dim or len(sd)) or 1.0
-    A = Sw.expand(len(alphas), -1, -1).clone()
-    A.diagonal(dim1=1, dim2=2).add_(torch.as_tensor(alphas, dtype=X.dtype)[:, None] * scale)
-    chol, info = torch.linalg.cholesky_ex(A)
-    ok = info == 0
-    chol[~ok] = torch.eye(len(sd), dtype=X.dtype) * scale**0.5  # masked out by the caller
-    Ws = torch.cholesky_solve(mus.T.expand(len(alphas), -1, -1).contiguous(), chol)
-    prior = torch.log(nc / n)
-    prior[counts == 0] = -torch.inf
-    b = -0.5 * (mus.T[None] * Ws).sum(1) + prior
-    W = Ws / sd[None, :, None]
-    return W, b - (mean[None, None, :] @ W)[:, 0], ok
-
-
-def _lda_scores(X, Xt, fit, val, y_fit, y_val, n_cls, alphas, project=None):
-    """LDA scores of the training rows ``X`` and test rows ``Xt`` for the strength with the
-    best validation accuracy (ties: the stronger), and its index. With more features than
-    fitting rows (or ``project=True``) the standardised features are first projected onto
-    the span of the centred fitting rows: exact, since the class means and within-class
-    deviations lie in it and the shrinkage is isotropic, and it keeps the matrices n x n."""
-    import torch
-
-    Xf = X[fit]
-    if project if project is not None else X.shape[1] > len(fit):
-        mean = Xf.mean(0)
-        sd = Xf.var(0, unbiased=False).sqrt().clamp_min(1e-6)
-        Q = torch.linalg.qr(((Xf - mean) / sd).T).Q  # (d, n_fit)
-        proj, shift = Q / sd[:, None], (mean / sd) @ Q
-        X, Xt = X @ proj - shift, Xt @ proj - shift
-        W, b, ok = _lda_weights(X[fit], y_fit, n_cls, alphas, standardise=False,
-                                dim=len(sd))  # fmt: skip
+    Q = None
+    if project if project is not None else d > n:
+        Q = torch.linalg.qr(((X - mean) / sd).T).Q  # (d, n)
+        within, mus = within @ Q, mus @ Q
+    gram = within.T @ within / n
+    if shrinkage == "auto":
+        s = ledoit_wolf_shrinkage(gram, float(within.pow(2).sum(1).pow(2).sum()), n, d)
     else:
-        W, b, ok = _lda_weights(Xf, y_fit, n_cls, alphas)
-    acc = ((X[val] @ W + b[:, None]).argmax(-1) == y_val).float().mean(-1)
-    acc[~ok] = -1.0
-    i = int(torch.nonzero(acc == acc.max()).max())
-    return torch.addmm(b[i], X, W[i]), torch.addmm(b[i], Xt, W[i]), i
+        s = float(shrinkage)
+    s = min(max(s, 1e-4), 1.0)  # a floor keeps singular S_W (dead, duplicated units) factorable
+    mu = float(gram.diagonal().sum()) / d or 1.0
+    S = gram.mul_(1 - s)
+    S.diagonal().add_(s * mu)
+    chol, info = torch.linalg.cholesky_ex(S)
+    if info != 0:  # float32 round-off on a near-singular S_W
+        chol = torch.linalg.cholesky(S.double()).to(X.dtype)
+    W = torch.cholesky_solve(mus.T.contiguous(), chol)  # (d or n, C)
+    if Q is not None:
+        W = Q @ W
+    return W / sd[:, None], s
 
 
 def _whiten(Z, rtol=1e-6):
@@ -111,30 +110,35 @@ def _whiten(Z, rtol=1e-6):
     return m, (V * inv[:, None, :]).to(Z.dtype)
 
 
-def _fit_logistic(Z, y, n_cls, lam, max_iter, init=None):
+def _fit_logistic(Z, y, n_cls, lam, max_iter, init=None, tol=1e-6):
     """Batched multinomial logistic regression: Z (B, n, k), lam (B,). Minimises the sum over
     problems of ``mean CE + lam/2 ||U||^2`` (bias unpenalised) by L-BFGS with the gradient in
-    closed form, from ``init`` (B, k + 1, C) or zero. Returns the (B, k + 1, C) parameters,
-    the last row being the bias."""
+    closed form, from ``init`` (B, C, k + 1) or zero, until ``max_iter`` iterations or every
+    gradient entry is below ``tol``. Returns the (B, C, k + 1) parameters ``[U^T, b]``.
+    Logits are kept as (B, C, n): the softmax then runs over contiguous rows (faster on CPU)."""
     import torch
 
     B, n, k = Z.shape
-    idx = y.view(1, n, 1).expand(B, n, 1)
-    param = torch.zeros(B, k + 1, n_cls, dtype=Z.dtype) if init is None else init.clone()
+    Z1 = torch.cat([Z, torch.ones(B, n, 1, dtype=Z.dtype)], -1)  # (B, n, k + 1)
+    Z1t = Z1.transpose(1, 2).contiguous()
+    idx = y.view(1, 1, n).expand(B, 1, n)
+    param = torch.zeros(B, n_cls, k + 1, dtype=Z.dtype) if init is None else init.clone()
     opt = torch.optim.LBFGS([param.requires_grad_(True)], max_iter=max_iter, history_size=10,
-                            line_search_fn="strong_wolfe", tolerance_grad=1e-6,
+                            line_search_fn="strong_wolfe", tolerance_grad=tol,
                             tolerance_change=1e-9)  # fmt: skip
     lam_ = lam.to(Z.dtype)[:, None, None]
-    Zt = Z.transpose(1, 2).contiguous()
-    minus_one = torch.full((B, n, 1), -1.0, dtype=Z.dtype)
+    minus_one = torch.full((B, 1, n), -1.0, dtype=Z.dtype)
 
     def closure():
-        U, b = param.detach()[:, :k], param.detach()[:, k]
-        logp = torch.log_softmax(torch.baddbmm(b[:, None, :], Z, U), -1)
-        ce = -logp.gather(-1, idx).sum((1, 2)) / n
+        P = param.detach()
+        U = P[:, :, :k]
+        R = torch.softmax(torch.bmm(P, Z1t), 1)  # (B, C, n)
+        ce = -R.gather(1, idx).clamp_min(1e-30).log().sum((1, 2)) / n
         loss = (ce + 0.5 * lam_[:, 0, 0] * (U * U).sum((1, 2))).sum()
-        R = logp.exp_().scatter_add_(-1, idx, minus_one).div_(n)  # softmax - onehot, / n
-        param.grad = torch.cat([torch.baddbmm(lam_ * U, Zt, R), R.sum(1, keepdim=True)], 1)
+        R.scatter_add_(1, idx, minus_one)  # softmax - onehot
+        grad = torch.bmm(R, Z1).div_(n)
+        grad[:, :, :k] += lam_ * U
+        param.grad = grad
         return loss
 
     opt.step(closure)
@@ -144,7 +148,7 @@ def _fit_logistic(Z, y, n_cls, lam, max_iter, init=None):
 def _predict(Z, p):
     import torch
 
-    return torch.baddbmm(p[:, -1:], Z, p[:, :-1]).argmax(-1)
+    return torch.baddbmm(p[:, None, :, -1], Z, p[:, :, :-1].transpose(1, 2)).argmax(-1)
 
 
 def lda_logistic_probes(
@@ -152,23 +156,15 @@ def lda_logistic_probes(
     y_train: np.ndarray,
     features_test: dict[str, np.ndarray],
     y_test: np.ndarray,
-    *,
-    alphas: tuple[float, ...] = SUBSPACE_ALPHAS,
-    l2: tuple[float, ...] = SUBSPACE_L2,
-    val_fraction: float = 0.2,
-    seed: int = 0,
-    max_iter: int = 20,
-    what: str = "probe",
+    **kwargs,
 ) -> dict[str, ProbeResult]:
     """Logistic probe in the LDA discriminant subspace of every layer (module docstring).
 
     Returns, per layer, the test accuracy, the chosen logistic penalty (in
     :attr:`ProbeResult.alpha`) and its validation accuracy; :func:`lda_logistic_details`
-    also returns the chosen LDA shrinkage of each layer.
+    (same arguments) also returns the LDA shrinkage of each layer.
     """
-    return lda_logistic_details(features_train, y_train, features_test, y_test, alphas=alphas,
-                                l2=l2, val_fraction=val_fraction, seed=seed,
-                                max_iter=max_iter, what=what)[0]  # fmt: skip
+    return lda_logistic_details(features_train, y_train, features_test, y_test, **kwargs)[0]
 
 
 def lda_logistic_details(
@@ -177,14 +173,21 @@ def lda_logistic_details(
     features_test: dict[str, np.ndarray],
     y_test: np.ndarray,
     *,
-    alphas: tuple[float, ...] = SUBSPACE_ALPHAS,
+    shrinkage: float | str = "auto",
     l2: tuple[float, ...] = SUBSPACE_L2,
     val_fraction: float = 0.2,
     seed: int = 0,
-    max_iter: int = 20,
+    max_iter: int = 15,
+    tol: float = 1e-6,
     what: str = "probe",
 ) -> tuple[dict[str, ProbeResult], dict[str, float]]:
-    """:func:`lda_logistic_probes` plus the chosen relative LDA strength of each layer."""
+    """:func:`lda_logistic_probes` plus the LDA shrinkage intensity of each layer.
+
+    ``shrinkage``: ``"auto"`` (Ledoit-Wolf, per layer) or a fixed intensity in [0, 1].
+    ``max_iter`` bounds the L-BFGS iterations of the first (strongest) penalty; the later
+    penalties of the warm-started path and the refit get half as many; ``tol`` stops them
+    earlier once every gradient entry is below it.
+    """
     import torch
 
     n_cls = _check_labels(y_train, y_test, what)
@@ -195,14 +198,13 @@ def lda_logistic_details(
     y_fit, y_val = y_all[fit], y_all[val]
     work = len(y_np) * sum(np.shape(f)[1] ** 2 for f in features_train.values())
     with few_threads(work):
-        z_all, z_test, best_alpha = [], [], {}
+        z_all, z_test, shrink = [], [], {}
         for name in names:
             X = torch.from_numpy(np.ascontiguousarray(features_train[name], dtype=np.float32))
             Xt = torch.from_numpy(np.ascontiguousarray(features_test[name], dtype=np.float32))
-            za, zt, i = _lda_scores(X, Xt, fit, val, y_fit, y_val, n_cls, alphas)
-            best_alpha[name] = float(alphas[i])
-            z_all.append(za)
-            z_test.append(zt)
+            W, shrink[name] = _lda_directions(X[fit], y_fit, n_cls, shrinkage)
+            z_all.append(X @ W)
+            z_test.append(Xt @ W)
 
         m, T = _whiten(torch.stack(z_all)[:, fit])
         za = (torch.stack(z_all) - m) @ T
@@ -214,17 +216,17 @@ def lda_logistic_details(
         sols, val_acc, p = {}, torch.zeros(L, P), None
         for step, j in enumerate(order):
             iters = max_iter if step == 0 else max(1, max_iter // 2)
-            p = _fit_logistic(zf, y_fit, n_cls, torch.full((L,), l2[j]), iters, p)
+            p = _fit_logistic(zf, y_fit, n_cls, torch.full((L,), l2[j]), iters, p, tol)
             sols[j] = p
             val_acc[:, j] = (_predict(zv, p) == y_val).float().mean(-1)
         pick = [order[int(val_acc[li, order].argmax())] for li in range(L)]  # ties: stronger
         init = torch.stack([sols[j][li] for li, j in enumerate(pick)])
         lam = torch.tensor([l2[j] for j in pick])
         # refit on every training row in the same subspace, from the chosen solution
-        p = _fit_logistic(za, y_all, n_cls, lam, max(1, max_iter // 2), init)
+        p = _fit_logistic(za, y_all, n_cls, lam, max(1, max_iter // 2), init, tol)
         test_acc = (_predict(zt, p) == torch.as_tensor(y_test)).float().mean(-1)
     results = {
         nme: ProbeResult(float(test_acc[li]), float(l2[pick[li]]), float(val_acc[li, pick[li]]))
         for li, nme in enumerate(names)
     }
-    return results, best_alpha
+    return results, shrink
