@@ -1,4 +1,4 @@
-"""Throughput of a 40-run digits study (8 variants x 5 seeds) under six runners, on 2 workers.
+"""Throughput of a 40-run digits study (8 variants x 5 seeds) under seven runners, on 2 workers.
 
 Runners (each one a fresh process, timed from launch to exit, so interpreter start-up, imports and
 cluster start-up count, as they do for a user):
@@ -10,6 +10,7 @@ cluster start-up count, as they do for a user):
 4. ``ablab run study_batched.toml -j 2`` (``[run] batch = "auto"``, ``batch_by``
    hidden/batch_size/epochs: the 35 hidden=128 runs go in batches of 18 and 17, the 5 ``small``
    runs in batches of 3 and 2);
+   and the same with ``-j 1`` (one batch of each kind: 35 + 5);
 5. Hydra multirun with the joblib launcher, ``n_jobs=2`` (the app calls the same ``train``);
 6. Ray Tune: ``tune.grid_search`` over variant index x seed, 2 CPUs, 1 CPU per trial.
 
@@ -204,7 +205,7 @@ def main() -> None:
     ap.add_argument("--study", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     ap.add_argument("--reuse", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--only", nargs="*", help="run only these runner ids (loop local ray batched hydra tune tune-reuse)")
+    ap.add_argument("--only", nargs="*", help="run only these runner ids (loop local ray batched batched-j1 hydra tune tune-reuse)")
     args = ap.parse_args()
     if args.mode == "loop":
         return mode_loop(args.study, args.epochs, args.out)
@@ -222,7 +223,7 @@ def main() -> None:
         d.mkdir()
         write_study(d, args.epochs)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        want = set(args.only or ["loop", "local", "ray", "batched", "hydra", "tune", "tune-reuse"])
+        want = set(args.only or ["loop", "local", "ray", "batched", "batched-j1", "hydra", "tune", "tune-reuse"])
 
         def attempt(rid: str, label: str, fn) -> None:
             if rid not in want:
@@ -259,10 +260,10 @@ def main() -> None:
                        "--store", str(st)], logdir / "ray.log", env)
             return t, store_results(st, "digits-throughput")
 
-        def ablab_batched():
-            st = Path(tmp) / "store_batched"
-            t = timed([*ablab_cli, "run", str(d / "study_batched.toml"), "-j", str(JOBS), "-q",
-                       "--store", str(st)], logdir / "batched.log", env)
+        def ablab_batched(jobs: int = JOBS):
+            st = Path(tmp) / f"store_batched_j{jobs}"
+            t = timed([*ablab_cli, "run", str(d / "study_batched.toml"), "-j", str(jobs), "-q",
+                       "--store", str(st)], logdir / f"batched_j{jobs}.log", env)
             return t, store_results(st, "digits-throughput-batched")
 
         def hydra():
@@ -295,6 +296,7 @@ def main() -> None:
         attempt("local", f"ablab local executor, `-j {JOBS}`", ablab_local)
         attempt("ray", f"ablab Ray executor, local 2-CPU cluster, `--executor ray -j {JOBS}`", ablab_ray)
         attempt("batched", f"ablab batched, `[run] batch = \"{BATCH}\"`, `-j {JOBS}`", ablab_batched)
+        attempt("batched-j1", f"ablab batched, `[run] batch = \"{BATCH}\"`, `-j 1`", lambda: ablab_batched(1))
         attempt("hydra", f"Hydra multirun, joblib launcher, `n_jobs={JOBS}`", hydra)
         attempt("tune", "Ray Tune grid (variant x seed), 2 CPUs, 1 CPU per trial (defaults)", ray_tune)
         attempt("tune-reuse", "Ray Tune, same grid, `TuneConfig(reuse_actors=True)`", lambda: ray_tune(True))
@@ -313,6 +315,9 @@ DOES = {
     "batched": "Same store records per run, but compatible runs are grouped (`batch_by`) and each group is "
                "trained as one vectorised `torch.func` computation by `train_batched.py` (bit-identical to "
                "the solo runs at 1 thread): 4 tasks (18 + 17 + 3 + 2 models) on 2 workers.",
+    "batched-j1": "The same batched study with one worker: 2 tasks (35 + 5 models), one core busy; a larger "
+                  "batch pays the per-step fixed cost of the vectorised step once for 35 models "
+                  "(benchmarks/results/batched.md).",
     "hydra": "Hydra composes a config per job and the joblib (loky) launcher runs jobs in 2 worker processes; "
              "each job gets an output dir with its config, overrides and log; no metrics store, code or "
              "environment provenance (the app writes result.json itself).",
@@ -330,7 +335,7 @@ def write_report(rows, results, epochs: int, n: int, logdir: Path) -> None:
     from _machine import describe
 
     base = next((t for rid, _, t, _, _ in rows if rid == "loop" and t is not None), None)
-    lines = ["# Throughput: a 40-run digits study under six runners (Ray Tune twice)", "",
+    lines = ["# Throughput: a 40-run digits study under seven runners (ablab batched and Ray Tune twice each)", "",
              f"{n} runs = {len(VARIANTS)} variants ({', '.join(VARIANTS)}) x {len(SEEDS)} seeds of "
              f"examples/digits (MLP on sklearn digits), {epochs} epochs each, 2 workers where the runner "
              "has workers. Each wall time is one fresh process from launch to exit (interpreter start-up, "
