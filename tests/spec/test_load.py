@@ -285,6 +285,18 @@ def test_errors_carry_hints():
     assert e.value.exit_code == 2
 
 
+def test_post_metrics_are_declared_but_not_required_from_the_run(tmp_path):
+    from ablab.runtime.run import check_metrics
+
+    spec = load_study(write(tmp_path, TOML.replace('loss = "min"', 'loss = "min"\npair = { direction = "max", reduce = "post" }')))
+    assert ("pair", "post") in [(m.name, m.reduce) for m in spec.metrics]
+    reduced = {m.name for m in spec.metrics if m.reduce != "value"}
+    assert check_metrics({"accuracy": 1.0, "loss": 0.5}, [m.name for m in spec.metrics], reduced) == {
+        "accuracy": 1.0, "loss": 0.5}
+    msg = spec_error(tmp_path, TOML.replace('accuracy = "max"', 'accuracy = { direction = "max", reduce = "post" }'))
+    assert "the primary (first) metric 'accuracy' is declared reduce = \"post\"" in msg
+
+
 def test_ablations_beside_a_design_are_rejected(tmp_path):
     # they used to be parsed and then silently left out of the plan
     design = '[design]\ntype = "factorial"\nfactors = { hidden = [32, 128] }\n[run]'

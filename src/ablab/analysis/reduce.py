@@ -8,7 +8,7 @@ import pandas as pd
 
 from ablab.errors import MetricError, did_you_mean
 
-REDUCTIONS = ("value", "last", "best")
+REDUCTIONS = ("value", "last", "best", "post")  # post: attached after the run
 DIRECTIONS = ("max", "min")
 
 
@@ -26,7 +26,8 @@ def check_metric_decl(name: str, decl: dict) -> tuple[str, str]:
         hint = did_you_mean(str(reduce), REDUCTIONS)
         raise MetricError(
             f"metric '{name}': reduce must be one of {', '.join(REDUCTIONS)}, found {reduce!r}",
-            hint=hint or "use \"value\" (the number the run returns), \"last\" or \"best\" of a logged series",
+            hint=hint or "use \"value\" (the number the run returns), \"last\" or \"best\" of a logged "
+                         "series, or \"post\" (attached after the run)",
         )
     return direction, reduce
 

@@ -163,7 +163,6 @@ def compute_pairs(
             values = {k: v for k, v in feats.items() if math.isfinite(v)}
             if "cka" not in values:
                 result.undefined_cka.append(g.name)
-            values["pair_mc_epochs"] = float(mc_epochs)
             record({a["id"]: values, b["id"]: values})
             result.computed.append(g.name)
     finally:

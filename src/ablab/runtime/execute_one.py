@@ -136,7 +136,7 @@ def _validate(task: dict[str, Any], run: Any, result: Any, out: dict[str, Any]) 
         reduced = {m["name"] for m in task["metrics"] if m.get("reduce", "value") != "value"}
         metrics = check_metrics(result, declared, reduced)
         for m in task["metrics"]:
-            if m["name"] in reduced:
+            if m["name"] in reduced and m.get("reduce") != "post":  # post: attached after the run
                 metrics[m["name"]] = reduce_metric(run.series, m["name"], m["direction"], m["reduce"])
         out.update(status="done", metrics=metrics, series=run.series, data=run.data, artifacts=run.artifacts)
     except AblabError as e:

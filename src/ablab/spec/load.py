@@ -177,9 +177,14 @@ def _metrics(v: Any, where: str) -> tuple[MetricSpec, ...]:
             direction = decl
         if direction not in ("max", "min"):
             raise SpecError(f"{where}: [metrics] {name} = {direction!r}: expected \"max\" or \"min\"")
-        if reduce not in ("value", "last", "best"):
-            raise SpecError(f"{where}: [metrics.{name}] reduce = {reduce!r}: expected \"value\", \"last\" or \"best\"")
+        if reduce not in ("value", "last", "best", "post"):
+            raise SpecError(f"{where}: [metrics.{name}] reduce = {reduce!r}: expected \"value\", \"last\", "
+                            "\"best\" or \"post\"")
         out.append(MetricSpec(name, direction, reduce))
+    if out[0].reduce == "post":
+        raise SpecError(f"{where}: [metrics] the primary (first) metric '{out[0].name}' is declared "
+                        "reduce = \"post\", but verdicts and adaptive seeds need it from every run",
+                        hint="list a metric the runs return first")
     return tuple(out)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 Direction = Literal["max", "min"]
-Reduce = Literal["value", "last", "best"]
+Reduce = Literal["value", "last", "best", "post"]
 BASELINE = "baseline"
 
 
@@ -17,7 +17,9 @@ class MetricSpec:
     """A declared metric: its name, which direction is better and how a run's value is formed.
 
     ``reduce = "value"`` takes the number the entry returns; ``"last"``/``"best"`` reduce the
-    series of that name logged with ``run.log``.
+    series of that name logged with ``run.log``; ``"post"`` is filled in after the run by a
+    post-run step (e.g. ``ablab mdtree pairs``), so the run need not return it and runs without
+    it are left out of that metric's analysis.
     """
 
     name: str

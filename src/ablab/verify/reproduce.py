@@ -103,7 +103,9 @@ def reproduce(store: Store, spec: StudySpec, runs: list[dict[str, Any]], *, rtol
     results = []
     for r, out in zip(runs, outcomes, strict=True):
         full = store.find_run(r["key"])
-        details = _compare(full, out, rtol, atol, env_now, code_now)
+        post = {m.name for m in spec.metrics if m.reduce == "post"}  # attached after the run, not re-run
+        details = _compare({**full, "metrics": {k: v for k, v in full["metrics"].items() if k not in post}},
+                           out, rtol, atol, env_now, code_now)
         details["scratch_dir"] = str(scratch / r["key"])
         v = Verification(r["key"], r["variant"], r["seed"], details["verdict"], details)
         if record:
