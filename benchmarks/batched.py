@@ -16,8 +16,8 @@ Run: .venv/bin/python benchmarks/batched.py [--epochs 30]
 from __future__ import annotations
 
 import argparse
-import os
 import multiprocessing as mp
+import os
 import sys
 import tempfile
 import time

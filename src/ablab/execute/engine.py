@@ -133,7 +133,7 @@ def execute(spec: StudySpec, plan: Plan, store: Store, study: dict[str, Any], ex
     prog.done = prog.skipped
     keyset = set(keys)
     batch_sig = _batch_signatures(plan, spec.run.batch_by) if spec.run.batch else {}
-    batch_size = _batch_sizes(spec.run.batch, batch_sig, before, getattr(executor, "slots", 1))
+    batch_size = _batch_sizes(spec.run.batch, batch_sig, before, executor.slots)
     driver = store.register_driver()
     inflight: dict[str, list[dict[str, Any]]] = {}  # task key -> its runs (K when batched)
     interrupted = False
