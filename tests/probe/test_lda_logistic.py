@@ -125,17 +125,28 @@ def test_bad_labels_raise():
 
 def test_wide_projection_is_exact():
     """Projecting onto the span of the fitting rows changes nothing but the cost."""
-    import torch
-
     from ablab.probe.lda_logistic import _lda_directions
 
     x, y = blobs(12, 90, 3, 0.5, 4)
-    X, yy = torch.from_numpy(x).double(), torch.as_tensor(y)
+    X = x.astype(np.float64)
     for shrinkage in ("auto", 0.05):
-        w, s = _lda_directions(X, yy, 3, shrinkage, project=False)
-        wp, sp = _lda_directions(X, yy, 3, shrinkage, project=True)
+        w, s = _lda_directions(X, y, 3, shrinkage, project=False)
+        wp, sp = _lda_directions(X, y, 3, shrinkage, project=True)
         assert s == pytest.approx(sp, rel=1e-9)
-        assert torch.allclose(w, wp, rtol=1e-6, atol=1e-9 * float(w.abs().max()))
+        np.testing.assert_allclose(w, wp, rtol=1e-6, atol=1e-9 * float(np.abs(w).max()))
+
+
+def test_fitting_rows_select_the_same_directions():
+    """``rows=`` gives what the gathered rows give, whatever their order."""
+    from ablab.probe.lda_logistic import _lda_directions
+
+    x, y = blobs(40, 16, 4, 0.8, 3)
+    X = x.astype(np.float64)
+    rows = np.random.default_rng(0).permutation(len(y))[:100]
+    w, s = _lda_directions(X, y[rows], 4, rows=rows)
+    w2, s2 = _lda_directions(X[rows], y[rows], 4)
+    assert s == pytest.approx(s2, rel=1e-12)
+    np.testing.assert_allclose(w, w2, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("n, p", [(200, 10), (50, 80)])

@@ -33,15 +33,21 @@ class ProbeResult:
 
 @contextmanager
 def few_threads(work: float, threshold: float = 2e8) -> Iterator[None]:
-    """Run small tensor work on one thread: on a loaded machine, thread hand-offs cost far more
-    than tiny matrix products (20x measured on 2 busy cores). Restores the setting after."""
+    """Run small tensor work on one thread (torch's and the BLAS library's): on a loaded
+    machine, thread hand-offs cost far more than tiny matrix products (20x measured on 2 busy
+    cores). Restores the settings after."""
     import torch
+    from threadpoolctl import threadpool_limits
 
     before = torch.get_num_threads()
-    if work < threshold and before > 1:
+    if work >= threshold:
+        yield
+        return
+    if before > 1:
         torch.set_num_threads(1)
     try:
-        yield
+        with threadpool_limits(1, user_api="blas"):
+            yield
     finally:
         torch.set_num_threads(before)
 
