@@ -152,9 +152,9 @@ def test_batchnorm_and_dropout_use_eval_mode(digits, bn_pair):
     assert float(a) == float(hessian_top_eigenvalue(model, loss_fn, (x[:200], y[:200]), seed=0))
     op = HessianOperator(model, loss_fn, (x[:200], y[:200]))
     v = torch.randn(op.dim)
-    assert torch.allclose(
-        op.matmat(torch.stack([v, 2 * v]))[1], 2 * op.matvec(v), rtol=1e-4, atol=1e-6
-    )
+    for batched in (False, True):  # one pass per row, or one vmapped pass
+        block = op.matmat(torch.stack([v, 2 * v]), batched=batched)
+        assert torch.allclose(block[1], 2 * op.matvec(v), rtol=1e-4, atol=1e-6)
     model.eval()
 
 

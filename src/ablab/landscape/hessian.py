@@ -104,11 +104,16 @@ class HessianOperator:
         )
         return self._flatten(parts, ())
 
-    def matmat(self, vs: torch.Tensor) -> torch.Tensor:
-        """``H v_j`` for each row ``v_j`` of a ``(k, dim)`` block (one vmapped pass if possible)."""
+    def matmat(self, vs: torch.Tensor, *, batched: bool = False) -> torch.Tensor:
+        """``H v_j`` for each row ``v_j`` of a ``(k, dim)`` block.
+
+        By default one reverse pass per row: on CPU that was faster than one vmapped pass
+        over the block (``is_grads_batched``; 1.3x slower on an MLP, 1.2-1.7x on a CNN,
+        ``benchmarks/results/hessian.md``). ``batched=True`` asks for the vmapped pass, which
+        may pay off on a GPU; it falls back to the loop for ops without a batching rule."""
         if self._zero:
             return torch.zeros_like(vs)
-        if self._batched_ok and vs.shape[0] > 1:
+        if batched and self._batched_ok and vs.shape[0] > 1:
             try:
                 parts = torch.autograd.grad(
                     self.grad,
