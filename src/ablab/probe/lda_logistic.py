@@ -148,40 +148,56 @@ def _whiten(Z, rtol=1e-6):
     return m, (V * inv[:, None, :])[:, :, -k:].astype(Z.dtype)
 
 
-def _fit_logistic(Z, y, n_cls, lam, max_iter, init=None, tol=1e-6):
+def _fit_logistic(Z, y, n_cls, lam, max_iter, init=None, tol=1e-6, chunk_bytes=1 << 20):
     """Batched multinomial logistic regression: Z (B, n, k), lam (B,). Minimises the sum over
     problems of ``mean CE + lam/2 ||U||^2`` (bias unpenalised) by L-BFGS (SciPy's L-BFGS-B,
     10 corrections) with the gradient in closed form, from ``init`` (B, C, k + 1) or zero,
     until ``max_iter`` iterations or every gradient entry is below ``tol``. Returns the
-    (B, C, k + 1) parameters ``[U^T, b]``. Logits are kept as (B, C, n): the softmax then runs
-    over contiguous rows."""
+    (B, C, k + 1) parameters ``[U^T, b]``.
+
+    Logits are kept as (B, C, rows), so the softmax runs over contiguous rows, and computed
+    in chunks of rows of about ``chunk_bytes`` so that the logits stay in cache through the
+    softmax and the gradient product (measured with 8 layers, 33,280 rows and 26 classes:
+    46-52 ms per evaluation in one piece, 41-44 ms in chunks of about 1 MB). The true
+    class's logit is read before the exponential, so a vanishing probability cannot
+    underflow the loss."""
     B, n, k = Z.shape
     Z1 = np.concatenate([Z, np.ones((B, n, 1), dtype=Z.dtype)], -1)  # (B, n, k + 1)
-    Z1t = np.ascontiguousarray(Z1.transpose(0, 2, 1))
-    A_buf = np.empty((B, n_cls, n), dtype=Z.dtype)  # logits -> probabilities -> residuals
-    grad_buf = np.empty((B, n_cls, k + 1), dtype=Z.dtype)
-    true = (np.arange(B)[:, None] * n_cls + y[None, :]) * n + np.arange(n)  # flat (B, n)
-    onehot = np.zeros((n_cls, n), dtype=Z.dtype)
-    onehot[y, np.arange(n)] = 1
+    rows = max(64, chunk_bytes // (Z.itemsize * B * n_cls))
+    chunks = []
+    for s in range(0, n, rows):
+        m = min(n, s + rows) - s
+        onehot = np.zeros((n_cls, m), dtype=Z.dtype)
+        onehot[y[s : s + m], np.arange(m)] = 1
+        chunks.append((
+            np.ascontiguousarray(Z1[:, s : s + m].transpose(0, 2, 1)),  # (B, k + 1, m)
+            np.ascontiguousarray(Z1[:, s : s + m]),  # (B, m, k + 1)
+            ((np.arange(B)[:, None] * n_cls + y[None, s : s + m]) * m + np.arange(m)),  # flat
+            onehot,
+            np.empty((B, n_cls, m), dtype=Z.dtype),  # logits -> probabilities -> residuals
+        ))  # fmt: skip
     lam_ = np.asarray(lam, dtype=Z.dtype)[:, None, None]
     shape = (B, n_cls, k + 1)
 
     def loss_grad(x):
         P = x.reshape(shape).astype(Z.dtype)
         U = P[:, :, :k]
-        A = np.matmul(P, Z1t, out=A_buf)  # (B, C, n) logits
-        A -= A.max(1, keepdims=True)
-        np.exp(A, out=A)
-        total = A.sum(1, keepdims=True)
-        # mean CE from the shifted logits: log-sum-exp minus the true class's logit
-        ce = np.log(total[:, 0]) - np.log(np.maximum(A.ravel()[true], 1e-37))
-        loss = ce.sum() / n + 0.5 * float((lam_ * U * U).sum())
-        A /= total
-        A -= onehot  # softmax - onehot
-        grad = np.matmul(A, Z1, out=grad_buf)
+        grad = np.zeros(shape, dtype=np.float64)
+        ce = 0.0
+        for Z1t_c, Z1_c, true_c, onehot_c, A in chunks:
+            np.matmul(P, Z1t_c, out=A)  # logits
+            A -= A.max(1, keepdims=True)
+            true_logit = A.ravel()[true_c]
+            np.exp(A, out=A)
+            total = A.sum(1, keepdims=True)
+            # cross-entropy: log-sum-exp minus the true class's (shifted) logit
+            ce += float(np.log(total).sum(dtype=np.float64) - true_logit.sum(dtype=np.float64))
+            A /= total
+            A -= onehot_c  # softmax - onehot
+            grad += A @ Z1_c
         grad /= n
         grad[:, :, :k] += lam_ * U
-        return loss, grad.ravel().astype(np.float64)
+        return ce / n + 0.5 * float((lam_ * U * U).sum()), grad.ravel()
 
     x0 = np.zeros(int(np.prod(shape))) if init is None else init.astype(np.float64).ravel()
     res = minimize(loss_grad, x0, jac=True, method="L-BFGS-B",
