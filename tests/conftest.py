@@ -1,6 +1,7 @@
 """Shared fixtures of the foundation tests: a tiny study whose entry's behaviour is chosen by a
-config key, helpers that run the real ``ablab`` command, and studies already run once per test
-session (running a study costs a few seconds of worker start-up, so tests share them)."""
+config key, helpers that run the real ``ablab`` command (or the CLI in this process), and
+studies already run once per test session (running a study costs a few seconds of worker
+start-up, so tests share them)."""
 
 from __future__ import annotations
 
@@ -143,6 +144,24 @@ def ablab_cli(*args: Any, cwd: Path | None = None, timeout: float = 240) -> subp
     """Run the installed ``ablab`` console script; returns the completed process (text output)."""
     return subprocess.run([str(ABLAB), *map(str, args)], capture_output=True, text=True, cwd=cwd,
                           env=cli_env(), timeout=timeout)
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Run the ``ablab`` CLI in this process (faster than ``tools.cli``, which starts the console
+    script): ``cli(*args) -> (exit code, stdout, stderr)``, stderr with its whitespace collapsed
+    (rich wraps long lines). ABLAB_STORE is unset and the terminal 200 columns wide."""
+    from ablab.cli.main import main
+
+    monkeypatch.delenv("ABLAB_STORE", raising=False)
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def run(*args: Any) -> tuple[int, str, str]:
+        code = main([str(a) for a in args])
+        out = capsys.readouterr()
+        return code, out.out, " ".join(out.err.split())
+
+    return run
 
 
 class Drivers:

@@ -6,23 +6,6 @@ import csv
 import io
 import json
 
-import pytest
-
-from ablab.cli.main import main
-
-
-@pytest.fixture(autouse=True)
-def _no_store_override(monkeypatch):
-    monkeypatch.delenv("ABLAB_STORE", raising=False)
-    monkeypatch.setenv("COLUMNS", "200")
-
-
-def cli(capsys, *args):
-    """Run the CLI in this process; (exit code, stdout, stderr)."""
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
 
 def test_version(tools):
     from ablab import __version__
@@ -43,10 +26,10 @@ def test_bad_study_file_exits_2_without_traceback(tmp_path, tools):
     assert debug.returncode == 2 and "Traceback" in debug.stderr
 
 
-def test_missing_study_file_and_bad_options(tmp_path, capsys):
-    code, _, err = cli(capsys, "run", tmp_path / "nope.toml")
+def test_missing_study_file_and_bad_options(tmp_path, cli):
+    code, _, err = cli("run", tmp_path / "nope.toml")
     assert code == 2 and "study file not found" in err
-    code, _, err = cli(capsys, "status", tmp_path / "nope.toml")
+    code, _, err = cli("status", tmp_path / "nope.toml")
     assert code == 2
 
 
@@ -81,8 +64,8 @@ def test_runs_json(ok_study, failure_study, tools):
     assert {r["status"] for r in fail.values()} <= {"pending", "running", "done", "failed", "interrupted"}
 
 
-def test_runs_csv_and_table(ok_study, failure_study, capsys):
-    code, out, _ = cli(capsys, "runs", ok_study["path"], "--format", "csv")
+def test_runs_csv_and_table(ok_study, failure_study, cli):
+    code, out, _ = cli("runs", ok_study["path"], "--format", "csv")
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))
     assert len(rows) == 6 and list(rows[0]) == ["key", "variant", "seed", "status", "attempts", "score",
@@ -90,39 +73,39 @@ def test_runs_csv_and_table(ok_study, failure_study, capsys):
     stored = {r["key"]: r for r in ok_study["runs"]}
     for r in rows:
         assert float(r["score"]) == stored[r["key"]]["metrics"]["score"] and r["error"] == ""
-    code, out, _ = cli(capsys, "runs", failure_study["path"], "-f", "csv")
+    code, out, _ = cli("runs", failure_study["path"], "-f", "csv")
     fail = {r["variant"]: r for r in csv.DictReader(io.StringIO(out))}
     assert fail["nan"]["status"] == "failed" and "non-finite" in fail["nan"]["error"] and fail["nan"]["score"] == ""
-    code, out, _ = cli(capsys, "runs", ok_study["path"])
+    code, out, _ = cli("runs", ok_study["path"])
     assert code == 0 and all(r["key"] in out for r in ok_study["runs"])
-    code, _, err = cli(capsys, "runs", ok_study["path"], "--format", "xml")
+    code, _, err = cli("runs", ok_study["path"], "--format", "xml")
     assert code == 2 and "not a runs format" in err
 
 
-def test_runs_of_a_study_never_run(tmp_path, tools, capsys):
+def test_runs_of_a_study_never_run(tmp_path, tools, cli):
     study = tools.write_study(tmp_path, variants={"w": {"hidden": 2}})
-    code, out, _ = cli(capsys, "runs", study, "--format", "json")
+    code, out, _ = cli("runs", study, "--format", "json")
     rows = json.loads(out)
     assert code == 0 and len(rows) == 4 and all(r["status"] == "pending" and r["attempts"] == 0 for r in rows)
 
 
-def test_status(ok_study, failure_study, capsys):
-    code, out, _ = cli(capsys, "status", ok_study["path"])
+def test_status(ok_study, failure_study, cli):
+    code, out, _ = cli("status", ok_study["path"])
     assert code == 0
     lines = {ln.split("│")[1].strip(): [c.strip() for c in ln.split("│")[2:-1]]
              for ln in out.splitlines() if ln.count("│") >= 6}
     # columns: pending running done failed interrupted
     assert lines["baseline"] == ["0", "0", "2", "0", "0"] and lines["flaky"] == ["0", "0", "2", "0", "0"]
     assert lines["total"] == ["0", "0", "6", "0", "0"]
-    code, out, _ = cli(capsys, "status", failure_study["path"])
+    code, out, _ = cli("status", failure_study["path"])
     lines = {ln.split("│")[1].strip(): [c.strip() for c in ln.split("│")[2:-1]]
              for ln in out.splitlines() if ln.count("│") >= 6}
     assert lines["hang"] == ["0", "0", "0", "1", "0"] and lines["total"] == ["0", "0", "2", "6", "0"]
 
 
-def test_show(ok_study, failure_study, capsys):
+def test_show(ok_study, failure_study, cli):
     r = next(r for r in ok_study["runs"] if r["variant"] == "wide")
-    code, out, _ = cli(capsys, "show", r["key"], "--study", ok_study["path"])
+    code, out, _ = cli("show", r["key"], "--study", ok_study["path"])
     assert code == 0
     assert f"run {r['key']}" in out and "wide" in out and "status: done" in out
     assert '"hidden": 8' in out  # config
@@ -131,24 +114,24 @@ def test_show(ok_study, failure_study, capsys):
     assert "resources: wall" in out and "peak RSS" in out
     assert "environment: Python" in out and "torch" in out and "code fingerprint" in out
     # a unique prefix works; --json has everything
-    code, out, _ = cli(capsys, "show", r["key"][:8], "--study", ok_study["path"], "--json")
+    code, out, _ = cli("show", r["key"][:8], "--study", ok_study["path"], "--json")
     rec = json.loads(out)
     assert code == 0 and rec["key"] == r["key"] and rec["metrics"] == r["metrics"]
     assert len(rec["series"]) == 10 and rec["environment"]["packages"]["torch"]
     # the store is found from the current directory too
-    code, out, _ = cli(capsys, "show", r["key"], "--store", ok_study["dir"] / ".ablab")
+    code, out, _ = cli("show", r["key"], "--store", ok_study["dir"] / ".ablab")
     assert code == 0 and f"run {r['key']}" in out
-    code, _, err = cli(capsys, "show", "ffffffffffffffff", "--study", ok_study["path"])
+    code, _, err = cli("show", "ffffffffffffffff", "--study", ok_study["path"])
     assert code == 2 and "no run with key 'ffffffffffffffff'" in err
 
 
-def test_show_a_failed_run(failure_study, capsys):
+def test_show_a_failed_run(failure_study, cli):
     key = failure_study["runs"]["raise"]["key"]
-    code, out, _ = cli(capsys, "show", key, "--study", failure_study["path"])
+    code, out, _ = cli("show", key, "--study", failure_study["path"])
     assert code == 0 and "status: failed" in out
     assert "error: ValueError: boom in raise" in out and "Traceback (most recent call last)" in out
 
 
-def test_report(ok_study, capsys):
-    code, out, _ = cli(capsys, "report", ok_study["path"], "--format", "json")
+def test_report(ok_study, cli):
+    code, out, _ = cli("report", ok_study["path"], "--format", "json")
     assert code == 0 and "baseline" in out and "wide" in out

@@ -9,24 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from ablab.cli.main import main
 from ablab.errors import DataError
 from ablab.mdtree import MDTree
 from ablab.mdtree.pairs import compute_pairs, group_runs
 
 TINY = Path(__file__).resolve().parents[2] / "examples" / "mdtree_zoo" / "tiny.toml"
-
-
-@pytest.fixture(autouse=True)
-def _no_store_override(monkeypatch):
-    monkeypatch.delenv("ABLAB_STORE", raising=False)
-    monkeypatch.setenv("COLUMNS", "200")
-
-
-def cli(capsys, *args):
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, " ".join(out.err.split())  # rich wraps long lines
 
 
 def _store_runs(study: Path):
@@ -37,21 +24,21 @@ def _store_runs(study: Path):
 
 
 @pytest.mark.slow
-def test_zoo_study_end_to_end(tmp_path, capsys):
+def test_zoo_study_end_to_end(tmp_path, cli):
     study = tmp_path / "tiny.toml"
     shutil.copy(TINY, study)
-    code, out, err = cli(capsys, "run", study, "-j", "2", "-q")
+    code, out, err = cli("run", study, "-j", "2", "-q")
     assert code == 0, out + err
     assert "16/16 done" in out
 
     # before the pair step, fit says what to run
-    code, _, err = cli(capsys, "mdtree", "fit", study, "-o", tmp_path / "q1.json")
+    code, _, err = cli("mdtree", "fit", study, "-o", tmp_path / "q1.json")
     assert code == 2 and f"ablab mdtree pairs {study}" in err and "mc_peak" in err
-    code, out, err = cli(capsys, "report", study, "--format", "json")  # post metrics not attached yet
+    code, out, err = cli("report", study, "--format", "json")  # post metrics not attached yet
     assert code == 0, err
     assert "mc_peak" in json.loads(out)["metrics"]
 
-    code, out, err = cli(capsys, "mdtree", "pairs", study)
+    code, out, err = cli("mdtree", "pairs", study)
     assert code == 0, err
     assert "8 configuration(s) computed, 0 already done" in out
     runs = _store_runs(study)
@@ -74,9 +61,9 @@ def test_zoo_study_end_to_end(tmp_path, capsys):
     assert stored["mc_peak"] == pair_features(m0, m1, cfg)["mc_peak"]
 
     # idempotent: a second pass computes nothing; --force recomputes the same values
-    code, out, _ = cli(capsys, "mdtree", "pairs", study)
+    code, out, _ = cli("mdtree", "pairs", study)
     assert code == 0 and "0 configuration(s) computed, 8 already done" in out
-    code, out, _ = cli(capsys, "mdtree", "pairs", study, "--force")
+    code, out, _ = cli("mdtree", "pairs", study, "--force")
     assert code == 0 and "8 configuration(s) computed" in out
     again = {(r["key"]): r["metrics"] for r in _store_runs(study)}
     for r in runs:
@@ -84,13 +71,13 @@ def test_zoo_study_end_to_end(tmp_path, capsys):
 
     # fit (data knob found as data_fraction) and eval, straight from the study
     for q in ("q1", "q2", "q2_data"):
-        code, out, err = cli(capsys, "mdtree", "fit", study, "--question", q, "-o", tmp_path / f"{q}.json")
+        code, out, err = cli("mdtree", "fit", study, "--question", q, "-o", tmp_path / f"{q}.json")
         assert code == 0, err
         tree = MDTree.load(tmp_path / f"{q}.json")
         assert tree.question == q and tree.provenance["knobs"] == ["batch_size", "width", "data_fraction"]
-    code, out, _ = cli(capsys, "mdtree", "eval", tmp_path / "q1.json", study)
+    code, out, _ = cli("mdtree", "eval", tmp_path / "q1.json", study)
     assert code == 0 and "MD tree accuracy" in out
-    code, out, _ = cli(capsys, "report", study, "--format", "csv")
+    code, out, _ = cli("report", study, "--format", "csv")
     assert code == 0 and "test_accuracy" in out
     assert "mc_peak" in out and "cka" in out  # reduce = "post": attached by pairs, analysed like any metric
 
@@ -99,22 +86,22 @@ def test_zoo_study_end_to_end(tmp_path, capsys):
     shutil.copytree(tmp_path, grown, ignore=shutil.ignore_patterns("*.json"))
     text = (grown / "tiny.toml").read_text().replace("width = [4, 32]", "width = [4, 32, 8]")
     (grown / "tiny.toml").write_text(text)
-    code, out, err = cli(capsys, "mdtree", "pairs", grown / "tiny.toml")
+    code, out, err = cli("mdtree", "pairs", grown / "tiny.toml")
     assert code == 0 and "4 configuration(s) have fewer than 2 finished seeds" in err
     assert "width=8,batch_size=16,data_fraction=0.2" in err and "8 already done" in out
 
     # a missing checkpoint: exit 2, naming the configuration and seed
     victim = next(r for r in runs if r["variant"] == "baseline" and r["seed"] == 1)
     (tmp_path / ".ablab" / "runs" / victim["key"] / "model.pt").unlink()
-    code, _, err = cli(capsys, "mdtree", "pairs", study, "--force")
+    code, _, err = cli("mdtree", "pairs", study, "--force")
     assert code == 2 and "no saved checkpoint" in err and "baseline seed 1" in err
 
 
-def test_pairs_on_a_study_never_run(tmp_path, capsys):
+def test_pairs_on_a_study_never_run(tmp_path, cli):
     shutil.copy(TINY, tmp_path / "tiny.toml")
-    code, _, err = cli(capsys, "mdtree", "pairs", tmp_path / "tiny.toml")
+    code, _, err = cli("mdtree", "pairs", tmp_path / "tiny.toml")
     assert code == 2 and "has no runs in the store" in err and "ablab run" in err
-    code, _, err = cli(capsys, "mdtree", "pairs", tmp_path / "tiny.toml", "--mc-epochs", "0")
+    code, _, err = cli("mdtree", "pairs", tmp_path / "tiny.toml", "--mc-epochs", "0")
     assert code == 2 and "--mc-epochs 0" in err
 
 
