@@ -12,13 +12,13 @@ import pytest
 from ablab.errors import DataError
 from ablab.mdtree import MDTree
 from ablab.mdtree.pairs import compute_pairs, group_runs
+from ablab.store.db import Store
+from ablab.store.records import run_artifacts
 
 TINY = Path(__file__).resolve().parents[2] / "examples" / "mdtree_zoo" / "tiny.toml"
 
 
 def _store_runs(study: Path):
-    from ablab.store.db import Store
-
     with Store(study.parent / ".ablab") as st:
         return st.runs(st.study("mdtree-zoo-tiny")["id"])
 
@@ -89,6 +89,15 @@ def test_zoo_study_end_to_end(tmp_path, cli):
     code, out, err = cli("mdtree", "pairs", grown / "tiny.toml")
     assert code == 0 and "4 configuration(s) have fewer than 2 finished seeds" in err
     assert "width=8,batch_size=16,data_fraction=0.2" in err and "8 already done" in out
+
+    # a study folder moved elsewhere (rsync from a cluster, a renamed project) finds its checkpoints
+    moved = tmp_path / "laptop" / "zoo"
+    shutil.move(grown, moved)
+    with Store(moved / ".ablab") as st:
+        paths = [Path(p) for a in run_artifacts(st, st.study("mdtree-zoo-tiny")["id"]).values() for p in a.values()]
+    assert len(paths) == 16 and all(p.is_file() and p.is_relative_to(moved) for p in paths)
+    code, out, err = cli("mdtree", "pairs", moved / "tiny.toml", "--force", "--mc-epochs", "1")
+    assert code == 0 and "8 configuration(s) computed" in out, err
 
     # a missing checkpoint: exit 2, naming the configuration and seed
     victim = next(r for r in runs if r["variant"] == "baseline" and r["seed"] == 1)

@@ -1,7 +1,8 @@
-"""The SQLite store: schema, atomic claims, outcomes, interruptions and orphans."""
+"""The SQLite store: schema, atomic claims, outcomes, interruptions, orphans and artifact paths."""
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from ablab.errors import StoreError
 from ablab.plan.expand import expand
 from ablab.spec import parse_study
 from ablab.store.db import Store
+from ablab.store.records import run_artifacts
 from ablab.store.schema import SCHEMA_VERSION
 
 SPEC = parse_study({"name": "s", "entry": "e.py:f", "seeds": 3, "metrics": {"acc": "max"},
@@ -144,3 +146,53 @@ def test_concurrent_claims_take_each_run_once(tmp_path):
 def test_revisions_keep_separate_run_folders(store):
     assert store.run_dir("abc") == store.dir / "runs" / "abc"
     assert store.run_dir("abc", "r2") == store.dir / "runs" / "r2" / "abc"
+
+
+def test_artifact_paths_inside_the_store_are_recorded_relative(store, tmp_path, monkeypatch):
+    study, plan = setup(store)
+    d = store.register_driver()
+    a, b = store.claim(study["id"], d), store.claim(study["id"], d)
+    inside = store.run_dir(a["key"]) / "model.pt"
+    outside = tmp_path / "elsewhere" / "probe.json"
+    store.finish(a["id"], d, status="done", metrics={"acc": 1.0},
+                 artifacts={"model": str(inside), "probe": str(outside)})
+    raw = dict(store.conn.execute("SELECT name, path FROM artifacts WHERE run_id = ?", (a["id"],)).fetchall())
+    assert raw == {"model": f"runs/{a['key']}/model.pt", "probe": str(outside)}
+    assert store.find_run(a["key"])["artifacts"] == {"model": str(inside), "probe": str(outside)}
+    # a worker's relative path is relative to the current directory, like a relative store directory
+    monkeypatch.chdir(tmp_path)
+    store.finish(b["id"], d, status="done", metrics={"acc": 1.0},
+                 artifacts={"model": "st/runs/x/model.pt", "log": "elsewhere/log.txt"})
+    raw = dict(store.conn.execute("SELECT name, path FROM artifacts WHERE run_id = ?", (b["id"],)).fetchall())
+    assert raw == {"model": "runs/x/model.pt", "log": str(tmp_path / "elsewhere" / "log.txt")}
+    # an old store's absolute path reads back as it is
+    store.conn.execute("INSERT INTO artifacts (run_id, name, path) VALUES (?, 'old', '/old/place/model.pt')",
+                       (b["id"],))
+    expected = {a["id"]: {"model": str(inside), "probe": str(outside)},
+                b["id"]: {"model": str(store.dir / "runs" / "x" / "model.pt"),
+                          "log": str(tmp_path / "elsewhere" / "log.txt"), "old": "/old/place/model.pt"}}
+    assert run_artifacts(store, study["id"]) == expected
+    with Store("st") as relative:  # the same store opened by a relative path reads absolute paths
+        assert relative.run_dir("k") == store.dir / "runs" / "k"
+        assert run_artifacts(relative, study["id"]) == expected
+        assert relative.find_run(b["key"])["artifacts"] == expected[b["id"]]
+
+
+def test_a_moved_study_finds_its_artifacts(ok_study, tools, tmp_path, cli):
+    import torch
+
+    cluster = tools.copy_study(ok_study["dir"], tmp_path / "cluster" / "study")
+    moved = tmp_path / "laptop" / "study"
+    moved.parent.mkdir()
+    shutil.move(cluster, moved)
+    assert not cluster.exists()
+    with Store(moved / ".ablab") as st:
+        study = st.study("tiny")
+        runs, artifacts = st.runs(study["id"]), run_artifacts(st, study["id"])
+        assert len(runs) == 6 and {r["id"] for r in runs} == set(artifacts)
+        for r in runs:
+            path = moved / ".ablab" / "runs" / r["key"] / "model.pt"
+            assert artifacts[r["id"]] == {"model": str(path)} == st.find_run(r["key"])["artifacts"]
+            assert set(torch.load(path, weights_only=True)) == {"0.weight", "0.bias", "2.weight", "2.bias"}
+    code, out, _ = cli("show", runs[0]["key"], "--store", moved / ".ablab")
+    assert code == 0 and f"artifact model: {moved / '.ablab' / 'runs' / runs[0]['key'] / 'model.pt'}" in out

@@ -26,10 +26,15 @@ STALE_HEARTBEAT_S = 120.0
 
 
 class Store:
-    """A study store in ``directory`` (``ablab.db`` plus ``runs/<key>/`` artifact folders)."""
+    """A study store in ``directory`` (``ablab.db`` plus ``runs/<key>/`` artifact folders).
+
+    Artifact paths inside the directory are recorded relative to it, so a store that is moved or
+    copied (rsync from a cluster, a renamed project folder) still finds its checkpoints.
+    """
 
     def __init__(self, directory: str | Path) -> None:
         self.dir = Path(directory)
+        self._root = Path(os.path.abspath(self.dir))  # artifact paths are relative to this
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -83,7 +88,23 @@ class Store:
         self.close()
 
     def run_dir(self, key: str, revision: str = "main") -> Path:
-        return self.dir / "runs" / (key if revision == "main" else f"{revision}/{key}")
+        """A run's artifact folder (absolute, so workers in another directory write it too)."""
+        return self._root / "runs" / (key if revision == "main" else f"{revision}/{key}")
+
+    def artifact_to_record(self, path: str | Path) -> str:
+        """An artifact path as the store records it: relative to the store directory (with ``/``
+        separators) when the file lies inside it, else absolute. A relative ``path`` is taken
+        relative to the current directory, as the worker that wrote it saw it."""
+        p = Path(os.path.abspath(path))
+        if p.is_relative_to(self._root):
+            return p.relative_to(self._root).as_posix()
+        real, root = p.resolve(), self._root.resolve()  # e.g. /tmp vs /private/tmp on macOS
+        return real.relative_to(root).as_posix() if real.is_relative_to(root) else str(p)
+
+    def artifact_path(self, recorded: str) -> str:
+        """A recorded artifact path made absolute: relative ones are joined to the store directory
+        (wherever it is now); absolute ones (outside the store, or from older stores) stay as they are."""
+        return recorded if os.path.isabs(recorded) else os.path.normpath(self._root / recorded)
 
     # -- environments and studies ---------------------------------------------------------
     def environment_id(self, env: dict[str, Any], env_hash: str) -> int:
@@ -233,7 +254,7 @@ class Store:
                 c.executemany("INSERT INTO data_hashes (run_id, name, kind, sha256) VALUES (?, ?, ?, ?)",
                               [(run_id, n, k, h) for n, (k, h) in (data or {}).items()])
                 c.executemany("INSERT INTO artifacts (run_id, name, path) VALUES (?, ?, ?)",
-                              [(run_id, n, p) for n, p in (artifacts or {}).items()])
+                              [(run_id, n, self.artifact_to_record(p)) for n, p in (artifacts or {}).items()])
         return status
 
     def mark_interrupted(self, run_ids: Iterable[int], driver_id: int) -> None:
@@ -279,7 +300,8 @@ class Store:
             "SELECT name, step, value FROM series WHERE run_id = ? ORDER BY name, step", (rid,))]
         d["data"] = {r[0]: (r[1], r[2]) for r in c.execute(
             "SELECT name, kind, sha256 FROM data_hashes WHERE run_id = ?", (rid,))}
-        d["artifacts"] = {r[0]: r[1] for r in c.execute("SELECT name, path FROM artifacts WHERE run_id = ?", (rid,))}
+        d["artifacts"] = {r[0]: self.artifact_path(r[1])
+                          for r in c.execute("SELECT name, path FROM artifacts WHERE run_id = ?", (rid,))}
         srow = c.execute("SELECT * FROM studies WHERE id = ?", (d["study_id"],)).fetchone()
         d["study"] = _study_dict(srow)
         d["environment"] = self.environment(d["environment_id"])

@@ -93,11 +93,11 @@ def environment_hash_of(store: Store, env_id: int | None) -> str | None:
 
 
 def run_artifacts(store: Store, study_id: int) -> dict[int, dict[str, str]]:
-    """Run id -> {artifact name: path} for every recorded artifact of a study's runs."""
+    """Run id -> {artifact name: absolute path} for every recorded artifact of a study's runs."""
     out: dict[int, dict[str, str]] = {}
     for row in store.conn.execute("SELECT a.run_id, a.name, a.path FROM artifacts a JOIN runs r "
                                   "ON r.id = a.run_id WHERE r.study_id = ?", (study_id,)):
-        out.setdefault(row[0], {})[row[1]] = row[2]
+        out.setdefault(row[0], {})[row[1]] = store.artifact_path(row[2])
     return out
 
 
