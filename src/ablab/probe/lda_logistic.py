@@ -105,7 +105,6 @@ def _lda_directions(X, y, n_cls: int, shrinkage: float | str = "auto", project=N
         D, mus = D @ Q, mus @ Q
         gram = D.T @ D / n
         row_sq = np.einsum("ij,ij->i", D, D)
-        p = d
     else:
         Q = None
         gram = D.T @ D  # a symmetric product: NumPy calls syrk
@@ -113,9 +112,8 @@ def _lda_directions(X, y, n_cls: int, shrinkage: float | str = "auto", project=N
         gram *= s32[:, None]
         gram *= s32[None, :] / n
         row_sq = sq @ (inv_sd**2).astype(X.dtype)
-        p = d
     if shrinkage == "auto":
-        s = ledoit_wolf_shrinkage(gram, float(row_sq.astype(np.float64) @ row_sq), n, p)
+        s = ledoit_wolf_shrinkage(gram, float(row_sq.astype(np.float64) @ row_sq), n, d)
     else:
         s = float(shrinkage)
     s = min(max(s, 1e-4), 1.0)  # a floor keeps singular S_W (dead, duplicated units) factorable
