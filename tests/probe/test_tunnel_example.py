@@ -41,9 +41,11 @@ def _load_example(name):
 
 def test_tunnel_study_files_plan_the_documented_runs():
     spec, plan = _load_example("study.toml")
-    assert spec.design.type == "fractional" and spec.design.resolution == 5
+    assert spec.design.type == "factorial"  # the full 2^5: every cell, so each factor has paired runs
     assert set(spec.design.factors) == {"augment", "n_classes", "resolution", "depth", "reduction"}
-    assert len(plan.runs) == 48 and spec.baseline["probe"] == "ridge"
+    assert len(plan.runs) == 96 and spec.baseline["probe"] == "ridge"
+    cells = {tuple(r.config[f] for f in spec.design.factors) for r in plan.runs}
+    assert len(cells) == 32  # the baseline is the all-low cell, not a 33rd one
     spec, plan = _load_example("study_arch.toml")
     assert {r.config["arch"] for r in plan.runs} == {"vgg", "resnet", "mlp", "vit"}
     assert len(plan.runs) == 24
