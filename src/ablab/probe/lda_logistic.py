@@ -91,11 +91,12 @@ def _lda_directions(X, y, n_cls: int, shrinkage: float | str = "auto", project=N
     D = X.take(take, axis=0)  # a copy, sorted by class: becomes the deviations
     counts = np.bincount(y, minlength=n_cls)
     ends = np.cumsum(counts)
-    means = np.zeros((n_cls, d), dtype=np.float64)
-    for c in np.flatnonzero(counts):
+    means = np.zeros((n_cls, d), dtype=X.dtype)
+    for c in np.flatnonzero(counts):  # class means as BLAS products (gemv), then deviations
         block = D[ends[c] - counts[c] : ends[c]]
-        means[c] = block.mean(0, dtype=np.float64)
-        block -= means[c].astype(X.dtype)
+        np.dot(np.full(counts[c], 1 / counts[c], dtype=X.dtype), block, out=means[c])
+        block -= means[c]
+    means = means.astype(np.float64)
     w = counts / n
     mean = w @ means
     between = w @ (means - mean) ** 2
