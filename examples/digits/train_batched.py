@@ -16,7 +16,9 @@ otherwise):
 
 Per model: ``lr``, ``weight_decay``, ``dropout``, ``label_smoothing``, ``augment``,
 ``normalize`` (and the run's split seed). Shared by the batch: ``hidden``, ``batch_size``,
-``epochs``. ``train_seconds`` is the batch's wall time divided by K.
+``epochs``, and the optional ``fused_adam`` (default false; true: torch's fused Adam kernel,
+cheaper, but equal to ``train.py``'s default Adam up to float rounding only, not bit for bit).
+``train_seconds`` is the batch's wall time divided by K.
 """
 
 from __future__ import annotations
@@ -92,31 +94,34 @@ def train_batched(configs: list[dict], runs: list) -> list[dict[str, float]]:
     src = torch.tensor(source)[:, None, None]
     gens = [run.generator() for run in runs]
     bm = BatchedModels([partial(make_mlp, hidden, c["dropout"]) for c in configs], [r.seed for r in runs])
+    fused = bool(shared_value([{"fused_adam": c.get("fused_adam", False)} for c in configs], "fused_adam"))
     opt = BatchedAdam(bm.params, lr=[c["lr"] for c in configs],
-                      weight_decay=[c["weight_decay"] for c in configs])
+                      weight_decay=[c["weight_decay"] for c in configs], fused=fused)
     smoothing = [c["label_smoothing"] for c in configs]
     w = smoothing_weights(smoothing, k_models, 10)
     augmented = [k for k, c in enumerate(configs) if c["augment"]]
     n = x_tr.shape[1]
+    shifts = torch.empty((len(augmented), 2), dtype=torch.long)  # reused: each model's draws land here
+    noise = torch.empty((len(augmented), bs, 64))
     for epoch in range(epochs):
         bm.train()
         perms = torch.stack(permutations(gens, n))
         train_loss: list[float] = []
         for i in range(0, n, bs):
             rows = perms[:, i:i + bs]
-            # train.py's augment(x[idx], g) for every model in one gather: the pixel shift is a
-            # permutation of the 64 columns; the noise is drawn per model, in train.py's order
-            cols = ROLLS[1, 1].expand(k_models, 64).clone()
-            noise = []
-            for k in augmented:
-                dy, dx = torch.randint(-1, 2, (2,), generator=gens[k]).tolist()
-                cols[k] = ROLLS[dy + 1, dx + 1]
-                noise.append(torch.randn((rows.shape[1], 64), generator=gens[k]))
-            xb = x_tr[src[:, :, 0], rows].gather(2, cols[:, None, :].expand(-1, rows.shape[1], -1))
-            if len(augmented) == k_models:
-                xb = xb + 0.05 * torch.stack(noise)
-            elif augmented:
-                xb[augmented] = xb[augmented] + 0.05 * torch.stack(noise)
+            b = rows.shape[1]
+            xb = x_tr[src[:, :, 0], rows]
+            if augmented:
+                # train.py's augment(x[idx], g), model by model with the same draws in the same
+                # order: a pixel shift (a permutation of the 64 columns) and Gaussian noise
+                for j, k in enumerate(augmented):
+                    torch.randint(-1, 2, (2,), generator=gens[k], out=shifts[j])
+                    torch.randn((b, 64), generator=gens[k], out=noise[j, :b])
+                cols = ROLLS[shifts[:, 0] + 1, shifts[:, 1] + 1][:, None, :].expand(-1, b, -1)
+                if len(augmented) == k_models:
+                    xb = xb.gather(2, cols) + 0.05 * noise[:, :b]
+                else:
+                    xb[augmented] = xb[augmented].gather(2, cols) + 0.05 * noise[:, :b]
             yb = y_tr[src[:, :, 0], rows]
             masks = bm.dropout_masks(xb)
             if i + bs >= n:  # the solo run logs the last minibatch's loss, computed as F does

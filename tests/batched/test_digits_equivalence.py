@@ -65,6 +65,31 @@ def test_each_batched_model_equals_its_solo_run(tmp_path, report_diff):
     assert out[0]["test_loss"] != out[3]["test_loss"]
 
 
+def test_fused_adam_matches_solo_runs_up_to_rounding(tmp_path, report_diff):
+    """``fused_adam = true``: torch's fused Adam kernel instead of the default path's operations;
+    the models then match train.py's (default Adam) only up to float rounding."""
+    cfgs = [dict(BASE), dict(BASE, lr=0.005, weight_decay=1e-3)]
+    seeds = [0, 1]
+    train = _load("train").train
+    solo = []
+    for i, (cfg, s) in enumerate(zip(cfgs, seeds, strict=True)):
+        seed_everything(s, threads=1)
+        r = _run(tmp_path, f"solo{i}-", s, cfg)
+        solo.append((train(dict(cfg), r), r))
+    seed_everything(0, threads=1)
+    runs = [_run(tmp_path, f"fused{i}-", s, c) for i, (c, s) in enumerate(zip(cfgs, seeds, strict=True))]
+    out = _load("train_batched").train_batched([dict(c, fused_adam=True) for c in cfgs], runs)
+    metric_diff = param_diff = 0.0
+    for (m, r), mb, rb in zip(solo, out, runs, strict=True):
+        metric_diff = max(metric_diff, *(abs(m[k] - mb[k]) for k in ("accuracy", "test_loss")))
+        sa = torch.load(r.artifacts["model"], weights_only=True)
+        sb = torch.load(rb.artifacts["model"], weights_only=True)
+        param_diff = max(param_diff, *((sa[k] - sb[k]).abs().max().item() for k in sa))
+    report_diff("digits train_batched (fused_adam) vs train.py: final metrics", metric_diff)
+    report_diff("digits train_batched (fused_adam) vs train.py: saved parameters", param_diff)
+    assert 0.0 < param_diff < 1e-5 and metric_diff < 1e-5
+
+
 def test_batched_entry_rejects_bad_batches(tmp_path):
     tb = _load("train_batched").train_batched
     with pytest.raises(BatchedError, match="2 configs but 1 runs"):

@@ -3,7 +3,9 @@
 K models of one architecture (different seeds and/or numeric hyperparameters such as learning
 rate, weight decay, dropout or label smoothing) are trained together: their parameters are
 stacked along a leading model axis of size K, the forward/backward pass is ``vmap``-ed over that
-axis, and a functional optimiser updates all K models at once with per-model hyperparameters.
+axis (chains of Linear/ReLU/Dropout take a faster path with the same kernels: batched products
+and a written-out backward), and a functional optimiser updates all K models at once with
+per-model hyperparameters.
 Each model keeps its own initialisation (built under ``torch.manual_seed(seed)`` as a solo run
 seeded by ``ablab.seed_everything(seed)`` would), its own data order and augmentation (from its
 own ``torch.Generator``) and its own dropout masks (from a per-model copy of the global RNG stream

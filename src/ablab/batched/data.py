@@ -63,6 +63,25 @@ def cross_entropy(logits: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
     return w[0] * nll + (smooth.sum() / y.shape[0]) * w[1]
 
 
+def _cross_entropy_batched(logits: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
+    """:func:`cross_entropy` of K models at once (``logits`` [K, B, C], ``y`` [K, B], ``w`` [K, 2]),
+    without ``vmap``: returns [K]. Its gradient with respect to ``logits`` is, element for
+    element, the one ``F.cross_entropy`` gives each model (the same operations on the same
+    values: ``-(w0 / B)`` at the target, ``-(w1 / B)`` everywhere, ``log_softmax``'s backward
+    row by row); the loss values themselves may differ from it in the last bits (another
+    summation order)."""
+    logp = torch.log_softmax(logits, 2)
+    n = y.shape[1]
+    nll = -(logp.gather(2, y.unsqueeze(2)).squeeze(2))
+    if w is None:
+        return nll.sum(1) / n
+    smooth = -(logp.sum(2))
+    return w[:, 0] * (nll.sum(1) / n) + (smooth.sum(1) / n) * w[:, 1]
+
+
+cross_entropy.batched = _cross_entropy_batched  # type: ignore[attr-defined]  # used by BatchedModels
+
+
 def evaluate(bm: BatchedModels, x: Tensor, y: Tensor, *, shared_input: bool = False) -> dict[str, Tensor]:
     """Per-model accuracy and mean cross-entropy (no label smoothing) in eval mode, without
     gradients: ``accuracy[k] = mean(argmax(model_k(x_k)) == y_k)``, ``loss[k] = CE(model_k(x_k),

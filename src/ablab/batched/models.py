@@ -7,6 +7,8 @@ entry), stacks the K parameter/buffer sets along a new leading axis and runs the
 layers that multiply by a mask passed in with the call; :meth:`BatchedModels.dropout_masks` draws
 each model's masks from a per-model generator that continues the global RNG stream right after
 that model's construction, i.e. the stream a solo run's ``nn.Dropout`` would draw from.
+Chains of ``nn.Linear``/``nn.ReLU``/``nn.Dropout`` skip ``vmap`` for speed: batched products
+(``baddbmm``/``bmm``) and a written-out backward with the kernels autograd runs for one model.
 """
 
 from __future__ import annotations
@@ -93,6 +95,8 @@ class BatchedModels:
         self.buffers: dict[str, Tensor] = dict(buffers)
         self._shapes: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
         self._fns: dict[Any, Callable[..., Any]] = {}
+        # a chain of Linear/ReLU/Dropout runs as batched products with a written-out backward
+        self._chain = None if self.buffers else _linear_chain(base, list(self.params))
 
     # -- modes -------------------------------------------------------------------------------
     def train(self) -> BatchedModels:
@@ -151,6 +155,8 @@ class BatchedModels:
                  shared_input: bool = False) -> Tensor:
         """Outputs of all K models: ``out[k] = model_k(x[k])`` ([K, B, ...]); with
         ``shared_input=True`` every model gets the same ``x`` ([B, ...])."""
+        if self._chain is not None and not shared_input and x.dim() == 3:
+            return self._chain_forward(self.params, x, masks or {})
         fn = self._fn("forward", shared_input, bool(masks))
         return fn(self.params, self.buffers, masks or {}, x)
 
@@ -159,10 +165,82 @@ class BatchedModels:
         """Per-model loss and gradient: ``loss[k] = loss_fn(model_k(x[k]), y[k], *(a[k] for a in
         args))`` and ``grads[name][k] = d loss[k] / d params[name][k]``, via
         ``vmap(grad_and_value(...))``. ``x``, ``y`` and each of ``args`` carry the model axis
-        first. Returns ``(loss [K], grads)``."""
+        first. Returns ``(loss [K], grads)``.
+
+        Models that are a chain of ``nn.Linear``, ``nn.ReLU``, ``nn.Dropout`` and ``nn.Identity``
+        (``nn.Sequential``, possibly nested) fed one matrix per model take a faster path with the
+        same kernels, model by model: the layers run as batched operations (one ``baddbmm`` per
+        linear layer) and their backward is written out as the operations autograd runs for a
+        solo model; only ``loss_fn`` goes through autograd (and ``vmap``, unless it has a
+        ``batched`` attribute: the same loss for [K, ...] inputs, returning [K], as
+        :func:`~ablab.batched.cross_entropy` has)."""
+        if self._chain is not None and x.dim() == 3:
+            return self._chain_loss_and_grad(loss_fn, x, y, args, masks or {})
         fn = self._fn(("grad", loss_fn, len(args)), False, bool(masks))
         grads, loss = fn(self.params, self.buffers, masks or {}, x, y, *args)
         return loss, grads
+
+    def _chain_loss_and_grad(self, loss_fn: Callable[..., Tensor], x: Tensor, y: Tensor,
+                             args: tuple[Tensor, ...], masks: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        """Forward without autograd, keeping what the backward needs; autograd for the loss only;
+        then the backward of every layer by hand, with the kernels autograd runs for a solo
+        model: ``g * mask`` (dropout), ``threshold_backward(g, relu(h), 0)`` (ReLU), and for a
+        linear layer ``bmm(g^T, h)`` (weight: torch's ``mm_mat2_backward`` for the transposed
+        weight, which computes ``(g^T h)``, not ``h^T g``, whose rounding differs), ``g.sum(1)``
+        (bias) and ``bmm(g, weight)`` (input, not for the first linear layer: the data needs no
+        gradient)."""
+        saved: list[tuple[str, str, Tensor]] = []
+        with torch.no_grad():
+            h = self._chain_forward(self.params, x, masks, saved)
+        logits = h.requires_grad_()
+        with torch.enable_grad():
+            batched = getattr(loss_fn, "batched", None)  # the same loss for [K, ...] inputs
+            if batched is None:
+                key = ("vloss", loss_fn, len(args))
+                if key not in self._fns:
+                    self._fns[key] = vmap(loss_fn)
+                batched = self._fns[key]
+            loss = batched(logits, y, *args)
+            (g,) = torch.autograd.grad(loss.sum(), [logits])
+        grads: dict[str, Tensor] = {}
+        first = next(i for i, (kind, _, _) in enumerate(saved) if kind == "linear")
+        with torch.no_grad():
+            for i in range(len(saved) - 1, first - 1, -1):
+                kind, name, t = saved[i]
+                if kind == "dropout":
+                    g = g * t
+                elif kind == "relu":
+                    g = torch.ops.aten.threshold_backward(g, t, 0)
+                else:
+                    grads[name + ".weight"] = torch.bmm(g.transpose(1, 2), t)
+                    if name + ".bias" in self.params:
+                        grads[name + ".bias"] = g.sum(1)
+                    if i > first:
+                        g = torch.bmm(g, self.params[name + ".weight"])
+        return loss.detach(), {n: grads[n] for n in self.params}
+
+    def _chain_forward(self, params: dict[str, Tensor], x: Tensor, masks: dict[str, Tensor],
+                       saved: list[tuple[str, str, Tensor]] | None = None) -> Tensor:
+        """The chain on [K, B, in] inputs: each linear layer one ``baddbmm(bias, h, weight^T)``
+        (model k's ``addmm``, the solo ``F.linear``), ``relu``, and ``h * mask`` for dropout
+        (``nn.Dropout``'s product). ``saved`` collects what the backward needs: each linear
+        layer's input, each ReLU's output, each mask."""
+        h = x
+        for kind, name in self._chain or ():
+            if kind == "linear":
+                if saved is not None:
+                    saved.append((kind, name, h))
+                w, b = params[name + ".weight"], params.get(name + ".bias")
+                h = torch.bmm(h, w.transpose(1, 2)) if b is None else torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+            elif kind == "relu":
+                h = torch.relu(h)
+                if saved is not None:
+                    saved.append((kind, name, h))
+            elif f"{name}.mask" in masks:  # dropout: nn.Dropout's ``x * mask``
+                h = h * masks[f"{name}.mask"]
+                if saved is not None:
+                    saved.append((kind, name, masks[f"{name}.mask"]))
+        return h
 
     def _fn(self, kind: Any, shared_input: bool, with_masks: bool) -> Callable[..., Any]:
         key = (kind, shared_input, with_masks)
@@ -200,6 +278,38 @@ class BatchedModels:
             m.train(self.training)
             out.append(m)
         return out
+
+
+def _linear_chain(module: nn.Module, param_names: list[str]) -> list[tuple[str, str]] | None:
+    """``module`` (dropout already replaced) as a list of ``(kind, name)`` steps when it is an
+    ``nn.Sequential`` (possibly nested) of ``nn.Linear``, ``nn.ReLU``, dropout and ``nn.Identity``
+    only, holding no parameters but the linear layers'; else ``None``."""
+    if type(module) is not nn.Sequential:
+        return None
+    steps: list[tuple[str, str]] = []
+
+    def walk(mod: nn.Module, prefix: str) -> bool:
+        for name, child in mod.named_children():
+            full = f"{prefix}{name}"
+            if type(child) is nn.Sequential:
+                if not walk(child, full + "."):
+                    return False
+            elif type(child) is nn.Linear:
+                steps.append(("linear", full))
+            elif type(child) is nn.ReLU:
+                steps.append(("relu", full))
+            elif type(child) is _MaskDropout:
+                steps.append(("dropout", full))
+            elif type(child) is not nn.Identity:
+                return False
+        return True
+
+    if not walk(module, "") or not any(kind == "linear" for kind, _ in steps):
+        return None
+    names = [f"{n}.{w}" for kind, n in steps if kind == "linear" for w in ("weight", "bias")]
+    if sorted(param_names) != sorted(n for n in names if n in param_names):
+        return None
+    return steps
 
 
 def _scale_mask(m: Tensor, p: float, _sel: object) -> Tensor:

@@ -93,7 +93,7 @@ def flat_layout(params: dict[str, Tensor]) -> Tensor | None:
     row = base.stride(0)
     for t in tensors:
         n = t[0].numel()
-        if (t._base is not base or t.shape[0] != base.shape[0] or t.stride(0) != row
+        if (t._base is not base or t.shape[0] != base.shape[0] or (t.shape[0] > 1 and t.stride(0) != row)
                 or t.storage_offset() - base.storage_offset() != offset or not t[0].is_contiguous()):
             return None
         offset += n
@@ -174,11 +174,18 @@ class BatchedAdam:
     Per model k at step t (``lr``, ``weight_decay``: scalar or K values; ``betas``, ``eps``
     shared): ``g = grad + wd_k * p``; ``m = lerp(m, g, 1 - b1)``; ``v = b2 * v + (1 - b2) g^2``;
     ``p = p - (lr_k / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``.
+
+    By default these are the operations of ``torch.optim.Adam``'s default (single-tensor) path,
+    so each model matches its solo run bit for bit. ``fused=True`` uses torch's fused kernel
+    (``torch.optim.Adam(fused=True)``: one pass instead of nine, about 3x cheaper here), whose
+    rounding differs from the default path by about an ulp per step (its first moment is
+    ``b1 m + (1 - b1) g``, not ``lerp``): models then match their solo runs up to float
+    rounding only, and the differences grow over training as in any chaotic iteration.
     """
 
     def __init__(self, params: dict[str, Tensor], lr: float | Sequence[float] | Tensor = 1e-3, *,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float | Sequence[float] = 0.0) -> None:
+                 weight_decay: float | Sequence[float] = 0.0, fused: bool = False) -> None:
         self.k = _check_params(params)
         self.params = params
         self.lr = per_model("lr", lr, self.k)
@@ -195,10 +202,19 @@ class BatchedAdam:
         self.exp_avg = {n: torch.zeros_like(p) for n, p in slots.items()}
         self.exp_avg_sq = {n: torch.zeros_like(p) for n, p in slots.items()}
         self._lr_groups, self._wd_groups = _groups(self.lr), _groups(self.weight_decay)
+        self.fused = bool(fused)
+        self._step_tensor = torch.zeros(())
+        # models sharing (lr, weight decay): one fused call each
+        pairs = list(zip(self.lr, self.weight_decay, strict=True))
+        self._fused_groups = [(lr, wd, [k for k, pr in enumerate(pairs) if pr == (lr, wd)])
+                              for lr, wd in dict.fromkeys(pairs)]
 
     @torch.no_grad()
     def step(self, grads: dict[str, Tensor]) -> None:
         """Apply one update with ``grads`` (same keys and shapes as ``params``)."""
+        if self.fused:
+            self._fused_step(grads)
+            return
         self.step_count += 1
         b1, b2 = self.betas
         step = float(self.step_count)  # torch.optim.Adam keeps the step as a float tensor
@@ -215,3 +231,17 @@ class BatchedAdam:
             torch.sqrt(v, out=denom).div_(bias_correction2_sqrt).add_(self.eps)
             _grouped(p, self._lr_groups,
                      lambda t, lr, s, m=m, d=denom: t.addcdiv_(m[s], d[s], value=-(lr / bias_correction1)))
+
+    def _fused_step(self, grads: dict[str, Tensor]) -> None:
+        self.step_count += 1
+        self._step_tensor.fill_(float(self.step_count))
+        b1, b2 = self.betas
+        for name, p, g in _slots(self.params, self._flat, grads, self._buffers):
+            m, v = self.exp_avg[name], self.exp_avg_sq[name]
+            for lr, wd, models in self._fused_groups:
+                if len(models) == self.k:
+                    ts = [[p], [g], [m], [v]]
+                else:  # model k's rows: contiguous slices of the stacked tensors
+                    ts = [[t[k] for k in models] for t in (p, g, m, v)]
+                torch._fused_adam_(*ts, [], [self._step_tensor] * len(ts[0]), lr=lr, beta1=b1, beta2=b2,
+                                   weight_decay=wd, eps=self.eps, amsgrad=False, maximize=False)
