@@ -30,15 +30,18 @@ weak, each fit warm-started from the previous one; a layer whose validation accu
 already perfect leaves the path, since a weaker penalty could only tie and ties go to the
 stronger.
 
-The arithmetic is NumPy/SciPy (OpenBLAS), not torch: in the MKL build of torch, products on
+The products are NumPy/SciPy (OpenBLAS), not torch: in the MKL build of torch, products on
 AMD processors ran 1.4-4x slower (see :func:`_lda_directions`), and NumPy computes ``D^T D``
-with the symmetric ``syrk``.
+with the symmetric ``syrk``. The softmax of the logistic step runs in torch, on the same
+memory: its vectorised ``exp2`` takes 0.18 ms for 8 x 26 x 1,664 values against 0.45 ms for
+NumPy's ``exp`` (15% less per evaluation in all, measured).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.linalg as sl
+import torch
 from scipy.optimize import minimize
 
 from ablab.probe.linear import ProbeResult, _check_labels, few_threads, stratified_split
@@ -49,6 +52,7 @@ SUBSPACE_L2 = (1e-4, 1e-3, 1e-2)
 #: penalty) by less than this: on the benchmark's layers the objective is then within about
 #: 1e-5 of its optimum and no test prediction changes (measured, docs/probe.md).
 FTOL = 1e-6
+LOG2E, LN2 = float(np.log2(np.e)), float(np.log(2.0))
 
 
 def ledoit_wolf_shrinkage(gram, row_sq_sum: float, n: int, p: int) -> float:
@@ -173,7 +177,8 @@ def _fit_logistic(
     softmax and the gradient product (measured with 8 layers, 33,280 rows and 26 classes:
     46-52 ms per evaluation in one piece, 41-44 ms in chunks of about 1 MB). The true
     class's logit is read before the exponential, so a vanishing probability cannot
-    underflow the loss."""
+    underflow the loss. The logits are computed in base 2 (the parameters scaled by
+    ``log2 e``) for torch's ``exp2``; the loss is converted back to nats."""
     B, n, k = Z.shape
     Z1 = np.concatenate([Z, np.ones((B, n, 1), dtype=Z.dtype)], -1)  # (B, n, k + 1)
     rows = max(64, chunk_bytes // (Z.itemsize * B * n_cls))
@@ -182,12 +187,14 @@ def _fit_logistic(
         m = min(n, s + rows) - s
         onehot = np.zeros((n_cls, m), dtype=Z.dtype)
         onehot[y[s : s + m], np.arange(m)] = 1
+        logits = np.empty((B, n_cls, m), dtype=Z.dtype)  # -> probabilities -> residuals
         chunks.append((
             np.ascontiguousarray(Z1[:, s : s + m].transpose(0, 2, 1)),  # (B, k + 1, m)
             np.ascontiguousarray(Z1[:, s : s + m]),  # (B, m, k + 1)
             ((np.arange(B)[:, None] * n_cls + y[None, s : s + m]) * m + np.arange(m)),  # flat
-            onehot,
-            np.empty((B, n_cls, m), dtype=Z.dtype),  # logits -> probabilities -> residuals
+            torch.from_numpy(onehot),
+            logits,
+            torch.from_numpy(logits),  # the same memory
         ))  # fmt: skip
     lam_ = np.asarray(lam, dtype=Z.dtype)[:, None, None]
     shape = (B, n_cls, k + 1)
@@ -195,18 +202,18 @@ def _fit_logistic(
     def loss_grad(x):
         P = x.reshape(shape).astype(Z.dtype)
         U = P[:, :, :k]
+        P2 = P * Z.dtype.type(LOG2E)  # logits in base 2: 2^(z log2 e) = e^z
         grad = np.zeros(shape, dtype=np.float64)
         ce = 0.0
-        for Z1t_c, Z1_c, true_c, onehot_c, A in chunks:
-            np.matmul(P, Z1t_c, out=A)  # logits
-            A -= A.max(1, keepdims=True)
-            true_logit = A.ravel()[true_c]
-            np.exp(A, out=A)
-            total = A.sum(1, keepdims=True)
-            # cross-entropy: log-sum-exp minus the true class's (shifted) logit
-            ce += float(np.log(total).sum(dtype=np.float64) - true_logit.sum(dtype=np.float64))
-            A /= total
-            A -= onehot_c  # softmax - onehot
+        for Z1t_c, Z1_c, true_c, onehot_c, A, At in chunks:
+            np.matmul(P2, Z1t_c, out=A)
+            At.sub_(At.amax(1, keepdim=True))
+            true_logit = float(A.ravel()[true_c].sum(dtype=np.float64))
+            At.exp2_()
+            total = At.sum(1, keepdim=True)
+            # cross-entropy: log-sum-exp minus the true class's (shifted) logit, in nats
+            ce += float(total.log().sum(dtype=torch.float64)) - LN2 * true_logit
+            At.div_(total).sub_(onehot_c)  # softmax - onehot
             grad += A @ Z1_c
         grad /= n
         grad[:, :, :k] += lam_ * U
