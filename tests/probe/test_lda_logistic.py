@@ -149,6 +149,33 @@ def test_fitting_rows_select_the_same_directions():
     np.testing.assert_allclose(w, w2, rtol=1e-9, atol=1e-12)
 
 
+def test_constant_units_are_left_out_exactly():
+    """Dead (all-zero) and constant units are dropped before the Gram matrix; the directions
+    and the shrinkage equal the textbook computation on the whole matrix."""
+    from sklearn.covariance import ledoit_wolf_shrinkage as sk_lw
+
+    from ablab.probe.lda_logistic import _lda_directions
+
+    x, y = blobs(50, 12, 4, 0.8, 7)
+    n = len(y)
+    X = np.c_[x[:, :5], np.zeros(n), x[:, 5:], np.full(n, 3.0), np.zeros(n)].astype(np.float64)
+    w, s = _lda_directions(X, y, 4)
+    counts = np.bincount(y)
+    means = np.stack([X[y == c].mean(0) for c in range(4)])
+    D = X - means[y]
+    mean = counts / n @ means
+    sd = np.maximum(np.sqrt((D * D).mean(0) + counts / n @ (means - mean) ** 2), 1e-6)
+    Ds = D / sd
+    ref_s = sk_lw(Ds, assume_centered=True)
+    G = Ds.T @ Ds / n
+    S = (1 - ref_s) * G + ref_s * np.trace(G) / X.shape[1] * np.eye(X.shape[1])
+    ref_w = np.linalg.solve(S, ((means - mean) / sd).T) / sd[:, None]
+    assert s == pytest.approx(ref_s, rel=1e-9)
+    np.testing.assert_allclose(w, ref_w, rtol=1e-7, atol=1e-10)
+    assert not w[[5, 14]].any()  # all-zero units: left out, exact zeros
+    assert np.abs(w[13]).max() < 1e-9 * np.abs(w).max()  # constant 3.0: its mean rounds
+
+
 @pytest.mark.parametrize("n, p", [(200, 10), (50, 80)])
 def test_ledoit_wolf_shrinkage_matches_sklearn(n, p):
     import torch

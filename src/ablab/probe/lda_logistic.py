@@ -53,6 +53,9 @@ SUBSPACE_L2 = (1e-4, 1e-3, 1e-2)
 #: 1e-5 of its optimum and no test prediction changes (measured, docs/probe.md).
 FTOL = 1e-6
 LOG2E, LN2 = float(np.log2(np.e)), float(np.log(2.0))
+#: Bound on |logit| (base 2) below which the softmax needs no shift by the row's largest
+#: logit: 2^+-100, and their sums over the classes, are normal float32 numbers.
+SAFE_EXP2 = 100.0
 
 
 def ledoit_wolf_shrinkage(gram, row_sq_sum: float, n: int, p: int) -> float:
@@ -105,6 +108,9 @@ def _lda_directions(X, y, n_cls: int, shrinkage: float | str = "auto", project=N
     mean = w @ means
     between = w @ (means - mean) ** 2
     project = project if project is not None else d > n
+    alive = None if project else _varying_columns(D, between)
+    if alive is not None:  # constant (dead) units: exactly zero rows of W, so leave them out
+        D, means, mean, between = D[:, alive], means[:, alive], mean[alive], between[alive]
     if project:
         within = np.einsum("ij,ij->j", D, D, dtype=np.float64) / n
     else:
@@ -128,6 +134,8 @@ def _lda_directions(X, y, n_cls: int, shrinkage: float | str = "auto", project=N
         s2 = s32 * s32
         step = max(1, (1 << 18) // (d * X.itemsize))
         row_sq = np.concatenate([np.square(D[i : i + step]) @ s2 for i in range(0, n, step)])
+    # with constant units left out, p = d and mu = tr / d still count them (zero variance), so
+    # the directions equal those of the whole matrix, whose constant block is decoupled
     if shrinkage == "auto":
         s = ledoit_wolf_shrinkage(gram, float(row_sq.astype(np.float64) @ row_sq), n, d)
     else:
@@ -136,7 +144,7 @@ def _lda_directions(X, y, n_cls: int, shrinkage: float | str = "auto", project=N
     mu = float(np.trace(gram, dtype=np.float64)) / d or 1.0
     S = gram
     S *= 1 - s
-    S[np.diag_indices_from(S)] += s * mu
+    S.flat[:: S.shape[0] + 1] += s * mu
     try:
         factor = sl.cho_factor(S, lower=True, check_finite=False)
     except np.linalg.LinAlgError:  # float32 round-off on a near-singular S_W
@@ -144,7 +152,29 @@ def _lda_directions(X, y, n_cls: int, shrinkage: float | str = "auto", project=N
     W = sl.cho_solve(factor, mus.T.astype(S.dtype), check_finite=False)  # (d or n, C)
     if Q is not None:
         W = Q @ W
-    return (W * inv_sd[:, None]).astype(X.dtype), s
+    W = (W * inv_sd[:, None]).astype(X.dtype)
+    if alive is not None:
+        full = np.zeros((d, W.shape[1]), dtype=X.dtype)
+        full[alive] = W
+        W = full
+    return W, s
+
+
+def _varying_columns(D, between):
+    """Mask of the columns of the class-centred rows ``D`` that vary, or None if all do. A
+    constant column has equal class means (zero ``between``) and all-zero deviations; only
+    columns with zero ``between`` are read (a cheap test for layers without dead units).
+    Dead ReLU units (all zeros) are caught exactly; a constant other than zero may escape
+    through the round-off of its class means, which only costs its share of the work."""
+    cand = np.flatnonzero(between == 0)
+    if not len(cand):
+        return None
+    dead = cand[~D[:, cand].any(0)]
+    if not len(dead):
+        return None
+    alive = np.ones(D.shape[1], dtype=bool)
+    alive[dead] = False
+    return alive
 
 
 def _whiten(Z, rtol=1e-6):
@@ -178,7 +208,9 @@ def _fit_logistic(
     46-52 ms per evaluation in one piece, 41-44 ms in chunks of about 1 MB). The true
     class's logit is read before the exponential, so a vanishing probability cannot
     underflow the loss. The logits are computed in base 2 (the parameters scaled by
-    ``log2 e``) for torch's ``exp2``; the loss is converted back to nats."""
+    ``log2 e``) for torch's ``exp2``; the loss is converted back to nats. The shift by each
+    row's largest logit (two passes over the logits) is made only where the bound
+    ``max_c ||u_c|| max_i ||z_i||`` on the logits exceeds :data:`SAFE_EXP2`."""
     B, n, k = Z.shape
     Z1 = np.concatenate([Z, np.ones((B, n, 1), dtype=Z.dtype)], -1)  # (B, n, k + 1)
     rows = max(64, chunk_bytes // (Z.itemsize * B * n_cls))
@@ -189,6 +221,7 @@ def _fit_logistic(
         onehot[y[s : s + m], np.arange(m)] = 1
         logits = np.empty((B, n_cls, m), dtype=Z.dtype)  # -> probabilities -> residuals
         chunks.append((
+            np.sqrt(np.square(Z1[:, s : s + m]).sum(2).max(1)),  # (B,) largest row norm
             np.ascontiguousarray(Z1[:, s : s + m].transpose(0, 2, 1)),  # (B, k + 1, m)
             np.ascontiguousarray(Z1[:, s : s + m]),  # (B, m, k + 1)
             ((np.arange(B)[:, None] * n_cls + y[None, s : s + m]) * m + np.arange(m)),  # flat
@@ -205,9 +238,11 @@ def _fit_logistic(
         P2 = P * Z.dtype.type(LOG2E)  # logits in base 2: 2^(z log2 e) = e^z
         grad = np.zeros(shape, dtype=np.float64)
         ce = 0.0
-        for Z1t_c, Z1_c, true_c, onehot_c, A, At in chunks:
+        norms = np.sqrt(np.square(P2).sum(2).max(1))  # (B,) largest class weight norm
+        for znorm, Z1t_c, Z1_c, true_c, onehot_c, A, At in chunks:
             np.matmul(P2, Z1t_c, out=A)
-            At.sub_(At.amax(1, keepdim=True))
+            if float((norms * znorm).max()) > SAFE_EXP2:  # else no exp2 can over/underflow
+                At.sub_(At.amax(1, keepdim=True))
             true_logit = float(A.ravel()[true_c].sum(dtype=np.float64))
             At.exp2_()
             total = At.sum(1, keepdim=True)
