@@ -200,3 +200,34 @@ def test_fixed_shrinkage_and_its_report():
     _, auto = lda_logistic_details({"a": x}, y, {"a": xt}, yt)
     assert 0 < auto["a"] < 1 and auto["a"] != 0.3
     assert res["a"].accuracy > 0.6
+
+
+def test_runs_on_one_thread_whatever_the_size(monkeypatch):
+    """Small products on several BLAS threads slowed the probe 3-100x on a busy machine, and
+    its largest products are too small to win them back: it always runs on one thread."""
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import ablab.probe.lda_logistic as mod
+
+    seen = []
+    inner = mod._fit_logistic
+
+    def spy(*args, **kwargs):
+        blas = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+        seen.append((max(blas), torch.get_num_threads()))
+        return inner(*args, **kwargs)
+
+    monkeypatch.setattr(mod, "_fit_logistic", spy)
+    x, y = blobs(200, 500, 4, 0.5, 8)  # n d^2 = 2e8: large enough for threads before
+    xt, yt = blobs(20, 500, 4, 0.5, 8, noise_seed=9)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with threadpool_limits(2, user_api="blas"):
+            lda_logistic_details({"a": x}, y, {"a": xt}, yt)
+            assert max(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas") == 2
+        assert torch.get_num_threads() == 2  # restored
+    finally:
+        torch.set_num_threads(before)
+    assert seen and all(s == (1, 1) for s in seen)

@@ -31,13 +31,38 @@ class ProbeResult:
     val_accuracy: float
 
 
+_BLAS = None
+
+
+def _blas():
+    """threadpoolctl's controller of the loaded BLAS libraries, made once (scanning the loaded
+    libraries costs about 1 ms; a limit through the kept controller 0.03 ms). SciPy's linear
+    algebra is imported first so that its own OpenBLAS is among them."""
+    global _BLAS
+    if _BLAS is None:
+        import scipy.linalg  # noqa: F401
+        import scipy.optimize  # noqa: F401
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS = ThreadpoolController().select(user_api="blas")
+    return _BLAS
+
+
+@contextmanager
+def blas_limit(n: int) -> Iterator[None]:
+    """BLAS on ``n`` threads inside the block; restores the settings after."""
+    with _blas().limit(limits=n):
+        yield
+
+
 @contextmanager
 def few_threads(work: float, threshold: float = 2e8) -> Iterator[None]:
-    """Run small tensor work on one thread (torch's and the BLAS library's): on a loaded
-    machine, thread hand-offs cost far more than tiny matrix products (20x measured on 2 busy
-    cores). Restores the settings after."""
+    """Run small tensor work (``work < threshold``; ``work=0``: always) on one thread
+    (torch's and the BLAS libraries'): on a loaded machine, thread hand-offs cost far more
+    than tiny matrix products (20x measured on 2 busy cores; with OpenBLAS on 2 threads the
+    lda-logistic probe of ``benchmarks/probe.py`` took 0.8-33 s instead of 0.3 s while
+    another process kept one core busy). Restores the settings after."""
     import torch
-    from threadpoolctl import threadpool_limits
 
     before = torch.get_num_threads()
     if work >= threshold:
@@ -46,7 +71,7 @@ def few_threads(work: float, threshold: float = 2e8) -> Iterator[None]:
     if before > 1:
         torch.set_num_threads(1)
     try:
-        with threadpool_limits(1, user_api="blas"):
+        with blas_limit(1):
             yield
     finally:
         torch.set_num_threads(before)
