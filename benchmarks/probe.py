@@ -19,10 +19,18 @@ sweep then probes the letters set (26 classes) at 1x, 4x and 16x the training im
 class on the same model, timing scikit-learn and lda-logistic (interleaved, best of
 ``SWEEP_ROUNDS``), to show how the speed-up changes once fixed costs stop dominating. Run:
 ``python benchmarks/probe.py``; writes ``benchmarks/results/probe.md``.
+
+``--device cuda`` trains the model and extracts the features on the GPU (after an untimed
+warm-up extraction) and writes ``benchmarks/results/probe_gpu.md`` (``--out`` to change);
+the probes themselves always run on the CPU (ablab's probes are NumPy/torch-CPU code,
+scikit-learn is CPU-only), single-threaded as above. ``--quick`` shrinks every dataset, runs
+one round and a 2-step sweep: a check of the plumbing in well under a minute, whose numbers
+mean nothing.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import sys
@@ -43,6 +51,8 @@ RES = 32
 ROUNDS = 3
 SWEEP = (1, 4, 16)  # x the letters' 80 training images per class
 SWEEP_ROUNDS = 2
+LETTERS = (80, 30)  # glyphs-letters training / test images per class
+ID_SIZES = (200, 60)  # ID and held-out-font sets: training / test images per class
 NOTES = [
     "Notes. The full-width logistic probe is slow because it needs as many L-BFGS iterations "
     "as scikit-learn (40-150 on these layers; 5-20 leave it several points short on the "
@@ -57,6 +67,14 @@ NOTES = [
     "single-threaded.",
 ]
 OUT = Path(__file__).parent / "results" / "probe.md"
+
+
+def _loadavg() -> tuple[float, float, float]:
+    """os.getloadavg(), or NaNs where the platform (a sandboxed GPU machine) has none."""
+    try:
+        return os.getloadavg()
+    except OSError:
+        return (float("nan"),) * 3
 
 
 def vgg() -> nn.Module:
@@ -86,19 +104,24 @@ def machine() -> str:
             f"torch {torch.__version__}, torch threads {torch.get_num_threads()}")  # fmt: skip
 
 
-def size_sweep(model, points, base, methods) -> list[dict]:
+def size_sweep(model, points, base, methods, device: str = "cpu") -> list[dict]:
     """Letters at ``SWEEP`` x 80 training images per class: scikit-learn vs lda-logistic."""
     rows = []
     for mult in SWEEP:
+        t_ext = 0.0
         if mult == 1:
             tr, te, ds = base
         else:
             t0 = time.perf_counter()
             ds = data.load("glyphs-letters", seed=0, resolution=RES,
-                           n_train_per_class=80 * mult, n_test_per_class=30)  # fmt: skip
-            tr = extract(model, ds.x_train, points, drop_output=True)
-            te = extract(model, ds.x_test, points, drop_output=True)
-            print(f"sweep {mult}x: {len(ds.y_train)} rows built in {time.perf_counter() - t0:.1f}s")
+                           n_train_per_class=LETTERS[0] * mult,
+                           n_test_per_class=LETTERS[1])  # fmt: skip
+            t1 = time.perf_counter()
+            tr = extract(model, ds.x_train, points, drop_output=True, device=device)
+            te = extract(model, ds.x_test, points, drop_output=True, device=device)
+            t_ext = time.perf_counter() - t1
+            print(f"sweep {mult}x: {len(ds.y_train)} rows built in {time.perf_counter() - t0:.1f}s "
+                  f"(extraction on {device} {t_ext:.2f}s)")  # fmt: skip
         wall: dict[str, list[float]] = {"sklearn": [], "lda-logistic": []}
         cpu: dict[str, list[float]] = {"sklearn": [], "lda-logistic": []}
         acc: dict[str, dict[str, float]] = {}
@@ -111,7 +134,7 @@ def size_sweep(model, points, base, methods) -> list[dict]:
                 print(f"sweep {mult}x {key}: {wall[key][-1]:.2f}s wall, {cpu[key][-1]:.2f}s cpu")
         d = np.array([acc["lda-logistic"][n] - acc["sklearn"][n] for n in tr]) * 100
         rows.append({
-            "per_class": 80 * mult, "rows": len(ds.y_train),
+            "per_class": LETTERS[0] * mult, "rows": len(ds.y_train), "extract": t_ext,
             "sk_wall": min(wall["sklearn"]), "ll_wall": min(wall["lda-logistic"]),
             "sk_cpu": min(cpu["sklearn"]), "ll_cpu": min(cpu["lda-logistic"]),
             "within": int((np.abs(d) <= 2.0).sum()), "pairs": len(d),
@@ -120,7 +143,36 @@ def size_sweep(model, points, base, methods) -> list[dict]:
     return rows
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    global ROUNDS, SWEEP, SWEEP_ROUNDS, LETTERS, ID_SIZES
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="where the model is trained and the features are extracted (the "
+        "probes always run on the CPU)",
+    )
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results file (default benchmarks/results/probe.md on cpu, "
+        "benchmarks/results/probe_gpu.md on cuda)",
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny datasets, 1 round, sweep 1x/2x: checks the plumbing only",
+    )
+    args = ap.parse_args(argv)
+    device = args.device
+    if device == "cuda" and not torch.cuda.is_available():
+        sys.exit("probe.py: --device cuda but torch.cuda.is_available() is False")
+    out_path = args.out or OUT.with_name("probe.md" if device == "cpu" else "probe_gpu.md")
+    if args.quick:
+        ROUNDS, SWEEP, SWEEP_ROUNDS, LETTERS, ID_SIZES = 1, (1, 2), 1, (10, 5), (20, 10)
+
     import sklearn
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
@@ -130,35 +182,41 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     t_start = time.perf_counter()
-    opts = {"resolution": RES, "n_train_per_class": 200, "n_test_per_class": 60}
+    opts = {"resolution": RES, "n_train_per_class": ID_SIZES[0], "n_test_per_class": ID_SIZES[1]}
     id_ds = data.load("glyphs-digits", seed=0, **opts)
     sets = {
         "glyphs-digits (ID)": id_ds,
         "glyphs-heldout-fonts": data.load("glyphs-heldout-fonts", seed=0, **opts),
         "glyphs-letters": data.load("glyphs-letters", seed=0, resolution=RES,
-                                    n_train_per_class=80, n_test_per_class=30),
+                                    n_train_per_class=LETTERS[0], n_test_per_class=LETTERS[1]),
     }  # fmt: skip
-    model = vgg()
+    model = vgg().to(device)  # initialised on the CPU (same weights on both devices)
     optim = torch.optim.Adam(model.parameters(), 2e-3)
-    x, y = torch.tensor(id_ds.x_train), torch.tensor(id_ds.y_train)
+    x, y = torch.tensor(id_ds.x_train).to(device), torch.tensor(id_ds.y_train).to(device)
     t0 = time.perf_counter()
     for _ in range(3):
-        perm = torch.randperm(len(x))
+        perm = torch.randperm(len(x))  # CPU generator: the same batches on both devices
         for i in range(0, len(x), 64):
-            b = perm[i : i + 64]
+            b = perm[i : i + 64].to(device)
             optim.zero_grad()
             nn.functional.cross_entropy(model(x[b]), y[b]).backward()
             optim.step()
-    print(f"trained VGG-like in {time.perf_counter() - t0:.1f}s")
+    if device == "cuda":
+        torch.cuda.synchronize()
+    t_train = time.perf_counter() - t0
+    print(f"trained VGG-like in {t_train:.1f}s on {device}")
     points = select_points(model)
 
+    if device == "cuda":  # untimed warm-up: inference-mode kernels, cuDNN plans
+        extract(model, id_ds.x_train[:512], points, drop_output=True, device=device)
+        torch.cuda.synchronize()
     t0 = time.perf_counter()
     feats = {}
     for name, ds in sets.items():
-        tr = extract(model, ds.x_train, points, drop_output=True)
-        te = extract(model, ds.x_test, points, drop_output=True)
+        tr = extract(model, ds.x_train, points, drop_output=True, device=device)
+        te = extract(model, ds.x_test, points, drop_output=True, device=device)
         feats[name] = (tr, te, ds)
-    t_extract = time.perf_counter() - t0
+    t_extract = time.perf_counter() - t0  # extract() returns NumPy arrays: already synced
     layers = list(next(iter(feats.values()))[0])
     dims = {n: next(iter(feats.values()))[0][n].shape[1] for n in layers}
     print(f"extracted {len(layers)} layers x {len(sets)} sets in {t_extract:.1f}s; dims {dims}")
@@ -191,7 +249,7 @@ def main() -> None:
         "lda": ("ablab lda (per layer)", per_layer(lda_probe), ROUNDS),
         "logistic": ("ablab logistic (full-width batched L-BFGS)", batched(logistic_probes), 1),
     }  # fmt: skip
-    load_before = os.getloadavg()
+    load_before = _loadavg()
     with threadpool_limits(1):
         tiny = {n: f[:200] for n, f in next(iter(feats.values()))[0].items()}
         ytiny = next(iter(feats.values()))[2].y_train[:200]
@@ -214,21 +272,41 @@ def main() -> None:
                 wall[key].append(time.perf_counter() - t0)
                 cpu[key].append(time.process_time() - c0)
                 print(f"round {rnd} {key}: {wall[key][-1]:.2f}s wall, {cpu[key][-1]:.2f}s cpu")
-        sweep_rows = size_sweep(model, points, feats["glyphs-letters"], methods)
-    load_after = os.getloadavg()
+        sweep_rows = size_sweep(model, points, feats["glyphs-letters"], methods, device)
+    load_after = _loadavg()
 
     keys = [(name, n) for name in feats for n in layers]
     sk = np.array([acc["sklearn"][k] for k in keys])
     t_sk, c_sk = min(wall["sklearn"]), min(cpu["sklearn"])
+    cores = "the machine is shared; 2 cores" if device == "cpu" else f"{os.cpu_count()} cores"
     lines = [
         "# Layer-wise probes: ablab vs scikit-learn LogisticRegression",
         "",
         f"Machine: {machine()}; scikit-learn {sklearn.__version__} with BLAS limited to 1 "
         "thread (threadpoolctl).",
         f"Load average (1, 5, 15 min) before: {', '.join(f'{v:.2f}' for v in load_before)}; "
-        f"after: {', '.join(f'{v:.2f}' for v in load_after)} (the machine is shared; "
-        "2 cores).",
+        f"after: {', '.join(f'{v:.2f}' for v in load_after)} ({cores}).",
         "",
+    ]  # fmt: skip
+    if args.quick:
+        lines += ["**Quick run (--quick): tiny datasets, 1 round; the numbers mean nothing.**", ""]
+    if device == "cuda":
+        t_sweep = sum(r["extract"] for r in sweep_rows)
+        lines += [
+            f"Device: cuda, {torch.cuda.get_device_name(0)} (torch {torch.__version__}, CUDA "
+            f"{torch.version.cuda}). On this GPU: the model's training (3 epochs, "
+            f"{t_train:.2f}s) and every feature extraction (ID and OOD sets, train and test "
+            f"splits: {t_extract:.2f}s after an untimed warm-up extraction; the size sweep's "
+            f"larger letters sets: {t_sweep:.2f}s). On the CPU: every probe, ablab's (NumPy and "
+            "torch-CPU code) and scikit-learn's alike, single-threaded (one torch thread, BLAS "
+            "limited by threadpoolctl), on "
+            "the features copied back from the GPU; all probe timings below are CPU timings. "
+            "The model is initialised and its batches drawn as in the CPU run, but GPU "
+            "round-off in training (cuDNN, TF32 convolutions) changes it slightly, so "
+            "accuracies can differ a little from probe.md.",
+            "",
+        ]  # fmt: skip
+    lines += [
         f"Model: VGG-like CNN (6 conv blocks + 2 hidden linear), 3 epochs on glyph digits "
         f"{RES}px; {len(layers)} probe points (head dropped); 3 datasets "
         "(ID digits, held-out fonts, letters with a new 26-class head): "
@@ -286,7 +364,8 @@ def main() -> None:
                      f"{b:.2f} | {ratio(a / b)} |")  # fmt: skip
     lines += [
         "",
-        "Size sweep (glyphs-letters, 26 classes, the same model's 8 layers; 30 test images per "
+        "Size sweep (glyphs-letters, 26 classes, the same model's 8 layers; "
+        f"{LETTERS[1]} test images per "
         f"class; best of {SWEEP_ROUNDS} interleaved rounds; the 1x row is a separate timing of "
         "the set above):",
         "",
@@ -308,10 +387,10 @@ def main() -> None:
     lines += ["", *NOTES, "",
               f"Whole benchmark (training, extraction, all timings): "
               f"{time.perf_counter() - t_start:.0f}s wall."]  # fmt: skip
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text("\n".join(lines) + "\n")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    print(f"\nwrote {OUT}")
+    print(f"\nwrote {out_path}")
 
 
 if __name__ == "__main__":
