@@ -254,3 +254,36 @@ def test_batches_are_recut_without_changing_values(digits, trained_pair):
     )
     assert one.iterations == many.iterations
     assert one == pytest.approx(float(many), rel=1e-5)
+
+
+def test_no_cap_concatenates_without_splitting(digits):
+    """A GPU's setting: equal-shape batches become one chunk, large ones stay whole."""
+    from ablab.landscape.hessian import _merge
+
+    x, y = digits
+    merged = _merge([(x[:1500], y[:1500]), (x[1500:1600], y[1500:1600])], cap=None)
+    assert [c[0].shape[0] for c in merged] == [1600]
+    assert torch.equal(merged[0][0], x[:1600]) and torch.equal(merged[0][1], y[:1600])
+    odd = _merge([(x[:10], y[:10]), (x[10:20, :32], y[10:20])], cap=None)  # another shape
+    assert [c[0].shape for c in odd] == [x[:10].shape, x[10:20, :32].shape]
+
+
+def test_probes_in_blocks_give_the_same_estimate(digits, trained_pair):
+    """Several probes per reverse pass (the GPU default): same probes, same stopping point,
+    same value up to float round-off; a block never runs past max_iter."""
+    x, y = digits
+    model, _ = trained_pair
+    loss_fn = nn.CrossEntropyLoss()
+    pair = (x[:300], y[:300])
+    one = hessian_trace(model, loss_fn, pair, seed=3, probe_block=1)
+    for block in (3, 8):
+        blocked = hessian_trace(model, loss_fn, pair, seed=3, probe_block=block)
+        assert blocked.iterations == one.iterations and blocked.converged == one.converged
+        assert float(blocked) == pytest.approx(float(one), rel=1e-5)
+    capped = hessian_trace(model, loss_fn, pair, seed=3, probe_block=4, max_iter=6, tol=1e-12)
+    assert capped.iterations == 6 and not capped.converged
+    assert float(capped) == pytest.approx(
+        float(hessian_trace(model, loss_fn, pair, seed=3, max_iter=6, tol=1e-12)), rel=1e-5
+    )
+    with pytest.raises(DataError, match="probe_block"):
+        hessian_trace(model, loss_fn, pair, probe_block=0)
