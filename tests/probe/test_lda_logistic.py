@@ -231,3 +231,37 @@ def test_runs_on_one_thread_whatever_the_size(monkeypatch):
     finally:
         torch.set_num_threads(before)
     assert seen and all(s == (1, 1) for s in seen)
+
+
+def test_large_gram_matrices_get_torch_threads(monkeypatch):
+    """Above GRAM_THREADED_WORK the Gram matrix and Cholesky factorisation run on torch's
+    intra-op thread count; smaller layers and the L-BFGS steps stay on one thread."""
+    import os
+
+    import scipy.linalg
+    import torch
+    from threadpoolctl import threadpool_info
+
+    import ablab.probe.lda_logistic as mod
+
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("needs 2 cores")
+    seen = {}
+    inner = scipy.linalg.cho_factor
+
+    def spy(S, *args, **kwargs):
+        blas = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+        seen[S.shape[0]] = max(blas)
+        return inner(S, *args, **kwargs)
+
+    monkeypatch.setattr(mod.sl, "cho_factor", spy)
+    monkeypatch.setattr(mod, "GRAM_THREADED_WORK", 1e5)
+    x, y = blobs(100, 50, 4, 0.5, 8)  # 320 fitting rows: 320 * 50^2 = 8e5 multiply-adds
+    xt, yt = blobs(20, 50, 4, 0.5, 8, noise_seed=9)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        lda_logistic_details({"big": x, "small": x[:, :5]}, y, {"big": xt, "small": xt[:, :5]}, yt)
+    finally:
+        torch.set_num_threads(before)
+    assert seen == {50: 2, 5: 1}

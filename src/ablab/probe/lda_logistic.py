@@ -30,11 +30,15 @@ weak, each fit warm-started from the previous one; a layer whose validation accu
 already perfect leaves the path, since a weaker penalty could only tie and ties go to the
 stronger.
 
-Threads: everything runs on one thread (torch's and the BLAS libraries'), whatever the size.
-With OpenBLAS on 2 threads on a 2-core machine where another process kept one core busy, the
-whole probe of ``benchmarks/probe.py`` took 0.8-33 s instead of 0.3 s (thread hand-offs and
-spinning at every small product and L-BFGS step), and even a 26,000 x 512 Gram matrix took
-430-680 ms instead of 80-150 ms.
+Threads: the Gram matrices and Cholesky factorisations of large layers (at least
+:data:`GRAM_THREADED_WORK` multiply-adds) run on as many BLAS threads as torch's intra-op
+setting (``torch.get_num_threads()``; ablab's runs set it from ``[run] threads``); everything
+else runs on one thread. On an idle 16-core machine a 26,000 x 512 Gram matrix took 86 ms on
+one thread and 13 ms on 16 (50,000 x 2,048: 2.0 s and 0.26 s). But small products and L-BFGS
+steps on several threads are a trap on a busy machine: with OpenBLAS on 2 threads on a 2-core
+machine where another process kept one core busy, the whole probe of
+``benchmarks/probe.py`` took 0.8-33 s instead of 0.3 s, and even the 26,000 x 512 Gram matrix
+took 430-680 ms instead of 80-150 ms, so on a shared machine set ``torch.set_num_threads(1)``.
 
 The products are NumPy/SciPy (OpenBLAS), not torch: in the MKL build of torch, products on
 AMD processors ran 1.4-4x slower (see :func:`_lda_directions`), and NumPy computes ``D^T D``
@@ -45,12 +49,20 @@ NumPy's ``exp`` (15% less per evaluation in all, measured).
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 import scipy.linalg as sl
 import torch
 from scipy.optimize import minimize
 
-from ablab.probe.linear import ProbeResult, _check_labels, few_threads, stratified_split
+from ablab.probe.linear import (
+    ProbeResult,
+    _check_labels,
+    blas_limit,
+    few_threads,
+    stratified_split,
+)
 
 #: L2 penalties of the logistic step, on whitened discriminant scores.
 SUBSPACE_L2 = (1e-4, 1e-3, 1e-2)
@@ -59,6 +71,9 @@ SUBSPACE_L2 = (1e-4, 1e-3, 1e-2)
 #: 1e-5 of its optimum and no test prediction changes (measured, docs/probe.md).
 FTOL = 1e-6
 LOG2E, LN2 = float(np.log2(np.e)), float(np.log(2.0))
+#: A layer's Gram matrix and Cholesky factorisation get torch's intra-op thread count as BLAS
+#: threads from this many multiply-adds (``n d^2``) up; everything else runs on one thread.
+GRAM_THREADED_WORK = 1e9
 #: Bound on |logit| (base 2) below which the softmax needs no shift by the row's largest
 #: logit: 2^+-100, and their sums over the classes, are normal float32 numbers.
 SAFE_EXP2 = 100.0
@@ -81,7 +96,8 @@ def ledoit_wolf_shrinkage(gram, row_sq_sum: float, n: int, p: int) -> float:
     return 0.0 if beta <= 0 or delta <= 0 else beta / delta
 
 
-def _lda_directions(X, y, n_cls: int, shrinkage: float | str = "auto", project=None, rows=None):
+def _lda_directions(X, y, n_cls: int, shrinkage: float | str = "auto", project=None, rows=None,
+                    threads: int = 1):
     """Shrinkage-LDA directions ``W`` (d, C) of fitting rows ``X[rows]`` (n, d) (all rows if
     ``rows`` is None), labels ``y`` (n,), in the coordinates of ``X`` (scores ``X W``), and the
     shrinkage used. Features are standardised by the rows' total standard deviation. With
@@ -95,7 +111,9 @@ def _lda_directions(X, y, n_cls: int, shrinkage: float | str = "auto", project=N
     than in the MKL build of torch on AMD processors (measured: ``X^T X`` of 1600 x 512,
     7.0 vs 9.8 ms; ``X W`` with 10 columns, 0.39 vs 1.5 ms). The rows are gathered once,
     sorted by class, so class means and deviations are slice operations, and the
-    standardisation is applied to the d x d Gram matrix rather than to the n x d rows."""
+    standardisation is applied to the d x d Gram matrix rather than to the n x d rows.
+    The Gram matrix and the Cholesky factorisation run on ``threads`` BLAS threads when the
+    Gram matrix costs at least :data:`GRAM_THREADED_WORK` multiply-adds."""
     y = np.asarray(y)
     X = np.ascontiguousarray(X)
     order = np.argsort(y, kind="stable")
@@ -117,10 +135,13 @@ def _lda_directions(X, y, n_cls: int, shrinkage: float | str = "auto", project=N
     alive = None if project else _varying_columns(D, between)
     if alive is not None:  # constant (dead) units: exactly zero rows of W, so leave them out
         D, means, mean, between = D[:, alive], means[:, alive], mean[alive], between[alive]
+    big = threads > 1 and n * D.shape[1] ** 2 >= GRAM_THREADED_WORK
+    wide = (lambda: blas_limit(threads)) if big else nullcontext  # a fresh context per use
     if project:
         within = np.einsum("ij,ij->j", D, D, dtype=np.float64) / n
     else:
-        gram = D.T @ D  # a symmetric product: NumPy calls syrk
+        with wide():
+            gram = D.T @ D  # a symmetric product: NumPy calls syrk
         within = gram.diagonal().astype(np.float64) / n  # the centred columns' squares
     inv_sd = 1 / np.maximum(np.sqrt(within + between), 1e-6)  # total standard deviation
     s32 = inv_sd.astype(X.dtype)
@@ -152,9 +173,11 @@ def _lda_directions(X, y, n_cls: int, shrinkage: float | str = "auto", project=N
     S *= 1 - s
     S.flat[:: S.shape[0] + 1] += s * mu
     try:
-        factor = sl.cho_factor(S, lower=True, check_finite=False)
+        with wide():
+            factor = sl.cho_factor(S, lower=True, check_finite=False)
     except np.linalg.LinAlgError:  # float32 round-off on a near-singular S_W
-        factor = sl.cho_factor(S.astype(np.float64), lower=True, check_finite=False)
+        with wide():
+            factor = sl.cho_factor(S.astype(np.float64), lower=True, check_finite=False)
     W = sl.cho_solve(factor, mus.T.astype(S.dtype), check_finite=False)  # (d or n, C)
     if Q is not None:
         W = Q @ W
@@ -318,12 +341,13 @@ def lda_logistic_details(
     y_all = np.asarray(y_train).astype(np.int64)
     fit, val = stratified_split(y_all, val_fraction, seed)
     y_fit, y_val = y_all[fit], y_all[val]
-    with few_threads(0):  # always one thread (module docstring)
+    threads = torch.get_num_threads()  # the budget for large Gram matrices (module docstring)
+    with few_threads(0):
         z_all, z_test, shrink = [], [], {}
         for name in names:
             X = np.ascontiguousarray(features_train[name], dtype=np.float32)
             Xt = np.ascontiguousarray(features_test[name], dtype=np.float32)
-            W, shrink[name] = _lda_directions(X, y_fit, n_cls, shrinkage, rows=fit)
+            W, shrink[name] = _lda_directions(X, y_fit, n_cls, shrinkage, rows=fit, threads=threads)
             z_all.append(X @ W)
             z_test.append(Xt @ W)
         z_all, z_test = np.stack(z_all), np.stack(z_test)
