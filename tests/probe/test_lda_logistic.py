@@ -265,3 +265,30 @@ def test_large_gram_matrices_get_torch_threads(monkeypatch):
     finally:
         torch.set_num_threads(before)
     assert seen == {50: 2, 5: 1}
+
+
+def test_torch_path_for_gram_and_cholesky_matches_numpy():
+    """The GPU path (torch products and Cholesky), run here on a CPU torch device: CI has no
+    GPU, but it is the same code, so the two paths must agree."""
+    from contextlib import nullcontext
+
+    import torch
+
+    from ablab.probe.lda_logistic import _gram, _solve_spd
+
+    rng = np.random.default_rng(0)
+    D = rng.normal(size=(300, 40)).astype(np.float32)
+    cpu = torch.device("cpu")
+    G = _gram(D, None, nullcontext)
+    np.testing.assert_allclose(_gram(D, cpu, nullcontext), G, rtol=1e-5, atol=1e-3)
+    S = G / 300 + 0.1 * np.eye(40, dtype=np.float32)
+    B = rng.normal(size=(40, 3)).astype(np.float32)
+    ref = np.linalg.solve(S.astype(np.float64), B)
+    for dev in (None, cpu):
+        got = _solve_spd(S, B, dev, nullcontext)
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
+    bad = np.diag(np.r_[1.0, -1.0, 1.0]).astype(np.float32)
+    for dev in (None, cpu):
+        with pytest.raises(np.linalg.LinAlgError):
+            _solve_spd(bad, np.ones((3, 1), np.float32), dev, nullcontext)

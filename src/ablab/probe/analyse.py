@@ -108,6 +108,10 @@ def probe_model(
     slow). Strengths are chosen on a
     validation split of each probe's training data, never on its test split.
 
+    ``device`` runs the feature extraction there, and for ``"lda-logistic"`` also each
+    layer's Gram matrix and Cholesky factorisation (a GPU pays off for wide layers and many
+    rows); the rest of the probes runs on the CPU.
+
     Datasets are names from :mod:`ablab.data` (built with ``seed`` and ``data_options`` such
     as ``resolution``), :class:`ablab.data.Dataset` objects or ``(x_train, y_train, x_test,
     y_test)`` tuples. ``layers`` selects probe points (see
@@ -153,9 +157,13 @@ def probe_model(
                                 seed=seed, what=f"{what} layer '{n}'").accuracy
                     for n in names]  # fmt: skip
         else:
-            fn = lda_logistic_probes if method == "lda-logistic" else logistic_probes
-            res = fn(ftr, ds.y_train, fte, ds.y_test, val_fraction=val_fraction, seed=seed,
-                     what=what)  # fmt: skip
+            if method == "lda-logistic":  # its Gram matrices and factorisations on ``device``
+                res = lda_logistic_probes(ftr, ds.y_train, fte, ds.y_test,
+                                          val_fraction=val_fraction, seed=seed, what=what,
+                                          device=device)  # fmt: skip
+            else:
+                res = logistic_probes(ftr, ds.y_train, fte, ds.y_test, val_fraction=val_fraction,
+                                      seed=seed, what=what)  # fmt: skip
             accs = [res[n].accuracy for n in names]
         return np.asarray(accs), names, ftr
 

@@ -97,7 +97,7 @@ def ledoit_wolf_shrinkage(gram, row_sq_sum: float, n: int, p: int) -> float:
 
 
 def _lda_directions(X, y, n_cls: int, shrinkage: float | str = "auto", project=None, rows=None,
-                    threads: int = 1):
+                    threads: int = 1, device: torch.device | None = None):
     """Shrinkage-LDA directions ``W`` (d, C) of fitting rows ``X[rows]`` (n, d) (all rows if
     ``rows`` is None), labels ``y`` (n,), in the coordinates of ``X`` (scores ``X W``), and the
     shrinkage used. Features are standardised by the rows' total standard deviation. With
@@ -113,7 +113,8 @@ def _lda_directions(X, y, n_cls: int, shrinkage: float | str = "auto", project=N
     sorted by class, so class means and deviations are slice operations, and the
     standardisation is applied to the d x d Gram matrix rather than to the n x d rows.
     The Gram matrix and the Cholesky factorisation run on ``threads`` BLAS threads when the
-    Gram matrix costs at least :data:`GRAM_THREADED_WORK` multiply-adds."""
+    Gram matrix costs at least :data:`GRAM_THREADED_WORK` multiply-adds, or on ``device`` (a
+    GPU) if one is given."""
     y = np.asarray(y)
     X = np.ascontiguousarray(X)
     order = np.argsort(y, kind="stable")
@@ -140,8 +141,7 @@ def _lda_directions(X, y, n_cls: int, shrinkage: float | str = "auto", project=N
     if project:
         within = np.einsum("ij,ij->j", D, D, dtype=np.float64) / n
     else:
-        with wide():
-            gram = D.T @ D  # a symmetric product: NumPy calls syrk
+        gram = _gram(D, device, wide)
         within = gram.diagonal().astype(np.float64) / n  # the centred columns' squares
     inv_sd = 1 / np.maximum(np.sqrt(within + between), 1e-6)  # total standard deviation
     s32 = inv_sd.astype(X.dtype)
@@ -172,13 +172,7 @@ def _lda_directions(X, y, n_cls: int, shrinkage: float | str = "auto", project=N
     S = gram
     S *= 1 - s
     S.flat[:: S.shape[0] + 1] += s * mu
-    try:
-        with wide():
-            factor = sl.cho_factor(S, lower=True, check_finite=False)
-    except np.linalg.LinAlgError:  # float32 round-off on a near-singular S_W
-        with wide():
-            factor = sl.cho_factor(S.astype(np.float64), lower=True, check_finite=False)
-    W = sl.cho_solve(factor, mus.T.astype(S.dtype), check_finite=False)  # (d or n, C)
+    W = _solve_spd(S, mus.T.astype(S.dtype), device, wide)  # (d or n, C)
     if Q is not None:
         W = Q @ W
     W = (W * inv_sd[:, None]).astype(X.dtype)
@@ -187,6 +181,41 @@ def _lda_directions(X, y, n_cls: int, shrinkage: float | str = "auto", project=N
         full[alive] = W
         W = full
     return W, s
+
+
+def _gram(D, device, wide):
+    """``D^T D``: NumPy's ``syrk`` (on the threads ``wide()`` allows), or a float32 product on
+    ``device`` at full float32 precision (no TF32)."""
+    if device is None:
+        with wide():
+            return D.T @ D  # a symmetric product: NumPy calls syrk
+    precision = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        Dt = torch.from_numpy(D).to(device)
+        return (Dt.T @ Dt).cpu().numpy()
+    finally:
+        torch.set_float32_matmul_precision(precision)
+
+
+def _solve_spd(S, B, device, wide):
+    """``S^-1 B`` for a symmetric positive definite ``S`` by Cholesky, in ``S``'s precision,
+    retried in float64 if the factorisation fails (float32 round-off on a near-singular
+    ``S_W``); on ``device`` if one is given, else SciPy on the threads ``wide()`` allows."""
+    if device is not None:
+        for dtype in (S.dtype, np.float64):
+            L, info = torch.linalg.cholesky_ex(torch.from_numpy(S.astype(dtype)).to(device))
+            if int(info) == 0:
+                B_t = torch.from_numpy(B.astype(dtype)).to(device)
+                return torch.cholesky_solve(B_t, L).cpu().numpy().astype(S.dtype)
+        raise np.linalg.LinAlgError("the shrunk covariance is not positive definite")
+    try:
+        with wide():
+            factor = sl.cho_factor(S, lower=True, check_finite=False)
+    except np.linalg.LinAlgError:
+        with wide():
+            factor = sl.cho_factor(S.astype(np.float64), lower=True, check_finite=False)
+    return sl.cho_solve(factor, B, check_finite=False)
 
 
 def _varying_columns(D, between):
@@ -328,13 +357,16 @@ def lda_logistic_details(
     max_iter: int = 15,
     tol: float = 1e-6,
     what: str = "probe",
+    device: str | torch.device | None = None,
 ) -> tuple[dict[str, ProbeResult], dict[str, float]]:
     """:func:`lda_logistic_probes` plus the LDA shrinkage intensity of each layer.
 
     ``shrinkage``: ``"auto"`` (Ledoit-Wolf, per layer) or a fixed intensity in [0, 1].
     ``max_iter`` bounds the L-BFGS iterations of the first (strongest) penalty; the later
     penalties of the warm-started path and the refit get half as many; ``tol`` stops them
-    earlier once every gradient entry is below it.
+    earlier once every gradient entry is below it. ``device``: a GPU (e.g. ``"cuda"``) computes
+    each layer's Gram matrix and Cholesky factorisation there (the costly part for wide layers
+    and many rows); the rest runs on the CPU. ``None`` or a CPU device: all on the CPU.
     """
     n_cls = _check_labels(y_train, y_test, what)
     names = list(features_train)
@@ -342,12 +374,14 @@ def lda_logistic_details(
     fit, val = stratified_split(y_all, val_fraction, seed)
     y_fit, y_val = y_all[fit], y_all[val]
     threads = torch.get_num_threads()  # the budget for large Gram matrices (module docstring)
+    dev = None if device is None or torch.device(device).type == "cpu" else torch.device(device)
     with few_threads(0):
         z_all, z_test, shrink = [], [], {}
         for name in names:
             X = np.ascontiguousarray(features_train[name], dtype=np.float32)
             Xt = np.ascontiguousarray(features_test[name], dtype=np.float32)
-            W, shrink[name] = _lda_directions(X, y_fit, n_cls, shrinkage, rows=fit, threads=threads)
+            W, shrink[name] = _lda_directions(X, y_fit, n_cls, shrinkage, rows=fit,
+                                              threads=threads, device=dev)  # fmt: skip
             z_all.append(X @ W)
             z_test.append(Xt @ W)
         z_all, z_test = np.stack(z_all), np.stack(z_test)
