@@ -3,6 +3,12 @@
 Components worth ablating: data augmentation (random pixel shifts + noise), dropout, width,
 label smoothing and input normalisation. Follows ablab's entry contract:
 ``train(config, run) -> dict of metrics``.
+
+Optional config key ``device`` (default ``"cpu"``; e.g. ``"cuda"``): the model is built on the
+CPU (same initialisation for a seed on any device), then the model and the data move to the
+device. The data order and the augmentation draws still come from the CPU generator
+``run.generator()``, so every device sees the same minibatches; dropout draws from the default
+generator of the device (on CUDA: the CUDA generator that ``seed_everything(seed)`` seeded).
 """
 
 from __future__ import annotations
@@ -16,8 +22,12 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 
-def load_data(split_seed: int, normalize: bool):
-    x, y = load_digits(return_X_y=True)
+def load_data(split_seed: int, normalize: bool, digits: tuple | None = None):
+    """Train/test split (30% test, stratified, from ``split_seed``) of the digits as tensors,
+    optionally normalised with the training set's statistics. ``digits``: the arrays of
+    ``load_digits(return_X_y=True)`` when the caller already has them (the batched entry reads
+    the file once per batch, not once per split); the result is the same."""
+    x, y = load_digits(return_X_y=True) if digits is None else digits
     x = x.astype(np.float32) / 16.0
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.3, random_state=split_seed, stratify=y)
     if normalize:
@@ -28,11 +38,13 @@ def load_data(split_seed: int, normalize: bool):
 
 
 def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Shift each 8x8 image by up to one pixel and add a little Gaussian noise."""
+    """Shift each 8x8 image by up to one pixel and add a little Gaussian noise (drawn from the CPU
+    generator ``g`` wherever ``x`` is, then moved to ``x``'s device)."""
     img = x.view(-1, 1, 8, 8)
     shifts = torch.randint(-1, 2, (2,), generator=g).tolist()
     img = torch.roll(img, shifts=shifts, dims=(2, 3))
-    return img.reshape(len(x), 64) + 0.05 * torch.randn(x.shape, generator=g)
+    noise = torch.randn(x.shape, generator=g)
+    return img.reshape(len(x), 64) + 0.05 * (noise if x.device.type == "cpu" else noise.to(x.device))
 
 
 def train(config: dict, run) -> dict:
@@ -46,12 +58,18 @@ def train(config: dict, run) -> dict:
         nn.Linear(config["hidden"], config["hidden"]), nn.ReLU(), nn.Dropout(config["dropout"]),
         nn.Linear(config["hidden"], 10),
     )
+    device = torch.device(config.get("device", "cpu"))
+    if device.type != "cpu":  # built on the CPU above: the same initialisation on every device
+        model.to(device)
+        x_tr, y_tr, x_te, y_te = (t.to(device) for t in (x_tr, y_tr, x_te, y_te))
     opt = torch.optim.Adam(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config["label_smoothing"])
     n, bs = len(x_tr), config["batch_size"]
     for epoch in range(config["epochs"]):
         model.train()
         perm = torch.randperm(n, generator=g)
+        if device.type != "cpu":
+            perm = perm.to(device)
         for i in range(0, n, bs):
             idx = perm[i:i + bs]
             xb = x_tr[idx]

@@ -16,8 +16,14 @@ otherwise):
 
 Per model: ``lr``, ``weight_decay``, ``dropout``, ``label_smoothing``, ``augment``,
 ``normalize`` (and the run's split seed). Shared by the batch: ``hidden``, ``batch_size``,
-``epochs``, and the optional ``fused_adam`` (default false; true: torch's fused Adam kernel,
-cheaper, but equal to ``train.py``'s default Adam up to float rounding only, not bit for bit).
+``epochs``, the optional ``fused_adam`` (default false; true: torch's fused Adam kernel,
+cheaper, but equal to ``train.py``'s default Adam up to float rounding only, not bit for bit)
+and the optional ``device`` (default ``"cpu"``; e.g. ``"cuda"``: the K models and the data on
+that device, as ``train.py`` with the same ``device``). On a GPU the data order and augmentation
+are still drawn model by model from the CPU generators (then moved to the device), so each model
+sees its solo run's minibatches, and its dropout masks are the ones its solo GPU run draws (see
+``ablab.batched.BatchedModels``); the batched products and the optimiser round differently from
+the solo run's kernels there, so the metrics agree up to float rounding, not bit for bit.
 ``train_seconds`` is the batch's wall time divided by K.
 """
 
@@ -30,6 +36,7 @@ from functools import partial
 from pathlib import Path
 
 import torch
+from sklearn.datasets import load_digits
 from torch import nn
 from torch.nn import functional as F
 
@@ -40,6 +47,7 @@ from ablab.batched import (
     cross_entropy,
     evaluate,
     permutations,
+    resolve_device,
     shared_value,
     smoothing_weights,
 )
@@ -78,34 +86,47 @@ def train_batched(configs: list[dict], runs: list) -> list[dict[str, float]]:
     hidden = shared_value(configs, "hidden")
     bs = shared_value(configs, "batch_size")
     epochs = shared_value(configs, "epochs")
+    device = resolve_device(shared_value([{"device": c.get("device", "cpu")} for c in configs], "device"))
+    on_cpu = device.type == "cpu"
     cache: dict[tuple[int, bool], tuple] = {}
+    digits = load_digits(return_X_y=True)  # read once; every seed has its own split by default
     source = []  # model k trains on dataset source[k] of the distinct (split seed, normalize) pairs
     for cfg, run in zip(configs, runs, strict=True):
         key = (run.split_seed, bool(cfg["normalize"]))
         if key not in cache:
-            cache[key] = (len(cache), solo.load_data(run.split_seed, cfg["normalize"]))
+            cache[key] = (len(cache), solo.load_data(run.split_seed, cfg["normalize"], digits))
         source.append(cache[key][0])
         run.track_data("train_x", cache[key][1][0])
         run.track_data("test_x", cache[key][1][2])
     data = [d for _, d in cache.values()]
     x_tr, y_tr = torch.stack([d[0] for d in data]), torch.stack([d[1] for d in data])  # [D, N, 64]
-    x_te = torch.stack([data[i][2] for i in source])
-    y_te = torch.stack([data[i][3] for i in source])
     src = torch.tensor(source)[:, None, None]
+    rolls = ROLLS
+    if on_cpu:
+        x_te = torch.stack([data[i][2] for i in source])
+        y_te = torch.stack([data[i][3] for i in source])
+    else:  # the data on the device (each test set copied there once); draws stay on the CPU generators
+        x_tr, y_tr, src, rolls = (t.to(device) for t in (x_tr, y_tr, src, ROLLS))
+        x_te = torch.stack([d[2] for d in data]).to(device)[src[:, 0, 0]]
+        y_te = torch.stack([d[3] for d in data]).to(device)[src[:, 0, 0]]
     gens = [run.generator() for run in runs]
-    bm = BatchedModels([partial(make_mlp, hidden, c["dropout"]) for c in configs], [r.seed for r in runs])
+    bm = BatchedModels([partial(make_mlp, hidden, c["dropout"]) for c in configs], [r.seed for r in runs],
+                       device=device)
     fused = bool(shared_value([{"fused_adam": c.get("fused_adam", False)} for c in configs], "fused_adam"))
     opt = BatchedAdam(bm.params, lr=[c["lr"] for c in configs],
                       weight_decay=[c["weight_decay"] for c in configs], fused=fused)
     smoothing = [c["label_smoothing"] for c in configs]
-    w = smoothing_weights(smoothing, k_models, 10)
+    w = smoothing_weights(smoothing, k_models, 10, device=device)
     augmented = [k for k, c in enumerate(configs) if c["augment"]]
+    aug_rows = augmented if on_cpu else torch.tensor(augmented, dtype=torch.long, device=device)
     n = x_tr.shape[1]
     shifts = torch.empty((len(augmented), 2), dtype=torch.long)  # reused: each model's draws land here
     noise = torch.empty((len(augmented), bs, 64))
     for epoch in range(epochs):
         bm.train()
         perms = torch.stack(permutations(gens, n))
+        if not on_cpu:
+            perms = perms.to(device)
         train_loss: list[float] = []
         for i in range(0, n, bs):
             rows = perms[:, i:i + bs]
@@ -117,27 +138,27 @@ def train_batched(configs: list[dict], runs: list) -> list[dict[str, float]]:
                 for j, k in enumerate(augmented):
                     torch.randint(-1, 2, (2,), generator=gens[k], out=shifts[j])
                     torch.randn((b, 64), generator=gens[k], out=noise[j, :b])
-                cols = ROLLS[shifts[:, 0] + 1, shifts[:, 1] + 1][:, None, :].expand(-1, b, -1)
+                sh, nz = (shifts, noise[:, :b]) if on_cpu else (shifts.to(device), noise[:, :b].to(device))
+                cols = rolls[sh[:, 0] + 1, sh[:, 1] + 1][:, None, :].expand(-1, b, -1)
                 if len(augmented) == k_models:
-                    xb = xb.gather(2, cols) + 0.05 * noise[:, :b]
+                    xb = xb.gather(2, cols) + 0.05 * nz
                 else:
-                    xb[augmented] = xb[augmented].gather(2, cols) + 0.05 * noise[:, :b]
+                    xb[aug_rows] = xb[aug_rows].gather(2, cols) + 0.05 * nz
             yb = y_tr[src[:, :, 0], rows]
             masks = bm.dropout_masks(xb)
             if i + bs >= n:  # the solo run logs the last minibatch's loss, computed as F does
                 with torch.no_grad():
                     logits = bm(xb, masks=masks)
-                train_loss = [F.cross_entropy(logits[k], yb[k], label_smoothing=smoothing[k]).item()
-                              for k in range(k_models)]
+                train_loss = torch.stack([F.cross_entropy(logits[k], yb[k], label_smoothing=smoothing[k])
+                                          for k in range(k_models)]).tolist()  # one wait for a GPU, not K
             _, grads = bm.loss_and_grad(cross_entropy, xb, yb, w, masks=masks)
             opt.step(grads)
-        acc = evaluate(bm, x_te, y_te)["accuracy"]
+        acc = evaluate(bm, x_te, y_te)["accuracy"].tolist()
         for k, run in enumerate(runs):
-            run.log(step=epoch, val_acc=acc[k].item(), train_loss=train_loss[k])
+            run.log(step=epoch, val_acc=acc[k], train_loss=train_loss[k])
     final = evaluate(bm, x_te, y_te)
-    bm.eval()
-    for run, model in zip(runs, bm.unstack(), strict=True):
-        run.save_model(model)
+    for run, state in zip(runs, bm.state_dicts(), strict=True):  # = the state dict of bm.unstack()[k]
+        run.save_model(state)
     seconds = (time.perf_counter() - t0) / k_models
-    return [{"accuracy": final["accuracy"][k].item(), "test_loss": final["loss"][k].item(),
-             "train_seconds": seconds} for k in range(k_models)]
+    accuracy, test_loss = final["accuracy"].tolist(), final["loss"].tolist()
+    return [{"accuracy": accuracy[k], "test_loss": test_loss[k], "train_seconds": seconds} for k in range(k_models)]

@@ -98,3 +98,26 @@ def test_batched_entry_rejects_bad_batches(tmp_path):
         tb([dict(BASE), dict(BASE, hidden=16)], [_run(tmp_path, "x", 0, BASE), _run(tmp_path, "y", 1, BASE)])
     with pytest.raises(BatchedError, match=r"lr\[1\] must be a number"):
         tb([dict(BASE), dict(BASE, lr="fast")], [_run(tmp_path, "x", 0, BASE), _run(tmp_path, "y", 1, BASE)])
+
+
+def test_device_key_cpu_is_the_default(tmp_path, monkeypatch):
+    """``device = "cpu"`` in the configs is today's path: the same metrics, series and weights
+    as configs without the key; a device that this machine lacks is a BatchedError, as are
+    configs of one batch that name different devices."""
+    cfgs = [dict(BASE, epochs=1), dict(BASE, epochs=1, lr=0.005, dropout=0.3, augment=False)]
+    tb = _load("train_batched").train_batched
+    out = {}
+    for tag, extra in (("none", {}), ("cpu", {"device": "cpu"})):
+        seed_everything(0, threads=1)
+        runs = [_run(tmp_path, f"{tag}{i}-", s, c) for i, (c, s) in enumerate(zip(cfgs, [0, 1], strict=True))]
+        metrics = tb([dict(c, **extra) for c in cfgs], runs)
+        out[tag] = [({k: v for k, v in m.items() if k != "train_seconds"}, r.series,
+                     torch.load(r.artifacts["model"], weights_only=True)) for m, r in zip(metrics, runs, strict=True)]
+    for (ma, sa, wa), (mb, sb, wb) in zip(out["none"], out["cpu"], strict=True):
+        assert ma == mb and sa == sb and all(torch.equal(wa[k], wb[k]) for k in wa)
+    runs = [_run(tmp_path, "x", 0, BASE), _run(tmp_path, "y", 1, BASE)]
+    with pytest.raises(BatchedError, match="'device' must be the same"):
+        tb([dict(BASE, device="cpu"), dict(BASE, device="cuda")], runs)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(BatchedError, match="CUDA is not available"):
+        tb([dict(BASE, device="cuda"), dict(BASE, device="cuda")], runs)

@@ -11,6 +11,9 @@ seeded by ``ablab.seed_everything(seed)`` would), its own data order and augment
 own ``torch.Generator``) and its own dropout masks (from a per-model copy of the global RNG stream
 that a solo run's ``nn.Dropout`` would draw from). On CPU with a fixed thread count each model
 then matches the same seed trained alone, up to float rounding (bit-identical in our tests).
+``BatchedModels(..., device="cuda")`` trains them on a GPU: same initialisation, data and
+dropout masks as a solo GPU run of each seed, the rest equal up to float rounding (see
+:mod:`ablab.batched.device`).
 
 Building blocks::
 
@@ -41,6 +44,7 @@ _LAZY = {
     "gather": "ablab.batched.data",
     "evaluate": "ablab.batched.data",
     "BatchedError": "ablab.batched.errors",
+    "resolve_device": "ablab.batched.device",
     "check_batch": "ablab.batched.contract",
     "shared_value": "ablab.batched.contract",
 }

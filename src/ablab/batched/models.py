@@ -9,6 +9,9 @@ each model's masks from a per-model generator that continues the global RNG stre
 that model's construction, i.e. the stream a solo run's ``nn.Dropout`` would draw from.
 Chains of ``nn.Linear``/``nn.ReLU``/``nn.Dropout`` skip ``vmap`` for speed: batched products
 (``baddbmm``/``bmm``) and a written-out backward with the kernels autograd runs for one model.
+With ``device="cuda"`` the models are still built on the CPU (same initialisation), then their
+stacked tensors live on the GPU and the masks come from per-model CUDA generators
+(:mod:`ablab.batched.device`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
+from ablab.batched.checks import check_makers, check_same_architecture, check_seeds
+from ablab.batched.device import CudaDropout, resolve_device
 from ablab.batched.errors import BatchedError
 from ablab.batched.optim import _grouped, _groups
 
@@ -51,20 +56,34 @@ class BatchedModels:
     ``torch.manual_seed(seeds[k])``, so its initialisation equals that of a solo run with that
     seed. The caller's global RNG state is left unchanged.
 
+    ``device``: where the stacked tensors live and the computation runs: ``None`` or ``"cpu"``
+    (the same thing), or a CUDA device (``"cuda"``, ``"cuda:1"``, a ``torch.device``). The
+    models are always built on the CPU (so the initialisation is the solo run's), then the
+    stacked parameters (``flat`` and its views ``params``), ``buffers`` and the dropout masks
+    are on ``device``; inputs passed to the methods must be on it too. Dropout on the CPU: model
+    k's masks continue the global CPU stream after its construction (``bernoulli_``, as
+    ``nn.Dropout`` in a solo CPU run). On CUDA: model k's masks come from a CUDA generator
+    seeded with ``seeds[k]``, drawn with the kernel ``nn.Dropout`` runs on CUDA, so they equal
+    the masks of a solo GPU run (model built on the CPU after ``torch.manual_seed(seed)``, moved
+    to the GPU) as long as nothing else in that solo run draws from the CUDA generator. An unknown
+    device, or CUDA on a machine without it, raises :class:`BatchedError`.
+
     Attributes: ``k`` (number of models), ``seeds``, ``params`` and ``buffers`` (dicts of stacked
     tensors, leading axis K; ``params`` is what an optimiser updates), ``flat`` (one [K, P]
     tensor that holds every parameter: ``params[name]`` are views into it, so the optimisers
     update all parameters of all models with a few whole-tensor operations), ``dropout_p``
-    ([K][layers] dropout probabilities), ``dropout_generators`` (K ``torch.Generator``),
-    ``training``.
+    ([K][layers] dropout probabilities), ``dropout_generators`` (K ``torch.Generator``: CPU
+    generators on the CPU, generators on ``device`` on CUDA), ``device``, ``training``.
     Models with running statistics (BatchNorm) are not supported.
     """
 
     def __init__(self, make_model: Callable[[], nn.Module] | Sequence[Callable[[], nn.Module]],
-                 seeds: Sequence[int]) -> None:
-        seeds = _check_seeds(seeds)
+                 seeds: Sequence[int], device: Any = None) -> None:
+        seeds = check_seeds(seeds)
         k = len(seeds)
-        makers = _check_makers(make_model, k)
+        makers = check_makers(make_model, k)
+        self.device = resolve_device(device)
+        on_cpu = self.device.type == "cpu"
         models: list[nn.Module] = []
         self.dropout_generators: list[torch.Generator] = []
         with torch.random.fork_rng(devices=[]):
@@ -73,11 +92,12 @@ class BatchedModels:
                 m = make()
                 if not isinstance(m, nn.Module):
                     raise BatchedError(f"make_model returned {type(m).__name__}, expected a torch.nn.Module")
-                g = torch.Generator()
-                g.set_state(torch.get_rng_state())
-                self.dropout_generators.append(g)
+                if on_cpu:  # the solo run's nn.Dropout continues the global CPU stream
+                    g = torch.Generator()
+                    g.set_state(torch.get_rng_state())
+                    self.dropout_generators.append(g)
                 models.append(m)
-        _check_same_architecture(models)
+        check_same_architecture(models)
         self.k = k
         self.seeds = seeds
         self.dropout_p: list[list[float]] = [
@@ -88,11 +108,14 @@ class BatchedModels:
         self._drop_names = _replace_dropout(base)
         self._mask_buffers: dict[tuple[Any, ...], Tensor] = {}
         self._mask_groups = [_groups([ps[j] for ps in self.dropout_p]) for j in range(len(self._drop_names))]
+        self._cuda_dropout = None if on_cpu else CudaDropout(seeds, self.dropout_p, self.device)
+        if self._cuda_dropout is not None:
+            self.dropout_generators = self._cuda_dropout.generators
         self._base = base.to("meta")
         with torch.no_grad():
             params, buffers = stack_module_state(models)
-        self.flat, self.params = _flatten(params, k)
-        self.buffers: dict[str, Tensor] = dict(buffers)
+        self.flat, self.params = _flatten(params, k, self.device)
+        self.buffers: dict[str, Tensor] = dict(buffers) if on_cpu else {n: b.to(self.device) for n, b in buffers.items()}
         self._shapes: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
         self._fns: dict[Any, Callable[..., Any]] = {}
         # a chain of Linear/ReLU/Dropout runs as batched products with a written-out backward
@@ -120,15 +143,22 @@ class BatchedModels:
         when no model has dropout; pass the result as ``masks=`` to :meth:`__call__` or
         :meth:`loss_and_grad`. The mask tensors are reused: the next call overwrites them, so
         clone them to keep a step's masks.
+
+        On a CUDA device the masks are on that device and come from ``dropout_generators[k]``
+        (a CUDA generator seeded with ``seeds[k]``) through the kernel ``nn.Dropout`` runs there,
+        already scaled by the kernel (``keep / (1 - p)``): see :class:`~ablab.batched.device.CudaDropout`.
         """
         if not self.training or not any(p > 0 for ps in self.dropout_p for p in ps):
             return {}
         shapes = self._mask_shapes(tuple(x.shape[1:]), x.dtype)
+        if self._cuda_dropout is not None:
+            masks = self._cuda_dropout.masks(shapes, x.dtype)
+            return {f"{name}.mask": m for name, m in zip(self._drop_names, masks, strict=True)}
         masks = []
         for j, shape in enumerate(shapes):  # reused across steps (fresh tensors cost page faults)
             key = (j, shape, x.dtype)
             if key not in self._mask_buffers:
-                self._mask_buffers[key] = torch.empty((self.k, *shape), dtype=x.dtype)
+                self._mask_buffers[key] = torch.empty((self.k, *shape), dtype=x.dtype, device=self.device)
             masks.append(self._mask_buffers[key])
         for k in range(self.k):  # model k's draws in its solo order: layer by layer
             g = self.dropout_generators[k]
@@ -261,16 +291,20 @@ class BatchedModels:
     # -- back to ordinary modules ------------------------------------------------------------
     def state_dicts(self) -> list[dict[str, Tensor]]:
         """K state dicts (parameters and persistent buffers), each like a solo model's
-        ``state_dict()``; tensors are copies."""
+        ``state_dict()``; tensors are copies, on ``device``."""
         keys = self._template.state_dict().keys()
         full = {**self.params, **self.buffers}
         return [{n: full[n][k].detach().clone() for n in keys} for k in range(self.k)]
 
     def unstack(self) -> list[nn.Module]:
-        """K ordinary ``nn.Module`` copies holding the current weights (model k's dropout p kept)."""
+        """K ordinary ``nn.Module`` copies holding the current weights (model k's dropout p kept),
+        on ``device`` (the CPU for ``device=None``/``"cpu"``; ``.cpu()`` them to keep them off the
+        GPU; ``Run.save_model`` stores CPU copies either way)."""
         out = []
         for k, sd in enumerate(self.state_dicts()):
             m = copy.deepcopy(self._template)
+            if self.device.type != "cpu":
+                m.to(self.device)
             m.load_state_dict(sd)
             for mod, p in zip((d for d in m.modules() if isinstance(d, nn.Dropout)), self.dropout_p[k],
                               strict=True):
@@ -322,8 +356,8 @@ def _scale_mask(m: Tensor, p: float, _sel: object) -> Tensor:
     return m.div_(1 - p)
 
 
-def _flatten(params: dict[str, Tensor], k: int) -> tuple[Tensor, dict[str, Tensor]]:
-    """Copy stacked parameters into one ``[K, P]`` tensor; return it and ``name -> view``
+def _flatten(params: dict[str, Tensor], k: int, device: torch.device) -> tuple[Tensor, dict[str, Tensor]]:
+    """Copy stacked parameters into one ``[K, P]`` tensor on ``device``; return it and ``name -> view``
     (each view is ``flat[:, offset:offset + numel]`` reshaped to the parameter's stacked shape,
     so model k's slice of every parameter is contiguous, as in a solo module)."""
     total = sum(p[0].numel() for p in params.values())
@@ -331,7 +365,7 @@ def _flatten(params: dict[str, Tensor], k: int) -> tuple[Tensor, dict[str, Tenso
     if len(dtypes) > 1:
         raise BatchedError(f"parameters have mixed dtypes {sorted(map(str, dtypes))}; batched "
                            "training needs one dtype")
-    flat = torch.empty(k, total, dtype=dtypes.pop())
+    flat = torch.empty(k, total, dtype=dtypes.pop(), device=device)
     views: dict[str, Tensor] = {}
     offset = 0
     for name, p in params.items():
@@ -341,45 +375,6 @@ def _flatten(params: dict[str, Tensor], k: int) -> tuple[Tensor, dict[str, Tenso
         views[name] = view
         offset += n
     return flat, views
-
-
-def _check_seeds(seeds: Sequence[int]) -> list[int]:
-    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or len(seeds) == 0:
-        raise BatchedError(f"seeds must be a non-empty list of integers, got {seeds!r}")
-    bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int)]
-    if bad:
-        raise BatchedError(f"seeds must be integers, got {bad[0]!r} ({type(bad[0]).__name__})")
-    return [int(s) for s in seeds]
-
-
-def _check_makers(make_model: Any, k: int) -> list[Callable[[], nn.Module]]:
-    if callable(make_model):
-        return [make_model] * k
-    if isinstance(make_model, Sequence) and all(callable(m) for m in make_model):
-        if len(make_model) != k:
-            raise BatchedError(f"got {len(make_model)} model builders for {k} seeds; pass one "
-                               "builder, or one per seed")
-        return list(make_model)
-    raise BatchedError(f"make_model must be a callable returning an nn.Module (or a list of K such "
-                       f"callables), got {type(make_model).__name__}")
-
-
-def _check_same_architecture(models: list[nn.Module]) -> None:
-    def signature(m: nn.Module) -> list[Any]:
-        return ([(n, tuple(t.shape), t.dtype) for n, t in m.state_dict().items()]
-                + [type(mod).__name__ for mod in m.modules()])
-    ref = signature(models[0])
-    for k, m in enumerate(models[1:], start=1):
-        if signature(m) != ref:
-            raise BatchedError(f"model {k} differs in architecture from model 0 (parameter names, "
-                               "shapes, dtypes or module types); a batch holds models of one "
-                               "architecture", hint="group models by architecture into separate batches")
-    for mod in models[0].modules():
-        if getattr(mod, "track_running_stats", False) or isinstance(mod, nn.modules.batchnorm._BatchNorm):
-            raise BatchedError(f"{type(mod).__name__} keeps running statistics, which batched "
-                               "training does not support", hint="use LayerNorm/GroupNorm, or train solo")
-        if isinstance(mod, nn.modules.dropout._DropoutNd) and type(mod) is not nn.Dropout:
-            raise BatchedError(f"{type(mod).__name__} is not supported in batched training; only nn.Dropout")
 
 
 def _replace_dropout(module: nn.Module) -> list[str]:

@@ -6,6 +6,11 @@ model's trajectory equals its solo training given equal gradients. Per-model val
 grouping the models that share a value (most batches have one or a few distinct values) and
 calling the very kernel the solo optimiser calls with that value as a Python scalar; a per-model
 tensor would change the rounding (e.g. a fused multiply-add in ``add(alpha=...)``).
+They run wherever the parameters are (CPU or a CUDA device): every tensor they make (state,
+buffers, index tensors, Adam's step counter) is made on the parameters' device. On CUDA a solo
+``torch.optim.Adam`` defaults to its multi-tensor (foreach) path, whose kernels may round a
+fused multiply-add differently from the single-tensor operations used here: equal up to float
+rounding there, not bit for bit.
 """
 
 from __future__ import annotations
@@ -42,14 +47,14 @@ def per_model(name: str, value: float | Sequence[float] | Tensor, k: int, *,
     return out
 
 
-def _groups(values: list[float]) -> list[tuple[float, slice | Tensor]]:
+def _groups(values: list[float], device: torch.device | None = None) -> list[tuple[float, slice | Tensor]]:
     """(value, selector) for each distinct value, the most frequent first; the selector is a
-    slice when the models holding it are contiguous, else an index tensor."""
+    slice when the models holding it are contiguous, else an index tensor (on ``device``)."""
     out: list[tuple[float, slice | Tensor]] = []
     for v in dict.fromkeys(values):
         idx = [i for i, x in enumerate(values) if x == v]
         sel: slice | Tensor = (slice(idx[0], idx[-1] + 1) if idx[-1] - idx[0] + 1 == len(idx)
-                               else torch.tensor(idx))
+                               else torch.tensor(idx, device=device))
         out.append((v, sel))
     return sorted(out, key=lambda vs: -_count(vs[1]))
 
@@ -122,7 +127,8 @@ class BatchedSGD:
             raise BatchedError("Nesterov momentum requires momentum > 0 and dampening = 0")
         self.nesterov = nesterov
         self.buf: dict[str, Tensor] = {}
-        self._lr_groups, self._wd_groups = _groups(self.lr), _groups(self.weight_decay)
+        device = next(iter(params.values())).device
+        self._lr_groups, self._wd_groups = _groups(self.lr, device), _groups(self.weight_decay, device)
         self._flat = flat_layout(params)
         self._buffers: dict[str, Tensor] = {}
 
@@ -180,7 +186,10 @@ class BatchedAdam:
     (``torch.optim.Adam(fused=True)``: one pass instead of nine, about 3x cheaper here), whose
     rounding differs from the default path by about an ulp per step (its first moment is
     ``b1 m + (1 - b1) g``, not ``lerp``): models then match their solo runs up to float
-    rounding only, and the differences grow over training as in any chaotic iteration.
+    rounding only, and the differences grow over training as in any chaotic iteration. On a
+    CUDA device ``fused=True`` runs the same kernel call on the GPU (torch's CUDA fused Adam, as
+    ``torch.optim.Adam(fused=True)`` calls it: one call for the whole [K, P] tensor, or one per
+    group of models sharing ``(lr, weight_decay)``).
     """
 
     def __init__(self, params: dict[str, Tensor], lr: float | Sequence[float] | Tensor = 1e-3, *,
@@ -201,9 +210,10 @@ class BatchedAdam:
         slots = {"flat": self._flat} if self._flat is not None else params
         self.exp_avg = {n: torch.zeros_like(p) for n, p in slots.items()}
         self.exp_avg_sq = {n: torch.zeros_like(p) for n, p in slots.items()}
-        self._lr_groups, self._wd_groups = _groups(self.lr), _groups(self.weight_decay)
+        device = next(iter(params.values())).device
+        self._lr_groups, self._wd_groups = _groups(self.lr, device), _groups(self.weight_decay, device)
         self.fused = bool(fused)
-        self._step_tensor = torch.zeros(())
+        self._step_tensor = torch.zeros((), device=device)  # the fused kernel reads it on the device
         # models sharing (lr, weight decay): one fused call each
         pairs = list(zip(self.lr, self.weight_decay, strict=True))
         self._fused_groups = [(lr, wd, [k for k, pr in enumerate(pairs) if pr == (lr, wd)])
