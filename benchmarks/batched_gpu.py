@@ -220,9 +220,11 @@ def main() -> None:
         print(f"  batched, fused Adam: {wall_f:.2f} s", flush=True)
         diff_b, diff_f = differences(res_solo, res_b), differences(res_solo, res_f)
 
-        solo_ref = [(f"ref-s{s}", s, {**BASE, "epochs": sweep_epochs, "device": args.device}) for s in range(3)]
-        wall_ref, _ = solo(solo_ref, root + "/ref", args.device)
-        ref_per_s = len(solo_ref) / wall_ref
+        ref_per_s = {}  # solo models per second at the sweep's epochs, for each sweep config
+        for name, over in (("baseline", {}), ("no augmentation, no dropout", {"augment": False, "dropout": 0.0})):
+            ref = [(f"ref-{len(ref_per_s)}-s{s}", s, {**BASE, **over, "epochs": sweep_epochs, "device": args.device})
+                   for s in range(3)]
+            ref_per_s[name] = len(ref) / solo(ref, root + "/ref", args.device)[0]
         rows = {"baseline": sweep(ks, sweep_epochs, root, args.device, plain=False),
                 "no augmentation, no dropout": sweep(ks, sweep_epochs, root, args.device, plain=True)} if ks else {}
         costs = {k: step_costs(k, args.device) for k in ks}
@@ -259,15 +261,15 @@ def main() -> None:
     if rows:
         lines += [
             f"## K sweep (batched only, hidden=128, {sweep_epochs} epochs, seeds 0..K-1)", "",
-            f"Solo reference at the same epochs: {ref_per_s:.2f} models per s (3 baseline runs of "
-            "`train.py`, one after another).", "",
+            "Solo reference at the same epochs (3 runs of `train.py` of each config, one after "
+            "another): " + "; ".join(f"{name} {v:.2f} models per s" for name, v in ref_per_s.items()) + ".", "",
             "| models | K | wall s | models per s | vs solo | peak GPU memory GiB |",
             "|---|---:|---:|---:|---:|---:|",
         ]
         for name, rs in rows.items():
             for r in rs:
                 lines.append(f"| {name} | {r['k']} | {r['wall']:.2f} | {r['per_s']:.1f} | "
-                             f"{r['per_s'] / ref_per_s:.1f}x | {r['peak_gib']:.2f} |")
+                             f"{r['per_s'] / ref_per_s[name]:.1f}x | {r['peak_gib']:.2f} |")
         lines += [
             "", "The wall times include what every model costs once, batched or not: its data split "
             "(every seed has its own), building it on the CPU, and saving it. One training step alone "
