@@ -9,7 +9,7 @@ best epoch on the test set, which inflates accuracies on small OOD sets.)
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,11 +48,9 @@ def _blas():
     return _BLAS
 
 
-@contextmanager
-def blas_limit(n: int) -> Iterator[None]:
-    """BLAS on ``n`` threads inside the block; restores the settings after."""
-    with _blas().limit(limits=n):
-        yield
+def blas_limit(n: int) -> AbstractContextManager[object]:
+    """A context: BLAS on ``n`` threads inside the block; restores the settings after."""
+    return _blas().limit(limits=n)
 
 
 @contextmanager
