@@ -10,8 +10,11 @@ import sys
 def describe() -> str:
     from ablab.runtime.provenance import cpu_model
 
-    parts = [f"CPU: {cpu_model()} ({os.cpu_count()} cores)", f"Python {sys.version.split()[0]}",
-             f"platform {platform.platform()}"]
+    parts = [
+        f"CPU: {cpu_model()} ({os.cpu_count()} cores)",
+        f"Python {sys.version.split()[0]}",
+        f"platform {platform.platform()}",
+    ]
     try:
         import torch
 

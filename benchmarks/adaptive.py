@@ -49,24 +49,35 @@ def fixed_verdicts(study: dict, alpha: float) -> dict[str, str]:
     b = study["baseline"]
     ps = [float(ttest_rel(study[k], b).pvalue) for k in names]
     adj = holm(ps)
-    return {k: verdict(float(np.mean(study[k] - b)), float(p), "max", alpha)
-            for k, p in zip(names, adj, strict=True)}
+    return {
+        k: verdict(float(np.mean(study[k] - b)), float(p), "max", alpha)
+        for k, p in zip(names, adj, strict=True)
+    }
 
 
 def run_adaptive(study: dict, alpha: float, min_seeds: int, max_seeds: int, **kw):
     have = {k: min_seeds for k in study}
     while True:
         res = {k: {s: float(study[k][s]) for s in range(have[k])} for k in study}
-        dec = allocate_seeds(res, baseline="baseline", alpha=alpha, min_seeds=min_seeds,
-                             max_seeds=max_seeds, **kw)
+        dec = allocate_seeds(
+            res, baseline="baseline", alpha=alpha, min_seeds=min_seeds, max_seeds=max_seeds, **kw
+        )
         if dec.done:
             return dec, res
         for k, a in dec.add.items():
             have[k] += a
 
 
-def simulate(n_studies: int, n_var: int, alpha: float, min_seeds: int, max_seeds: int,
-             null: bool, seed: int, **kw) -> dict:
+def simulate(
+    n_studies: int,
+    n_var: int,
+    alpha: float,
+    min_seeds: int,
+    max_seeds: int,
+    null: bool,
+    seed: int,
+    **kw,
+) -> dict:
     rng = np.random.default_rng(seed)
     agree = total = used = fixed = fp_studies = 0
     by_effect: dict[float, list[int]] = {e: [0, 0] for e in EFFECTS}
@@ -87,8 +98,13 @@ def simulate(n_studies: int, n_var: int, alpha: float, min_seeds: int, max_seeds
             total += 1
             by_effect[e][0] += ok
             by_effect[e][1] += 1
-    return {"agree": agree / total, "used": used / n_studies, "fixed": fixed / n_studies,
-            "fwer": fp_studies / n_studies, "by_effect": by_effect}
+    return {
+        "agree": agree / total,
+        "used": used / n_studies,
+        "fixed": fixed / n_studies,
+        "fwer": fp_studies / n_studies,
+        "by_effect": by_effect,
+    }
 
 
 def simulate_race(n_studies: int, n_var: int, alpha: float, max_seeds: int, seed: int) -> dict:
@@ -104,8 +120,9 @@ def simulate_race(n_studies: int, n_var: int, alpha: float, max_seeds: int, seed
         alive = None
         while True:
             res = {k: {s: float(study[k][s]) for s in range(have[k])} for k in study}
-            dec = race_round(res, alpha=alpha, max_seeds=max_seeds, alive=alive,
-                             max_seeds_per_variant=cap)
+            dec = race_round(
+                res, alpha=alpha, max_seeds=max_seeds, alive=alive, max_seeds_per_variant=cap
+            )
             if dec.done:
                 break
             alive = dec.alive
@@ -116,8 +133,11 @@ def simulate_race(n_studies: int, n_var: int, alpha: float, max_seeds: int, seed
         rs = runs_saved(res, fixed_seeds=max_seeds)
         used += rs.used
         fixed += rs.fixed
-    return {"kept_best": kept_best / n_studies, "used": used / n_studies,
-            "fixed": fixed / n_studies}
+    return {
+        "kept_best": kept_best / n_studies,
+        "used": used / n_studies,
+        "fixed": fixed / n_studies,
+    }
 
 
 def machine() -> str:
@@ -125,8 +145,10 @@ def machine() -> str:
 
     from ablab.runtime.provenance import cpu_model
 
-    return (f"CPU: {cpu_model()} ({os.cpu_count()} cores); Python {sys.version.split()[0]}; "
-            f"numpy {np.__version__}; scipy {scipy.__version__}; {platform.platform()}")
+    return (
+        f"CPU: {cpu_model()} ({os.cpu_count()} cores); Python {sys.version.split()[0]}; "
+        f"numpy {np.__version__}; scipy {scipy.__version__}; {platform.platform()}"
+    )
 
 
 def main() -> None:
@@ -137,52 +159,69 @@ def main() -> None:
     args = ap.parse_args()
     n = 60 if args.quick else args.studies
     alpha = 0.05
-    configs = [("obf", 3, 10, 4), ("obf", 3, 20, 4), ("obf", 3, 10, 8),
-               ("mixture", 3, 20, 4)]
+    configs = [("obf", 3, 10, 4), ("obf", 3, 20, 4), ("obf", 3, 10, 8), ("mixture", 3, 20, 4)]
     rows, t0 = [], time.time()
     for i, (method, lo, hi, nv) in enumerate(configs):
         eff = simulate(n, nv, alpha, lo, hi, False, 100 + i, method=method)
         nul = simulate(n, nv, alpha, lo, hi, True, 200 + i, method=method)
         rows.append((method, lo, hi, nv, eff, nul))
-        per = ", ".join(f"{e:g}: {100 * a / max(t, 1):.0f}%" for e, (a, t) in eff["by_effect"].items())
-        print(f"{method:8s} seeds {lo}-{hi}, {nv} variants: agreement {100 * eff['agree']:.1f}% "
-              f"({per}); runs {eff['used']:.1f} vs {eff['fixed']:.0f} "
-              f"(ratio {eff['used'] / eff['fixed']:.2f}); null runs {nul['used']:.1f}; "
-              f"null FWER {100 * nul['fwer']:.1f}%", flush=True)
+        per = ", ".join(
+            f"{e:g}: {100 * a / max(t, 1):.0f}%" for e, (a, t) in eff["by_effect"].items()
+        )
+        print(
+            f"{method:8s} seeds {lo}-{hi}, {nv} variants: agreement {100 * eff['agree']:.1f}% "
+            f"({per}); runs {eff['used']:.1f} vs {eff['fixed']:.0f} "
+            f"(ratio {eff['used'] / eff['fixed']:.2f}); null runs {nul['used']:.1f}; "
+            f"null FWER {100 * nul['fwer']:.1f}%",
+            flush=True,
+        )
     race = simulate_race(n, 8, alpha, 10, 300)
-    print(f"race 8 variants, 10 seeds each in the fixed plan: kept the best in "
-          f"{100 * race['kept_best']:.1f}%, runs {race['used']:.1f} vs {race['fixed']:.0f}")
+    print(
+        f"race 8 variants, 10 seeds each in the fixed plan: kept the best in "
+        f"{100 * race['kept_best']:.1f}%, runs {race['used']:.1f} vs {race['fixed']:.0f}"
+    )
     write(args.out, rows, race, n, alpha, time.time() - t0)
 
 
 def write(path: str, rows, race, n: int, alpha: float, secs: float) -> None:
     lines = [
-        "# Adaptive seed allocation vs the fixed plan (simulation)", "",
+        "# Adaptive seed allocation vs the fixed plan (simulation)",
+        "",
         f"Generated by `benchmarks/adaptive.py` ({n} studies per row and per null row, "
-        f"alpha = {alpha}, {secs:.0f} s).", "", f"Machine: {machine()}", "",
+        f"alpha = {alpha}, {secs:.0f} s).",
+        "",
+        f"Machine: {machine()}",
+        "",
         "Studies: a baseline and k variants; each variant's planted effect is drawn from "
         f"{list(EFFECTS)} (units of the per-run noise sd; the paired-difference sd is sqrt(2)), "
         "plus a per-seed effect shared by all variants. Fixed plan: every variant at max_seeds, "
         "paired t-tests, Holm. Adaptive: `allocate_seeds` between rounds on the same runs. "
         "Agreement = same verdict (better / worse / no-difference) as the fixed plan. "
-        "Null FWER = share of all-null studies with any variant declared better or worse.", "",
+        "Null FWER = share of all-null studies with any variant declared better or worse.",
+        "",
         "| method | seeds | variants | agreement | agreement by effect | runs (adaptive / fixed) "
         "| ratio | runs, null studies | null FWER |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for method, lo, hi, nv, eff, nul in rows:
-        per = ", ".join(f"{e:g}: {100 * a / max(t, 1):.0f}%" for e, (a, t) in eff["by_effect"].items())
+        per = ", ".join(
+            f"{e:g}: {100 * a / max(t, 1):.0f}%" for e, (a, t) in eff["by_effect"].items()
+        )
         lines.append(
             f"| {method} | {lo}-{hi} | {nv} | {100 * eff['agree']:.1f}% | {per} | "
             f"{eff['used']:.1f} / {eff['fixed']:.0f} | {eff['used'] / eff['fixed']:.2f} | "
-            f"{nul['used']:.1f} / {nul['fixed']:.0f} | {100 * nul['fwer']:.1f}% |")
+            f"{nul['used']:.1f} / {nul['fixed']:.0f} | {100 * nul['fwer']:.1f}% |"
+        )
     lines += [
-        "", f"Race (8 variants, one tied with the best, budget = 8 x 10 runs, up to 30 seeds "
+        "",
+        f"Race (8 variants, one tied with the best, budget = 8 x 10 runs, up to 30 seeds "
         f"per variant): the true best kept in {100 * race['kept_best']:.1f}% of {n} studies "
         f"(guarantee: >= {100 * (1 - alpha):.0f}%); runs {race['used']:.1f} / {race['fixed']:.0f}.",
-        "", f"Monte Carlo standard error of a {100 * alpha:.0f}% rate over {n} studies: "
+        "",
+        f"Monte Carlo standard error of a {100 * alpha:.0f}% rate over {n} studies: "
         f"{100 * (alpha * (1 - alpha) / n) ** 0.5:.1f} points. The mixture e-process is exact "
-        "but needs larger effects (low agreement at effect 1); obf is the default.", "",
+        "but needs larger effects (low agreement at effect 1); obf is the default.",
+        "",
     ]
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text("\n".join(lines))

@@ -27,11 +27,27 @@ HERE = Path(__file__).resolve().parent
 DIGITS = HERE.parent / "examples" / "digits"
 sys.path.insert(0, str(HERE))
 
-BASE = dict(hidden=128, dropout=0.1, augment=True, label_smoothing=0.1, normalize=True, lr=0.002,
-            weight_decay=0.0001, batch_size=64, epochs=30)
-VARIANTS = {"baseline": {}, "no-augment": {"augment": False}, "no-dropout": {"dropout": 0.0},
-            "no-label-smoothing": {"label_smoothing": 0.0}, "no-normalize": {"normalize": False},
-            "lr-high": {"lr": 0.005}, "wd-high": {"weight_decay": 0.001}, "small": {"hidden": 16}}
+BASE = dict(
+    hidden=128,
+    dropout=0.1,
+    augment=True,
+    label_smoothing=0.1,
+    normalize=True,
+    lr=0.002,
+    weight_decay=0.0001,
+    batch_size=64,
+    epochs=30,
+)
+VARIANTS = {
+    "baseline": {},
+    "no-augment": {"augment": False},
+    "no-dropout": {"dropout": 0.0},
+    "no-label-smoothing": {"label_smoothing": 0.0},
+    "no-normalize": {"normalize": False},
+    "lr-high": {"lr": 0.005},
+    "wd-high": {"weight_decay": 0.001},
+    "small": {"hidden": 16},
+}
 SEEDS = [0, 1, 2, 3, 4]
 
 
@@ -49,7 +65,9 @@ def _init(threads: int) -> None:
 def _run(key: str, seed: int, cfg: dict, root: str):
     from ablab.runtime.run import Run
 
-    return Run(key=key, variant=key, seed=seed, config=cfg, run_dir=Path(root) / key, split_seed=seed)
+    return Run(
+        key=key, variant=key, seed=seed, config=cfg, run_dir=Path(root) / key, split_seed=seed
+    )
 
 
 def solo_task(args: tuple) -> tuple[str, dict]:
@@ -82,8 +100,10 @@ def batched_task(args: tuple) -> list[tuple[str, dict]]:
 
 def verdict(wall: float, cpu: float) -> str:
     met = "met" if min(wall, cpu) >= 3 else "met by CPU time only" if cpu >= 3 else "missed"
-    return (f"Batched on 2 processes: {wall:.2f}x the solo throughput by wall time, {cpu:.2f}x by CPU "
-            f"time (target 3x: {met}).")
+    return (
+        f"Batched on 2 processes: {wall:.2f}x the solo throughput by wall time, {cpu:.2f}x by CPU "
+        f"time (target 3x: {met})."
+    )
 
 
 def why(costs: dict, res: dict, cpu0: float, wall0: float) -> list[str]:
@@ -94,27 +114,46 @@ def why(costs: dict, res: dict, cpu0: float, wall0: float) -> list[str]:
     c = (costs[mid]["step"] - costs[1]["step"]) / (mid - 1)
     fixed = costs[1]["step"] - c
     parts = ["draws", "loss_and_grad", "matmul", "optimiser"]
-    label = {"draws": "dropout masks (per-model Bernoulli draws)", "loss_and_grad": "loss and gradients",
-             "matmul": "  of which the 8 matrix products, replayed alone", "optimiser": "optimiser (Adam)"}
-    head = "| CPU ms per step (per model) | solo | " + " | ".join(f"batched K = {k}" for k in ks) + " |"
+    label = {
+        "draws": "dropout masks (per-model Bernoulli draws)",
+        "loss_and_grad": "loss and gradients",
+        "matmul": "  of which the 8 matrix products, replayed alone",
+        "optimiser": "optimiser (Adam)",
+    }
+    head = (
+        "| CPU ms per step (per model) | solo | "
+        + " | ".join(f"batched K = {k}" for k in ks)
+        + " |"
+    )
     rows = [head, "|---|" + "---:|" * (len(ks) + 1)]
 
     def cell(d: dict, part: str, k: int) -> str:
         return f"{d[part]:.2f} ({d[part] / k:.3f})" if part in d else "-"
-    rows.append("| whole step | " + " | ".join(cell(costs[k], "step", 1 if k == "solo" else k)
-                                              for k in ["solo", *ks]) + " |")
+
+    rows.append(
+        "| whole step | "
+        + " | ".join(cell(costs[k], "step", 1 if k == "solo" else k) for k in ["solo", *ks])
+        + " |"
+    )
     for part in parts:
-        rows.append(f"| {label[part]} | " + " | ".join(cell(costs[k], part, 1 if k == "solo" else k)
-                                                     for k in ["solo", *ks]) + " |")
+        rows.append(
+            f"| {label[part]} | "
+            + " | ".join(cell(costs[k], part, 1 if k == "solo" else k) for k in ["solo", *ks])
+            + " |"
+        )
     per = {part: costs[mid][part] / mid for part in parts + ["step"]}
     floor = per["draws"] + per["matmul"]
     return [
-        "## Where the time goes", "",
+        "## Where the time goes",
+        "",
         "CPU ms of one training step of the digits MLP (hidden 128, batch 64, dropout 0.1, Adam; no data "
         "loading, augmentation or evaluation) in one worker process, medians of 5 interleaved rounds; "
         "the parts of a batched step are timed within it, its 8 matrix products (3 `baddbmm`, 5 `bmm`) "
         "replayed alone with the step's shapes and layouts. Solo: `nn.Module` + `torch.optim.Adam`, "
-        "and its dropout masks and 8 matrix products (3 `addmm`, 5 `mm`) timed alone.", "", *rows, "",
+        "and its dropout masks and 8 matrix products (3 `addmm`, 5 `mm`) timed alone.",
+        "",
+        *rows,
+        "",
         f"A batched step costs about F + K c. From K = 1 and K = {mid}: F = {fixed:.2f} ms (Python and "
         f"autograd dispatch, the optimiser's calls), c = {c:.3f} ms per model. At K = {mid}, per model: "
         f"Bernoulli draws {per['draws']:.3f} ms, matrix products {per['matmul']:.3f} ms, the other "
@@ -166,7 +205,7 @@ def why(costs: dict, res: dict, cpu0: float, wall0: float) -> list[str]:
         "numpy/OpenBLAS (faster only for the 10-column output layer, and different rounding).",
         "",
         f"`-j 2` finishes soonest ({wall0 / res[BATCHED_2][0]:.2f}x by wall time); `-j 1` with "
-        f"`batch = \"auto\"` spends the least processor time per model ({cpu0 / res[BATCHED_1][1]:.2f}x less "
+        f'`batch = "auto"` spends the least processor time per model ({cpu0 / res[BATCHED_1][1]:.2f}x less '
         "than solo, one core left free), because F is paid once per step for 35 models instead of twice "
         "for 18 + 17.",
     ]
@@ -236,8 +275,12 @@ def step_costs(ks: tuple[int, ...] = (1, 18, 35), reps: int = 40, rounds: int = 
             t3 = time.process_time()
             for part, dt in zip(acc, (t1 - t0, t2 - t1, t3 - t2), strict=True):
                 acc[part].append(dt)
+
         parts_of[k] = acc
-        fns[k] = {"step": step, "matmul": lambda mms=_matmuls(bm.params, x, batched=True): [f() for f in mms]}
+        fns[k] = {
+            "step": step,
+            "matmul": lambda mms=_matmuls(bm.params, x, batched=True): [f() for f in mms],
+        }
     model = make_mlp(128, 0.1)
     adam = torch.optim.Adam(model.parameters(), lr=0.002, weight_decay=1e-4)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
@@ -249,8 +292,14 @@ def step_costs(ks: tuple[int, ...] = (1, 18, 35), reps: int = 40, rounds: int = 
         adam.zero_grad()
         loss.backward()
         adam.step()
-    fns["solo"] = {"step": solo_step, "draws": lambda: [m.bernoulli_(0.9).div_(0.9) for m in masks],
-                   "matmul": lambda mms=_matmuls(dict(model.named_parameters()), xs, batched=False): [f() for f in mms]}
+
+    fns["solo"] = {
+        "step": solo_step,
+        "draws": lambda: [m.bernoulli_(0.9).div_(0.9) for m in masks],
+        "matmul": lambda mms=_matmuls(dict(model.named_parameters()), xs, batched=False): [
+            f() for f in mms
+        ],
+    }
 
     def cpu_ms(fn, n: int) -> float:
         fn()
@@ -258,6 +307,7 @@ def step_costs(ks: tuple[int, ...] = (1, 18, 35), reps: int = 40, rounds: int = 
         for _ in range(n):
             fn()
         return (time.process_time() - c0) / n * 1e3
+
     times: dict = {key: {part: [] for part in parts} for key, parts in fns.items()}
     for _ in range(rounds):
         for key, parts in fns.items():
@@ -270,7 +320,10 @@ def step_costs(ks: tuple[int, ...] = (1, 18, 35), reps: int = 40, rounds: int = 
                     n = len(parts_of[key]["draws"])
                     for sub, v in parts_of[key].items():
                         times[key].setdefault(sub, []).append(sum(v) / n * 1e3)
-    return {key: {part: sorted(v)[len(v) // 2] for part, v in parts.items()} for key, parts in times.items()}
+    return {
+        key: {part: sorted(v)[len(v) // 2] for part, v in parts.items()}
+        for key, parts in times.items()
+    }
 
 
 def _batched_all(tasks: list) -> list:
@@ -278,7 +331,11 @@ def _batched_all(tasks: list) -> list:
 
 
 def models(epochs: int) -> list[tuple[str, int, dict]]:
-    return [(f"{v}-s{s}", s, {**BASE, **over, "epochs": epochs}) for v, over in VARIANTS.items() for s in SEEDS]
+    return [
+        (f"{v}-s{s}", s, {**BASE, **over, "epochs": epochs})
+        for v, over in VARIANTS.items()
+        for s in SEEDS
+    ]
 
 
 def groups(items: list, split: int) -> list[list]:
@@ -287,14 +344,16 @@ def groups(items: list, split: int) -> list[list]:
     for h in sorted({c["hidden"] for _, _, c in items}, reverse=True):
         g = [it for it in items if it[2]["hidden"] == h]
         size = -(-len(g) // split)
-        out += [g[i:i + size] for i in range(0, len(g), size)]
+        out += [g[i : i + size] for i in range(0, len(g), size)]
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--rounds", type=int, default=2, help="rounds in alternating order; best of each mode")
+    ap.add_argument(
+        "--rounds", type=int, default=2, help="rounds in alternating order; best of each mode"
+    )
     args = ap.parse_args()
     items = models(args.epochs)
     load0 = tuple(round(x, 2) for x in os.getloadavg())
@@ -307,10 +366,14 @@ def main() -> None:
             pool.map(_init, [1, 1])
 
             def solo_mode() -> list:
-                return pool.map(solo_task, [(k, s, c, root + "/solo") for k, s, c in items], chunksize=1)
+                return pool.map(
+                    solo_task, [(k, s, c, root + "/solo") for k, s, c in items], chunksize=1
+                )
 
             def b2_mode() -> list:
-                parts = pool.map(batched_task, [(g, root + "/b2", 1) for g in groups(items, 2)], chunksize=1)
+                parts = pool.map(
+                    batched_task, [(g, root + "/b2", 1) for g in groups(items, 2)], chunksize=1
+                )
                 return [kv for part in parts for kv in part]
 
             def b2f_mode() -> list:
@@ -325,7 +388,7 @@ def main() -> None:
             modes = {SOLO: solo_mode, BATCHED_2: b2_mode, BATCHED_1: b1_mode, BATCHED_2F: b2f_mode}
             order = list(modes)
             for r in range(args.rounds):  # alternate the order so a changing load favours no mode
-                for name in (order if r % 2 == 0 else order[::-1]):
+                for name in order if r % 2 == 0 else order[::-1]:
                     t0 = time.perf_counter()
                     out = modes[name]()
                     wall, cpu = time.perf_counter() - t0, sum(c for _, _, c in out)
@@ -333,37 +396,57 @@ def main() -> None:
                     res[name] = (min(wall, best[0]), min(cpu, best[1])) if best else (wall, cpu)
                     metrics[name] = {k: m for k, m, _ in out}
     solo = metrics.pop(SOLO)
-    diffs = {name: max(abs(solo[k][m] - got[k][m]) for k in solo for m in ("accuracy", "test_loss"))
-             for name, got in metrics.items()}
+    diffs = {
+        name: max(abs(solo[k][m] - got[k][m]) for k in solo for m in ("accuracy", "test_loss"))
+        for name, got in metrics.items()
+    }
     wall0, cpu0 = res[SOLO]
     from _machine import describe
 
-    lines = ["# Batched training vs one run per worker (digits MLP)", "",
-             f"{n} models = {len(VARIANTS)} variants x {len(SEEDS)} seeds, {args.epochs} epochs each "
-             "(examples/digits). Solo: `train.py` under `seed_everything(seed, threads=1)` in a spawn pool "
-             "of 2 warm workers. Batched: `train_batched.py` (ablab.batched), models grouped by "
-             f"architecture. Times exclude process start and imports; each mode's best of {args.rounds} "
-             "rounds, run in alternating order (the modes as listed; then reversed) so a "
-             f"changing load favours none. Load average at the start: {load0}.", "",
-             "| mode | wall s | ratio vs solo (wall) | CPU s | ratio vs solo (CPU) |", "|---|---:|---:|---:|---:|"]
+    lines = [
+        "# Batched training vs one run per worker (digits MLP)",
+        "",
+        f"{n} models = {len(VARIANTS)} variants x {len(SEEDS)} seeds, {args.epochs} epochs each "
+        "(examples/digits). Solo: `train.py` under `seed_everything(seed, threads=1)` in a spawn pool "
+        "of 2 warm workers. Batched: `train_batched.py` (ablab.batched), models grouped by "
+        f"architecture. Times exclude process start and imports; each mode's best of {args.rounds} "
+        "rounds, run in alternating order (the modes as listed; then reversed) so a "
+        f"changing load favours none. Load average at the start: {load0}.",
+        "",
+        "| mode | wall s | ratio vs solo (wall) | CPU s | ratio vs solo (CPU) |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for name, (wall, cpu) in res.items():
-        lines.append(f"| {name} | {wall:.2f} | {wall0 / wall:.2f}x | {cpu:.2f} | {cpu0 / cpu:.2f}x |")
-    lines += ["", "CPU s: processor time spent training, summed over the processes (time.process_time in "
-              "each task). On a machine shared with other jobs the wall times depend on how much of the "
-              "2 cores each mode got; the CPU ratio is the throughput ratio on 2 dedicated cores, where "
-              "both modes keep both cores busy."]
-    lines += ["", "Largest |batched - solo| difference in final accuracy/test_loss over all 40 models: "
-              + "; ".join(f"{k}: {v:.3g}" for k, v in diffs.items())
-              + " (0 expected for the default modes: bit-identical at 1 thread; fused Adam rounds "
-              "differently by about an ulp per step).",
-              "", verdict(wall0 / res[BATCHED_2][0], cpu0 / res[BATCHED_2][1]) + " "
-              + f"With `fused_adam = true` (torch's fused Adam kernel; every model then equals its solo "
-              f"run up to float rounding only): {wall0 / res[BATCHED_2F][0]:.2f}x by wall time, "
-              f"{cpu0 / res[BATCHED_2F][1]:.2f}x by CPU time.", "",
-              *why(costs, res, cpu0, wall0),
-              "", f"Machine: {describe()}. The machine was shared with other engineers' processes while "
-              "measuring (load average printed below); ratios from one invocation.",
-              f"Load average at the end: {tuple(round(x, 2) for x in os.getloadavg())}.", ""]
+        lines.append(
+            f"| {name} | {wall:.2f} | {wall0 / wall:.2f}x | {cpu:.2f} | {cpu0 / cpu:.2f}x |"
+        )
+    lines += [
+        "",
+        "CPU s: processor time spent training, summed over the processes (time.process_time in "
+        "each task). On a machine shared with other jobs the wall times depend on how much of the "
+        "2 cores each mode got; the CPU ratio is the throughput ratio on 2 dedicated cores, where "
+        "both modes keep both cores busy.",
+    ]
+    lines += [
+        "",
+        "Largest |batched - solo| difference in final accuracy/test_loss over all 40 models: "
+        + "; ".join(f"{k}: {v:.3g}" for k, v in diffs.items())
+        + " (0 expected for the default modes: bit-identical at 1 thread; fused Adam rounds "
+        "differently by about an ulp per step).",
+        "",
+        verdict(wall0 / res[BATCHED_2][0], cpu0 / res[BATCHED_2][1])
+        + " "
+        + f"With `fused_adam = true` (torch's fused Adam kernel; every model then equals its solo "
+        f"run up to float rounding only): {wall0 / res[BATCHED_2F][0]:.2f}x by wall time, "
+        f"{cpu0 / res[BATCHED_2F][1]:.2f}x by CPU time.",
+        "",
+        *why(costs, res, cpu0, wall0),
+        "",
+        f"Machine: {describe()}. The machine was shared with other engineers' processes while "
+        "measuring (load average printed below); ratios from one invocation.",
+        f"Load average at the end: {tuple(round(x, 2) for x in os.getloadavg())}.",
+        "",
+    ]
     text = "\n".join(lines)
     print(text)
     out_path = HERE / "results" / "batched.md"

@@ -35,7 +35,9 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before CUDA starts: deterministic cuBLAS
+os.environ.setdefault(
+    "CUBLAS_WORKSPACE_CONFIG", ":4096:8"
+)  # before CUDA starts: deterministic cuBLAS
 
 HERE = Path(__file__).resolve().parent
 DIGITS = HERE.parent / "examples" / "digits"
@@ -49,7 +51,9 @@ from batched import BASE, SEEDS, VARIANTS, groups, models  # noqa: E402  (the CP
 def _run(key: str, seed: int, cfg: dict, root: str):
     from ablab.runtime.run import Run
 
-    return Run(key=key, variant=key, seed=seed, config=cfg, run_dir=Path(root) / key, split_seed=seed)
+    return Run(
+        key=key, variant=key, seed=seed, config=cfg, run_dir=Path(root) / key, split_seed=seed
+    )
 
 
 def _sync(device: str) -> None:
@@ -130,9 +134,14 @@ def sweep(ks: list[int], epochs: int, root: str, device: str, plain: bool) -> li
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
         wall, _ = batched([items], f"{root}/sweep", device)
-        peak = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else float("nan")
+        peak = (
+            torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else float("nan")
+        )
         rows.append({"k": k, "wall": wall, "per_s": k / wall, "peak_gib": peak})
-        print(f"  sweep {'plain' if plain else 'baseline'} K={k}: {wall:.2f} s, {k / wall:.1f} models/s", flush=True)
+        print(
+            f"  sweep {'plain' if plain else 'baseline'} K={k}: {wall:.2f} s, {k / wall:.1f} models/s",
+            flush=True,
+        )
     return rows
 
 
@@ -160,7 +169,10 @@ def step_costs(k: int, device: str, reps: int = 20) -> dict[str, float]:
         def step(bm=bm, opt=opt) -> None:
             opt.step(bm.loss_and_grad(cross_entropy, x, y, w, masks=bm.dropout_masks(x))[1])
 
-        for fn, name in ((step, f"step p={p}"), (lambda bm=bm: bm.dropout_masks(x), f"masks p={p}")):
+        for fn, name in (
+            (step, f"step p={p}"),
+            (lambda bm=bm: bm.dropout_masks(x), f"masks p={p}"),
+        ):
             for _ in range(3):
                 fn()
             _sync(device)
@@ -176,32 +188,50 @@ def step_costs(k: int, device: str, reps: int = 20) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--device", default="cuda", help="cuda (default), cuda:N, or cpu to test the script")
-    ap.add_argument("--sweep", default="40,200,1000", help="K values of the batched sweep ('' to skip)")
+    ap.add_argument(
+        "--device", default="cuda", help="cuda (default), cuda:N, or cpu to test the script"
+    )
+    ap.add_argument(
+        "--sweep", default="40,200,1000", help="K values of the batched sweep ('' to skip)"
+    )
     ap.add_argument("--sweep-epochs", type=int, default=10)
-    ap.add_argument("--quick", action="store_true", help="4 models, 1 epoch, tiny sweep: plumbing only")
+    ap.add_argument(
+        "--quick", action="store_true", help="4 models, 1 epoch, tiny sweep: plumbing only"
+    )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
 
     import torch
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print(f"batched_gpu.py: --device {args.device} but no CUDA device is available here "
-              f"(torch {torch.__version__}); run it on a GPU machine, or pass --device cpu --quick "
-              "to test the script", file=sys.stderr)
+        print(
+            f"batched_gpu.py: --device {args.device} but no CUDA device is available here "
+            f"(torch {torch.__version__}); run it on a GPU machine, or pass --device cpu --quick "
+            "to test the script",
+            file=sys.stderr,
+        )
         sys.exit(2)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     epochs = 1 if args.quick else args.epochs
     ks = [4, 8] if args.quick else [int(k) for k in args.sweep.split(",") if k.strip()]
     sweep_epochs = 1 if args.quick else args.sweep_epochs
-    out_path = args.out or (HERE / ".work" / "batched_gpu_quick.md" if args.quick
-                            else HERE / "results" / "batched_gpu.md")
+    out_path = args.out or (
+        HERE / ".work" / "batched_gpu_quick.md"
+        if args.quick
+        else HERE / "results" / "batched_gpu.md"
+    )
     items = [(k, s, {**c, "device": args.device}) for k, s, c in models(epochs)]
     if args.quick:
-        items = [it for it in items if it[0].split("-s")[0] in ("baseline", "small") and it[1] in (0, 1)]
+        items = [
+            it for it in items if it[0].split("-s")[0] in ("baseline", "small") and it[1] in (0, 1)
+        ]
     batches = groups(items, 1)
-    gpu = torch.cuda.get_device_name(torch.device(args.device)) if args.device.startswith("cuda") else "none (CPU run)"
+    gpu = (
+        torch.cuda.get_device_name(torch.device(args.device))
+        if args.device.startswith("cuda")
+        else "none (CPU run)"
+    )
     print(f"device {args.device} ({gpu}), {len(items)} models, {epochs} epochs", flush=True)
 
     t_start = time.perf_counter()
@@ -221,72 +251,113 @@ def main() -> None:
         diff_b, diff_f = differences(res_solo, res_b), differences(res_solo, res_f)
 
         ref_per_s = {}  # solo models per second at the sweep's epochs, for each sweep config
-        for name, over in (("baseline", {}), ("no augmentation, no dropout", {"augment": False, "dropout": 0.0})):
-            ref = [(f"ref-{len(ref_per_s)}-s{s}", s, {**BASE, **over, "epochs": sweep_epochs, "device": args.device})
-                   for s in range(3)]
+        for name, over in (
+            ("baseline", {}),
+            ("no augmentation, no dropout", {"augment": False, "dropout": 0.0}),
+        ):
+            ref = [
+                (
+                    f"ref-{len(ref_per_s)}-s{s}",
+                    s,
+                    {**BASE, **over, "epochs": sweep_epochs, "device": args.device},
+                )
+                for s in range(3)
+            ]
             ref_per_s[name] = len(ref) / solo(ref, root + "/ref", args.device)[0]
-        rows = {"baseline": sweep(ks, sweep_epochs, root, args.device, plain=False),
-                "no augmentation, no dropout": sweep(ks, sweep_epochs, root, args.device, plain=True)} if ks else {}
+        rows = (
+            {
+                "baseline": sweep(ks, sweep_epochs, root, args.device, plain=False),
+                "no augmentation, no dropout": sweep(
+                    ks, sweep_epochs, root, args.device, plain=True
+                ),
+            }
+            if ks
+            else {}
+        )
         costs = {k: step_costs(k, args.device) for k in ks}
     total = time.perf_counter() - t_start
 
     n = len(items)
     sizes = " + ".join(str(len(b)) for b in batches)
     lines = [
-        "# Batched training on a GPU vs one run after another on it (digits MLP)", "",
+        "# Batched training on a GPU vs one run after another on it (digits MLP)",
+        "",
         f"GPU: **{gpu}**. {n} models = {len(VARIANTS) if not args.quick else 2} variants x "
         f"{len(SEEDS) if not args.quick else 2} seeds of examples/digits, {epochs} epochs each, all on "
         f"`{args.device}` in one warm process (one untimed warm-up run of each mode first). Solo: "
-        f"`train.py` with `device = \"{args.device}\"` after `seed_everything(seed, threads=1)`, one model "
+        f'`train.py` with `device = "{args.device}"` after `seed_everything(seed, threads=1)`, one model '
         f"after another. Batched: `train_batched.py` with the same device, one batch per architecture ({sizes} "
         "models). Both draw data order and augmentation from the runs' CPU generators; dropout draws "
         "from the CUDA generator seeded with the run's seed (solo: the default one; batched: one "
         "per model, same masks). TF32 off (`torch.backends.cuda.matmul.allow_tf32 = False`, "
         "`cudnn.allow_tf32 = False`), deterministic algorithms on, `torch.cuda.synchronize()` "
-        "around each timed call.", "",
-        "| mode | wall s | s per model | models per s | throughput vs solo |", "|---|---:|---:|---:|---:|",
+        "around each timed call.",
+        "",
+        "| mode | wall s | s per model | models per s | throughput vs solo |",
+        "|---|---:|---:|---:|---:|",
     ]
-    for name, wall in (("solo (train.py, one after another)", wall_solo), ("batched (train_batched.py)", wall_b),
-                       ("batched, fused Adam", wall_f)):
-        lines.append(f"| {name} | {wall:.2f} | {wall / n:.4f} | {n / wall:.1f} | {wall_solo / wall:.2f}x |")
+    for name, wall in (
+        ("solo (train.py, one after another)", wall_solo),
+        ("batched (train_batched.py)", wall_b),
+        ("batched, fused Adam", wall_f),
+    ):
+        lines.append(
+            f"| {name} | {wall:.2f} | {wall / n:.4f} | {n / wall:.1f} | {wall_solo / wall:.2f}x |"
+        )
     lines += [
-        "", "Largest |batched - solo GPU run| over all models (float rounding, not expected to be 0 on a "
+        "",
+        "Largest |batched - solo GPU run| over all models (float rounding, not expected to be 0 on a "
         "GPU: batched products and single-tensor Adam operations round differently from the solo "
-        "run's `mm` and foreach Adam):", "",
+        "run's `mm` and foreach Adam):",
+        "",
         f"- batched: final accuracy/test loss {diff_b[0]:.3g}, saved weights {diff_b[1]:.3g}; "
         f"{diff_b[2]} of {n} models end with a different test accuracy",
         f"- batched, fused Adam: final accuracy/test loss {diff_f[0]:.3g}, saved weights {diff_f[1]:.3g}; "
-        f"{diff_f[2]} of {n} models end with a different test accuracy", "",
+        f"{diff_f[2]} of {n} models end with a different test accuracy",
+        "",
     ]
     if rows:
         lines += [
-            f"## K sweep (batched only, hidden=128, {sweep_epochs} epochs, seeds 0..K-1)", "",
+            f"## K sweep (batched only, hidden=128, {sweep_epochs} epochs, seeds 0..K-1)",
+            "",
             "Solo reference at the same epochs (3 runs of `train.py` of each config, one after "
-            "another): " + "; ".join(f"{name} {v:.2f} models per s" for name, v in ref_per_s.items()) + ".", "",
+            "another): "
+            + "; ".join(f"{name} {v:.2f} models per s" for name, v in ref_per_s.items())
+            + ".",
+            "",
             "| models | K | wall s | models per s | vs solo | peak GPU memory GiB |",
             "|---|---:|---:|---:|---:|---:|",
         ]
         for name, rs in rows.items():
             for r in rs:
-                lines.append(f"| {name} | {r['k']} | {r['wall']:.2f} | {r['per_s']:.1f} | "
-                             f"{r['per_s'] / ref_per_s[name]:.1f}x | {r['peak_gib']:.2f} |")
+                lines.append(
+                    f"| {name} | {r['k']} | {r['wall']:.2f} | {r['per_s']:.1f} | "
+                    f"{r['per_s'] / ref_per_s[name]:.1f}x | {r['peak_gib']:.2f} |"
+                )
         lines += [
-            "", "The wall times include what every model costs once, batched or not: its data split "
+            "",
+            "The wall times include what every model costs once, batched or not: its data split "
             "(every seed has its own), building it on the CPU, and saving it. One training step alone "
-            "(a fixed [K, 64, 64] batch: masks, loss and gradients, Adam; synchronised, mean of 20):", "",
+            "(a fixed [K, 64, 64] batch: masks, loss and gradients, Adam; synchronised, mean of 20):",
+            "",
             "| K | step ms, no dropout | step ms, dropout 0.1 | of which mask draws ms | "
-            "µs per model (dropout) |", "|---:|---:|---:|---:|---:|",
+            "µs per model (dropout) |",
+            "|---:|---:|---:|---:|---:|",
         ]
         for k, c in costs.items():
-            lines.append(f"| {k} | {c['step p=0.0']:.2f} | {c['step p=0.1']:.2f} | {c['masks p=0.1']:.2f} | "
-                         f"{c['step p=0.1'] / k * 1e3:.1f} |")
+            lines.append(
+                f"| {k} | {c['step p=0.0']:.2f} | {c['step p=0.1']:.2f} | {c['masks p=0.1']:.2f} | "
+                f"{c['step p=0.1'] / k * 1e3:.1f} |"
+            )
         lines += [
-            "", "Without dropout the step is a few batched products, the loss and Adam's passes over "
+            "",
+            "Without dropout the step is a few batched products, the loss and Adam's passes over "
             "the [K, P] parameters, whose per-model work the GPU does in parallel (compare how the "
             "first column grows with K). With dropout every model draws its masks from its own CUDA generator, one kernel "
             "launch per model and layer (the price of masks equal to the solo runs'), and the "
             "augmentation draws each model's shift and noise from its own CPU generator: host work "
-            "that grows linearly with K whatever the GPU, and sets the ceiling of the baseline rows.", "",
+            "that grows linearly with K whatever the GPU, and sets the ceiling of the baseline rows.",
+            "",
         ]
     from _machine import describe
 

@@ -47,7 +47,9 @@ MNIST1D_GRID = {
 MNIST1D_BUILD_S = 259  # measured when the cached table was built
 SEEDS = (0, 1, 2, 3, 4)
 QUESTIONS = {"q1": "Q1", "q2": "Q2", "q2_data": "Q2'"}
-STUDY_FILES = {name: ROOT / "examples" / "mdtree_zoo" / f"{name}.toml" for name in ("digits", "mnist1d")}
+STUDY_FILES = {
+    name: ROOT / "examples" / "mdtree_zoo" / f"{name}.toml" for name in ("digits", "mnist1d")
+}
 CACHED = {"digits": DIGITS_CSV, "mnist1d": MNIST1D_CSV}
 COMPARED = ("test_accuracy", "train_error", "hessian_trace", "mc_peak", "mu", "cka")
 PAPER = {  # Table B of the paper, few-shot dataset transfer (ResNets / VGGs, CIFAR-10 zoo)
@@ -290,14 +292,18 @@ def study_rows(name: str, store: Path) -> tuple[object, float, float]:
     with Store(store) as st:
         study = st.study(spec.name)
         if study is None:
-            raise SystemExit(f"--from-study {name}={store}: study {spec.name!r} is not in that store")
+            raise SystemExit(
+                f"--from-study {name}={store}: study {spec.name!r} is not in that store"
+            )
         keys = [r.key for r in current_plan(spec, st, study["id"]).runs]
         runs = st.runs(study["id"], keys)
     span = max(r["ended_at"] or 0 for r in runs) - min(r["started_at"] or 1e18 for r in runs)
     return runs_frame(runs), span, sum(r["wall_seconds"] or 0.0 for r in runs)
 
 
-def compare_with_cached(name: str, rows, span: float, busy: float) -> tuple[list[str], dict[str, float]]:
+def compare_with_cached(
+    name: str, rows, span: float, busy: float
+) -> tuple[list[str], dict[str, float]]:
     """Markdown row comparing a study-built zoo with the cached table, member by member."""
     import numpy as np
     import pandas as pd
@@ -312,8 +318,11 @@ def compare_with_cached(name: str, rows, span: float, busy: float) -> tuple[list
         same = int(np.sum(a[both] == b[both])) + int(np.sum(~np.isfinite(a) & ~np.isfinite(b)))
         worst[c] = float(np.max(np.abs(a[both] - b[both]))) if both.any() else float("nan")
         cells.append(f"{same}/{len(m)}")
-    line = (f"| {name} | {len(rows)} | {span:.0f} s ({busy:.0f} s of runs) | {len(ref)} | {len(m)} | "
-            + " | ".join(cells) + " |")
+    line = (
+        f"| {name} | {len(rows)} | {span:.0f} s ({busy:.0f} s of runs) | {len(ref)} | {len(m)} | "
+        + " | ".join(cells)
+        + " |"
+    )
     return [line], worst
 
 
@@ -323,7 +332,9 @@ def result_rows(tables, ks) -> list[tuple[str, dict[str, tuple[float, float]]]]:
         for k in ks:
             for q, label in QUESTIONS.items():
                 r = few_shot(tables[src_name], tables[dst_name], q, k)
-                out.append((f"| dataset transfer, k={k} groups | {src_name} -> {dst_name} | {label} | ", r))
+                out.append(
+                    (f"| dataset transfer, k={k} groups | {src_name} -> {dst_name} | {label} | ", r)
+                )
                 print(out[-1][0] + " | ".join(_fmt(r[m]) for m in METHODS), flush=True)
     for name in ("digits", "mnist1d"):
         for knob in ("data_fraction", "width"):
@@ -353,7 +364,9 @@ def study_section(studies: dict[str, Path], tables, ks, rows) -> list[str]:
         "the cached table on (width, batch size, data fraction, seed); a cell counts the members "
         "whose value is identical (bit for bit; NaN CKA matches NaN).",
         "",
-        "| zoo | study runs | build time, -j 2 | cached rows | matched | " + " | ".join(COMPARED) + " |",
+        "| zoo | study runs | build time, -j 2 | cached rows | matched | "
+        + " | ".join(COMPARED)
+        + " |",
         "|---" * (5 + len(COMPARED)) + "|",
     ]
     study_tables = dict(tables)
@@ -365,17 +378,25 @@ def study_section(studies: dict[str, Path], tables, ks, rows) -> list[str]:
         worst_all[name] = worst
         study_tables[name] = training_table(zoo, data="data_fraction")
     lines.append("")
-    lines.append("Largest absolute difference per metric: " + "; ".join(
-        f"{n}: " + ", ".join(f"{c} {v:.3g}" for c, v in w.items()) for n, w in worst_all.items()) + ".")
+    lines.append(
+        "Largest absolute difference per metric: "
+        + "; ".join(
+            f"{n}: " + ", ".join(f"{c} {v:.3g}" for c, v in w.items()) for n, w in worst_all.items()
+        )
+        + "."
+    )
     print("repeating the evaluation on the study-built tables", flush=True)
     again = result_rows(study_tables, ks)
     same = sum(
         all((a[m][0] == b[m][0]) or (a[m][0] != a[m][0] and b[m][0] != b[m][0]) for m in METHODS)
         for (_, a), (_, b) in zip(rows, again, strict=True)
     )
-    lines += ["", f"The whole evaluation below repeated with the study-built "
-              f"{' and '.join(studies)} table(s) in place of the cached one(s): {same} of "
-              f"{len(rows)} result rows identical."]
+    lines += [
+        "",
+        f"The whole evaluation below repeated with the study-built "
+        f"{' and '.join(studies)} table(s) in place of the cached one(s): {same} of "
+        f"{len(rows)} result rows identical.",
+    ]
     if same != len(rows):
         lines += ["", "Results on the study-built tables:", "", *_md(again)]
     return lines + [""]
@@ -388,9 +409,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rebuild", action="store_true", help="retrain the MNIST-1D zoo")
     ap.add_argument("--k", type=int, nargs="+", default=[2, 4, 8])
-    ap.add_argument("--from-study", action="append", default=[], metavar="NAME=STORE_DIR",
-                    help="compare the zoo study examples/mdtree_zoo/NAME.toml (run and paired "
-                    "in STORE_DIR) with the cached table of NAME (digits or mnist1d)")
+    ap.add_argument(
+        "--from-study",
+        action="append",
+        default=[],
+        metavar="NAME=STORE_DIR",
+        help="compare the zoo study examples/mdtree_zoo/NAME.toml (run and paired "
+        "in STORE_DIR) with the cached table of NAME (digits or mnist1d)",
+    )
     args = ap.parse_args()
     studies = {}
     for item in args.from_study:
@@ -407,7 +433,8 @@ def main() -> None:
     elapsed = time.time() - t0
     section = study_section(studies, tables, args.k, rows)
     command = "python benchmarks/mdtree_eval.py" + "".join(
-        f" --from-study {n}=STORE" for n in studies)
+        f" --from-study {n}=STORE" for n in studies
+    )
 
     g = MNIST1D_GRID
     md = [

@@ -18,12 +18,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-ENTRY = '''
+ENTRY = """
 def train(config, run):
     return {"score": config["x"] * 0.5}
-'''
+"""
 
-HYDRA_APP = '''
+HYDRA_APP = """
 import hydra
 from omegaconf import DictConfig
 
@@ -36,7 +36,7 @@ def main(cfg: DictConfig) -> float:
 
 if __name__ == "__main__":
     main()
-'''
+"""
 
 
 def plain_loop(n: int) -> float:
@@ -57,7 +57,8 @@ def ablab_run(n: int, work: Path, jobs: int) -> tuple[float, float]:
     d = work / f"ablab_j{jobs}"
     d.mkdir()
     (d / "entry.py").write_text(ENTRY)
-    (d / "study.toml").write_text(textwrap.dedent(f'''
+    (d / "study.toml").write_text(
+        textwrap.dedent(f"""
         name = "overhead"
         entry = "entry.py:train"
         seeds = {n}
@@ -65,7 +66,8 @@ def ablab_run(n: int, work: Path, jobs: int) -> tuple[float, float]:
         score = "max"
         [baseline]
         x = 1
-    '''))
+    """)
+    )
     t0 = time.perf_counter()
     s = ablab.run(d / "study.toml", jobs=jobs)
     total = time.perf_counter() - t0
@@ -87,8 +89,12 @@ def hydra_multirun(n: int, work: Path) -> tuple[float, float]:
     subprocess.run([py, "app.py", "hydra.run.dir=single"], cwd=d, check=True, capture_output=True)
     single = time.perf_counter() - t0
     t0 = time.perf_counter()
-    subprocess.run([py, "app.py", "-m", f"x=range(0,{n})", "hydra.sweep.dir=multi"], cwd=d, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [py, "app.py", "-m", f"x=range(0,{n})", "hydra.sweep.dir=multi"],
+        cwd=d,
+        check=True,
+        capture_output=True,
+    )
     total = time.perf_counter() - t0
     return total, (total - single) / (n - 1)
 

@@ -37,20 +37,32 @@ def synthetic_study(seed: int = 0):
         status = np.where(rng.random(N_SEEDS) < 0.005, "failed", "done")
         acc = np.where(status == "done", acc, np.nan)
         loss = np.where(status == "done", loss, np.nan)
-        rows.append(pd.DataFrame({"key": [f"{v}/{s}" for s in range(N_SEEDS)], "variant": v,
-                                  "seed": np.arange(N_SEEDS), "status": status, "acc": acc,
-                                  "loss": loss, "wall_s": rng.uniform(5, 10, N_SEEDS)}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "key": [f"{v}/{s}" for s in range(N_SEEDS)],
+                    "variant": v,
+                    "seed": np.arange(N_SEEDS),
+                    "status": status,
+                    "acc": acc,
+                    "loss": loss,
+                    "wall_s": rng.uniform(5, 10, N_SEEDS),
+                }
+            )
+        )
     runs = pd.concat(rows, ignore_index=True)
     steps = np.arange(N_STEPS)
-    series = pd.DataFrame({
-        "key": np.repeat(runs["key"].to_numpy(), N_STEPS),
-        "variant": np.repeat(runs["variant"].to_numpy(), N_STEPS),
-        "seed": np.repeat(runs["seed"].to_numpy(), N_STEPS),
-        "name": "val_acc",
-        "step": np.tile(steps, len(runs)),
-        "value": np.repeat(np.nan_to_num(runs["acc"].to_numpy()), N_STEPS)
-        * np.tile(1 - np.exp(-(steps + 1) / 3), len(runs)),
-    })
+    series = pd.DataFrame(
+        {
+            "key": np.repeat(runs["key"].to_numpy(), N_STEPS),
+            "variant": np.repeat(runs["variant"].to_numpy(), N_STEPS),
+            "seed": np.repeat(runs["seed"].to_numpy(), N_STEPS),
+            "name": "val_acc",
+            "step": np.tile(steps, len(runs)),
+            "value": np.repeat(np.nan_to_num(runs["acc"].to_numpy()), N_STEPS)
+            * np.tile(1 - np.exp(-(steps + 1) / 3), len(runs)),
+        }
+    )
     configs = {v: {"component": v, "width": 64} for v in names}
     return runs, series, configs
 
@@ -74,19 +86,26 @@ def main() -> None:
 
     runs, series, configs = synthetic_study()
     metrics = {"acc": {"direction": "max"}, "loss": {"direction": "min"}}
-    t_an, result = timed(lambda: analyze(runs, study="bench", metrics=metrics, baseline="baseline",
-                                         configs=configs))
-    prov = {"python": platform.python_version(), "platform": platform.platform(), "cpu": cpu_model(),
-            "resources": {k: {"wall_s": w} for k, w in zip(runs["key"], runs["wall_s"], strict=True)}}
+    t_an, result = timed(
+        lambda: analyze(runs, study="bench", metrics=metrics, baseline="baseline", configs=configs)
+    )
+    prov = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "resources": {k: {"wall_s": w} for k, w in zip(runs["key"], runs["wall_s"], strict=True)},
+    }
     rows = []
     for fmt in ("json", "md", "html"):
         kw = {"runs": runs, "series": series, "provenance": prov} if fmt == "html" else {}
         t_r, text = timed(lambda fmt=fmt, kw=kw: render(result, fmt, **kw))
         total = t_an + t_r
         rows.append((fmt, t_an, t_r, total, TARGETS[fmt], len(text.encode())))
-        print(f"{fmt:5s} analyze {t_an:6.2f} s  render {t_r:6.2f} s  total {total:6.2f} s  "
-              f"(target {TARGETS[fmt]:.0f} s, {'ok' if total <= TARGETS[fmt] else 'MISSED'})  "
-              f"{len(text.encode()) / 1e6:.2f} MB")
+        print(
+            f"{fmt:5s} analyze {t_an:6.2f} s  render {t_r:6.2f} s  total {total:6.2f} s  "
+            f"(target {TARGETS[fmt]:.0f} s, {'ok' if total <= TARGETS[fmt] else 'MISSED'})  "
+            f"{len(text.encode()) / 1e6:.2f} MB"
+        )
     lines = [
         "# Report benchmark",
         "",
@@ -101,8 +120,10 @@ def main() -> None:
         "|---|---:|---:|---:|---:|:---:|---:|",
     ]
     for fmt, a, r, tot, tgt, size in rows:
-        lines.append(f"| {fmt} | {a:.2f} | {r:.2f} | {tot:.2f} | {tgt:.0f} | "
-                     f"{'yes' if tot <= tgt else 'no'} | {size / 1e6:.2f} MB |")
+        lines.append(
+            f"| {fmt} | {a:.2f} | {r:.2f} | {tot:.2f} | {tgt:.0f} | "
+            f"{'yes' if tot <= tgt else 'no'} | {size / 1e6:.2f} MB |"
+        )
     lines += [
         "",
         "Machine:",

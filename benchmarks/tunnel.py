@@ -161,8 +161,11 @@ def pval(p: float | None) -> str:
 def agreement(effect: float, expected: int, p: float) -> str:
     same = math.copysign(1, effect) == expected
     sig = math.isfinite(p) and p < 0.05
-    return ("yes" if sig else "same direction, not significant") if same else (
-        "no (opposite, significant)" if sig else "no (opposite direction, not significant)")
+    return (
+        ("yes" if sig else "same direction, not significant")
+        if same
+        else ("no (opposite, significant)" if sig else "no (opposite direction, not significant)")
+    )
 
 
 def effects(df, configs, factors, metric, direction="max"):
@@ -197,17 +200,25 @@ def main_study(df, spec, configs, summary: list[str]) -> list[str]:
         b = df.loc[df[fac] == hi, "r"].to_numpy(float)
         me = eff["r"]["main_effects"][fac]
         sign, text = PAPER[fac]
-        lines.append(f"| {fac} | {lo} -> {hi} | {a.mean():.1f} | {b.mean():.1f} | {sgn(d)} | {n} | {up}/{n} | "
-                     f"{pval(p)} | {sgn(cd, 2)} | {pval(me['p'])} ({f(me['partial_eta_sq'], 2)}) | "
-                     f"{sgn(shap.get(fac, math.nan))} | {text} | {agreement(d, sign, p)} |")
-        summary.append(f"{fac} {lo} -> {hi}: r {a.mean():.1f} -> {b.mean():.1f} (mean paired diff {sgn(d)}, "
-                       f"higher in {up} of {n} pairs, paired Wilcoxon p {pval(p)}, Cliff's delta {sgn(cd, 2)}): "
-                       f"{agreement(d, sign, p)}")
-    lines += ["", "Effects on rho (ID/OOD per-layer correlation) and A (ID/OOD alignment of the last "
-              "layer), same pairs: mean paired difference (high minus low level), paired Wilcoxon p, "
-              "Cliff's delta (pairs where rho is undefined, a flat curve, are left out).", "",
-              "| variable | diff in rho | pairs | Wilcoxon p | delta | diff in A | pairs | Wilcoxon p | delta |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {fac} | {lo} -> {hi} | {a.mean():.1f} | {b.mean():.1f} | {sgn(d)} | {n} | {up}/{n} | "
+            f"{pval(p)} | {sgn(cd, 2)} | {pval(me['p'])} ({f(me['partial_eta_sq'], 2)}) | "
+            f"{sgn(shap.get(fac, math.nan))} | {text} | {agreement(d, sign, p)} |"
+        )
+        summary.append(
+            f"{fac} {lo} -> {hi}: r {a.mean():.1f} -> {b.mean():.1f} (mean paired diff {sgn(d)}, "
+            f"higher in {up} of {n} pairs, paired Wilcoxon p {pval(p)}, Cliff's delta {sgn(cd, 2)}): "
+            f"{agreement(d, sign, p)}"
+        )
+    lines += [
+        "",
+        "Effects on rho (ID/OOD per-layer correlation) and A (ID/OOD alignment of the last "
+        "layer), same pairs: mean paired difference (high minus low level), paired Wilcoxon p, "
+        "Cliff's delta (pairs where rho is undefined, a flat curve, are left out).",
+        "",
+        "| variable | diff in rho | pairs | Wilcoxon p | delta | diff in A | pairs | Wilcoxon p | delta |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for fac, (lo, hi) in factors.items():
         keys = ["seed", *(g for g in factors if g != fac)]
         row = f"| {fac} "
@@ -215,36 +226,55 @@ def main_study(df, spec, configs, summary: list[str]) -> list[str]:
             n, d, p, cd = paired(df, keys, fac, lo, hi, m)
             row += f"| {sgn(d, 3)} | {n} | {pval(p)} | {sgn(cd, 2)} "
         lines.append(row + "|")
-    inter = sorted((i for i in eff["r"]["interactions"] if math.isfinite(i.get("p", math.nan))),
-                   key=lambda i: i["p"])[:3]
-    lines += ["", "Strongest two-factor interactions on r (OLS on all 15 main + two-factor terms): "
-              + "; ".join(f"{' x '.join(i['factors'])}: contrast {sgn(i['contrast'])}, p {pval(i['p'])}"
-                          for i in inter) + f". R^2 of the model: {f(eff['r'].get('r_squared'), 2)}. "
-              f"Shapley values: value function = {shap_r.get('value_function', '-')}, they sum to "
-              f"{sgn(shap_r.get('total', math.nan))} (all-high cell minus all-low cell)."]
+    inter = sorted(
+        (i for i in eff["r"]["interactions"] if math.isfinite(i.get("p", math.nan))),
+        key=lambda i: i["p"],
+    )[:3]
+    lines += [
+        "",
+        "Strongest two-factor interactions on r (OLS on all 15 main + two-factor terms): "
+        + "; ".join(
+            f"{' x '.join(i['factors'])}: contrast {sgn(i['contrast'])}, p {pval(i['p'])}"
+            for i in inter
+        )
+        + f". R^2 of the model: {f(eff['r'].get('r_squared'), 2)}. "
+        f"Shapley values: value function = {shap_r.get('value_function', '-')}, they sum to "
+        f"{sgn(shap_r.get('total', math.nan))} (all-high cell minus all-low cell).",
+    ]
     return lines
 
 
 def convergence_table(df, by: str, order: list | None = None) -> list[str]:
     g = sorted(df.groupby(by), key=lambda kv: order.index(kv[0]) if order else 0)
-    lines = [f"| {by} | runs | ID accuracy | final training loss | r | rho | A | tunnel depth | "
-             + " | ".join(f"r {o}" for o in OODS) + " |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(OODS)]
+    lines = [
+        f"| {by} | runs | ID accuracy | final training loss | r | rho | A | tunnel depth | "
+        + " | ".join(f"r {o}" for o in OODS)
+        + " |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(OODS),
+    ]
     for k, x in g:
-        lines.append(f"| {k} | {len(x)} | {x['id_acc'].mean():.3f} (min {x['id_acc'].min():.2f}) | "
-                     f"{x['final_train_loss'].mean():.3f} (max {x['final_train_loss'].max():.2f}) | "
-                     f"{x['r'].mean():.1f} | {x['rho'].mean():.2f} | {x['A'].mean():.3f} | "
-                     f"{x['tunnel_depth'].mean():.2f} | " + " | ".join(f"{x[f'r_{o}'].mean():.1f}" for o in OODS) + " |")
+        lines.append(
+            f"| {k} | {len(x)} | {x['id_acc'].mean():.3f} (min {x['id_acc'].min():.2f}) | "
+            f"{x['final_train_loss'].mean():.3f} (max {x['final_train_loss'].max():.2f}) | "
+            f"{x['r'].mean():.1f} | {x['rho'].mean():.2f} | {x['A'].mean():.3f} | "
+            f"{x['tunnel_depth'].mean():.2f} | "
+            + " | ".join(f"{x[f'r_{o}'].mean():.1f}" for o in OODS)
+            + " |"
+        )
     return lines
 
 
 def two_way(df, a: str, b: str) -> list[str]:
     """Mean r, ID accuracy and final training loss per combination of two factors."""
-    lines = [f"| {a} | {b} | runs | r | ID accuracy (min) | final training loss (max) |",
-             "|---|---|---:|---:|---:|---:|"]
+    lines = [
+        f"| {a} | {b} | runs | r | ID accuracy (min) | final training loss (max) |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     for (x, y), g in df.groupby([a, b]):
-        lines.append(f"| {x} | {y} | {len(g)} | {g['r'].mean():.1f} | {g['id_acc'].mean():.3f} ({g['id_acc'].min():.2f}) | "
-                     f"{g['final_train_loss'].mean():.3f} ({g['final_train_loss'].max():.2f}) |")
+        lines.append(
+            f"| {x} | {y} | {len(g)} | {g['r'].mean():.1f} | {g['id_acc'].mean():.3f} ({g['id_acc'].min():.2f}) | "
+            f"{g['final_train_loss'].mean():.3f} ({g['final_train_loss'].max():.2f}) |"
+        )
     return lines
 
 
@@ -259,9 +289,11 @@ def converged_only(df, min_acc: float = 0.95) -> list[str]:
     a, b = c[c["n_classes"] == 10]["r"], c[c["n_classes"] == 36]["r"]
     if not len(a) or not len(b):
         return []
-    line = (f"Only the runs that converged (ID accuracy >= {min_acc}): r {a.mean():.1f} at 10 classes "
-            f"({len(a)} runs) and {b.mean():.1f} at 36 ({len(b)} runs), Mann-Whitney p {pval(mannwhitneyu(b, a).pvalue)}, "
-            f"Cliff's delta {sgn(cliffs_delta(b, a), 2)}")
+    line = (
+        f"Only the runs that converged (ID accuracy >= {min_acc}): r {a.mean():.1f} at 10 classes "
+        f"({len(a)} runs) and {b.mean():.1f} at 36 ({len(b)} runs), Mann-Whitney p {pval(mannwhitneyu(b, a).pvalue)}, "
+        f"Cliff's delta {sgn(cliffs_delta(b, a), 2)}"
+    )
     for d, g in c.groupby("depth"):
         x, y = g[g["n_classes"] == 10]["r"], g[g["n_classes"] == 36]["r"]
         if len(x) and len(y):
@@ -270,27 +302,40 @@ def converged_only(df, min_acc: float = 0.95) -> list[str]:
     fac = [g for g in ("augment", "resolution", "depth", "reduction") if g in df]
     if len(fac) == 4:  # full factorial: the 10- and 36-class runs that differ in n_classes only
         keys = ["seed", *fac]
-        lo, hi = df[df["n_classes"] == 10].set_index(keys), df[df["n_classes"] == 36].set_index(keys)
+        lo, hi = (
+            df[df["n_classes"] == 10].set_index(keys),
+            df[df["n_classes"] == 36].set_index(keys),
+        )
         conv = hi.index[hi["id_acc"] >= min_acc].intersection(lo.index)
         sub = pd.concat([lo.loc[conv], hi.loc[conv]]).reset_index()
         n, d, p, cd, up = paired(sub, keys, "n_classes", 10, 36, wins=True)
         if n:
             both = bool((lo.loc[conv, "id_acc"] >= min_acc).all())
-            line += (f" Paired, only the {n} pairs whose 36-class run converged (the 10-class partner "
-                     f"{'converged in every pair' if both else 'did not converge in every pair'}): mean difference {sgn(d)}, 36 classes higher in {up} of {n}, Wilcoxon p "
-                     f"{pval(p)}, Cliff's delta {sgn(cd, 2)}.")
+            line += (
+                f" Paired, only the {n} pairs whose 36-class run converged (the 10-class partner "
+                f"{'converged in every pair' if both else 'did not converge in every pair'}): mean difference {sgn(d)}, 36 classes higher in {up} of {n}, Wilcoxon p "
+                f"{pval(p)}, Cliff's delta {sgn(cd, 2)}."
+            )
     return [line]
 
 
 def cells_table(df, factors) -> list[str]:
     """Every cell of the design: levels, runs, mean r, ID accuracy and final training loss."""
     fl = list(factors)
-    lines = ["| " + " | ".join(fl) + " | runs | r | rho | A | ID accuracy (min) | final training loss (max) |",
-             "|" + "---|" * len(fl) + "---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| "
+        + " | ".join(fl)
+        + " | runs | r | rho | A | ID accuracy (min) | final training loss (max) |",
+        "|" + "---|" * len(fl) + "---:|---:|---:|---:|---:|---:|",
+    ]
     for key, g in df.groupby(fl):
-        lines.append("| " + " | ".join(str(k) for k in key) + f" | {len(g)} | {g['r'].mean():.1f} | {g['rho'].mean():.2f} | "
-                     f"{g['A'].mean():.3f} | {g['id_acc'].mean():.3f} ({g['id_acc'].min():.2f}) | "
-                     f"{g['final_train_loss'].mean():.3f} ({g['final_train_loss'].max():.2f}) |")
+        lines.append(
+            "| "
+            + " | ".join(str(k) for k in key)
+            + f" | {len(g)} | {g['r'].mean():.1f} | {g['rho'].mean():.2f} | "
+            f"{g['A'].mean():.3f} | {g['id_acc'].mean():.3f} ({g['id_acc'].min():.2f}) | "
+            f"{g['final_train_loss'].mean():.3f} ({g['final_train_loss'].max():.2f}) |"
+        )
     return lines
 
 
@@ -306,7 +351,9 @@ def paired(df, key_cols, fac, lo, hi, metric="r", wins=False):
 
     a = df[df[fac] == lo].set_index(key_cols)[metric]
     b = df[df[fac] == hi].set_index(key_cols)[metric]
-    assert a.index.is_unique and b.index.is_unique, f"{fac}: runs not uniquely matched on {key_cols}"
+    assert a.index.is_unique and b.index.is_unique, (
+        f"{fac}: runs not uniquely matched on {key_cols}"
+    )
     common = a.index.intersection(b.index)
     x, y = a.loc[common].to_numpy(float), b.loc[common].to_numpy(float)
     ok = np.isfinite(x) & np.isfinite(y)
@@ -322,8 +369,11 @@ def arch_study(df, configs, summary: list[str]) -> list[str]:
 
     order = ["vgg", "resnet", "mlp", "vit"]
     lines = convergence_table(df, "arch", order)
-    lines += ["", "| architecture | mean r | sd | vs VGG: mean paired diff in r | pairs | Wilcoxon p | Cliff's delta |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "| architecture | mean r | sd | vs VGG: mean paired diff in r | pairs | Wilcoxon p | Cliff's delta |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for a in order:
         x = df[df["arch"] == a]["r"]
         if a == "vgg":
@@ -331,41 +381,62 @@ def arch_study(df, configs, summary: list[str]) -> list[str]:
             continue
         sub = df[df["arch"].isin(["vgg", a])]
         n, d, p, cd = paired(sub, ["seed"], "arch", "vgg", a)
-        lines.append(f"| {a} | {x.mean():.1f} | {x.std():.1f} | {sgn(d)} | {n} | {pval(p)} | {sgn(cd, 2)} |")
-        summary.append(f"architecture vgg -> {a}: r {df[df['arch'] == 'vgg']['r'].mean():.1f} -> {x.mean():.1f} "
-                       f"(paired Wilcoxon p {pval(p)}, n = {n}; ID accuracy "
-                       f"{df[df['arch'] == a]['id_acc'].mean():.2f}); no paper number to compare")
+        lines.append(
+            f"| {a} | {x.mean():.1f} | {x.std():.1f} | {sgn(d)} | {n} | {pval(p)} | {sgn(cd, 2)} |"
+        )
+        summary.append(
+            f"architecture vgg -> {a}: r {df[df['arch'] == 'vgg']['r'].mean():.1f} -> {x.mean():.1f} "
+            f"(paired Wilcoxon p {pval(p)}, n = {n}; ID accuracy "
+            f"{df[df['arch'] == a]['id_acc'].mean():.2f}); no paper number to compare"
+        )
     fe = factorial_effects(df, configs=configs, factors={"arch": order}, metric="r")
     an = next((t for t in fe.get("anova", []) if t["term"] == "arch"), {})
-    lines += ["", f"One-way ANOVA of r on architecture (ablab's factorial effects with one 4-level "
-              f"factor): F = {f(an.get('F'), 1)}, p = {pval(an.get('p'))}, partial eta^2 = "
-              f"{f(an.get('partial_eta_sq'), 2)}."]
+    lines += [
+        "",
+        f"One-way ANOVA of r on architecture (ablab's factorial effects with one 4-level "
+        f"factor): F = {f(an.get('F'), 1)}, p = {pval(an.get('p'))}, partial eta^2 = "
+        f"{f(an.get('partial_eta_sq'), 2)}.",
+    ]
     return lines
 
 
 def diversity_study(df, configs, summary: list[str]) -> list[str]:
     factors = {"n_classes": [10, 36], "epochs": [4, 12]}
-    lines = ["| n_classes | epochs | runs | ID accuracy | final training loss | r | rho | A |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| n_classes | epochs | runs | ID accuracy | final training loss | r | rho | A |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for (nc, ep), x in df.groupby(["n_classes", "epochs"]):
-        lines.append(f"| {nc} | {ep} | {len(x)} | {x['id_acc'].mean():.3f} | {x['final_train_loss'].mean():.3f} | "
-                     f"{x['r'].mean():.1f} | {x['rho'].mean():.2f} | {x['A'].mean():.3f} |")
-    lines += ["", "| epochs | effect of 10 -> 36 classes on r (paired by seed) | pairs | Wilcoxon p | Cliff's delta | "
-              "effect on ID accuracy |", "|---:|---:|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {nc} | {ep} | {len(x)} | {x['id_acc'].mean():.3f} | {x['final_train_loss'].mean():.3f} | "
+            f"{x['r'].mean():.1f} | {x['rho'].mean():.2f} | {x['A'].mean():.3f} |"
+        )
+    lines += [
+        "",
+        "| epochs | effect of 10 -> 36 classes on r (paired by seed) | pairs | Wilcoxon p | Cliff's delta | "
+        "effect on ID accuracy |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
     for ep, x in df.groupby("epochs"):
         n, d, p, cd = paired(x, ["seed"], "n_classes", 10, 36)
         _, dacc, _, _ = paired(x, ["seed"], "n_classes", 10, 36, "id_acc")
         lines.append(f"| {ep} | {sgn(d)} | {n} | {pval(p)} | {sgn(cd, 2)} | {sgn(dacc, 3)} |")
-        summary.append(f"10 -> 36 classes after {ep} epochs: r {sgn(d)} (paired Wilcoxon p {pval(p)}, n = {n}), "
-                       f"ID accuracy {sgn(dacc, 3)}")
+        summary.append(
+            f"10 -> 36 classes after {ep} epochs: r {sgn(d)} (paired Wilcoxon p {pval(p)}, n = {n}), "
+            f"ID accuracy {sgn(dacc, 3)}"
+        )
     fe = effects(df, configs, factors, "r")
     it = fe["interactions"][0]
     me = fe["main_effects"]
-    lines += ["", f"ablab's factorial effects on r: n_classes {sgn(me['n_classes']['effect'])} (p "
-              f"{pval(me['n_classes']['p'])}), epochs {sgn(me['epochs']['effect'])} (p {pval(me['epochs']['p'])}), "
-              f"interaction contrast {sgn(it['contrast'])} (p {pval(it['p'])}); Shapley values from (10 classes, "
-              f"4 epochs) to (36, 12): " + ", ".join(f"{k} {sgn(v)}" for k, v in
-                                                   (fe.get('shapley') or {}).get('values', {}).items()) + "."]
+    lines += [
+        "",
+        f"ablab's factorial effects on r: n_classes {sgn(me['n_classes']['effect'])} (p "
+        f"{pval(me['n_classes']['p'])}), epochs {sgn(me['epochs']['effect'])} (p {pval(me['epochs']['p'])}), "
+        f"interaction contrast {sgn(it['contrast'])} (p {pval(it['p'])}); Shapley values from (10 classes, "
+        f"4 epochs) to (36, 12): "
+        + ", ".join(f"{k} {sgn(v)}" for k, v in (fe.get("shapley") or {}).get("values", {}).items())
+        + ".",
+    ]
     return lines
 
 
@@ -379,15 +450,20 @@ def timing_line(name: str, t: dict) -> str:
         return ", ".join(v) if len(v) <= 4 else f"{len(v)} variants"
 
     if len(ss) == 1:
-        return (f"`{name}`: {t['done']}/{t['planned']} runs done ({t['failed']} failed), wall time "
-                f"{t['span'] / 60:.1f} min from the first run's start to the last run's end with `-j {ss[0]['jobs']}`, "
-                f"{t['cpu'] / 60:.1f} CPU-minutes in the runs (so about {t['cpu'] / 120:.1f} min on 2 quiet "
-                f"cores; effective cores used {t['cpu'] / t['span']:.2f} of 2)")
+        return (
+            f"`{name}`: {t['done']}/{t['planned']} runs done ({t['failed']} failed), wall time "
+            f"{t['span'] / 60:.1f} min from the first run's start to the last run's end with `-j {ss[0]['jobs']}`, "
+            f"{t['cpu'] / 60:.1f} CPU-minutes in the runs (so about {t['cpu'] / 120:.1f} min on 2 quiet "
+            f"cores; effective cores used {t['cpu'] / t['span']:.2f} of 2)"
+        )
     parts = [f"{s['n']} runs ({which(s)}) in {s['span'] / 60:.1f} min wall with `-j {s['jobs']}`, "
              f"{s['cpu'] / 60:.1f} CPU-minutes" for s in ss]  # fmt: skip
-    return (f"`{name}`: {t['done']}/{t['planned']} runs done ({t['failed']} failed) in {len(ss)} sessions: "
-            + "; then ".join(parts) + f"; {t['cpu'] / 60:.1f} CPU-minutes in the runs in all (so about "
-            f"{t['cpu'] / 120:.1f} min on 2 quiet cores)")
+    return (
+        f"`{name}`: {t['done']}/{t['planned']} runs done ({t['failed']} failed) in {len(ss)} sessions: "
+        + "; then ".join(parts)
+        + f"; {t['cpu'] / 60:.1f} CPU-minutes in the runs in all (so about "
+        f"{t['cpu'] / 120:.1f} min on 2 quiet cores)"
+    )
 
 
 def main() -> None:
@@ -399,8 +475,10 @@ def main() -> None:
     args = ap.parse_args()
     from _machine import describe
 
-    loaded = {n: load(EXAMPLE / f"{n}.toml", args.store, args.j, not args.no_run)
-              for n in ("study", "study_arch", "study_diversity")}
+    loaded = {
+        n: load(EXAMPLE / f"{n}.toml", args.store, args.j, not args.no_run)
+        for n in ("study", "study_arch", "study_diversity")
+    }
     spec, df, configs, t_main = loaded["study"]
     _, dfa, ca, t_arch = loaded["study_arch"]
     _, dfd, cd, t_div = loaded["study_diversity"]
@@ -408,9 +486,9 @@ def main() -> None:
     lines = [
         "# The tunnel effect: which training variables drive % OOD retained (r)",
         "",
-        "After Harun et al., \"What Variables Affect Out-of-Distribution Generalization in Pretrained "
-        "Models?\" (NeurIPS 2024). Small models trained on rendered glyphs (`ablab.data`), every layer "
-        "probed with closed-form ridge probes (`probe = \"ridge\"`, strength chosen on a validation split); "
+        'After Harun et al., "What Variables Affect Out-of-Distribution Generalization in Pretrained '
+        'Models?" (NeurIPS 2024). Small models trained on rendered glyphs (`ablab.data`), every layer '
+        'probed with closed-form ridge probes (`probe = "ridge"`, strength chosen on a validation split); '
         "r = 100 * last-layer OOD accuracy / best-layer OOD accuracy, averaged over 4 OOD sets (held-out "
         "fonts, lower-case letters as new classes, Gaussian noise, scikit-learn digits); rho = Pearson "
         "correlation of the ID and OOD per-layer curves; A = ID/OOD alignment of the last layer.",
@@ -418,7 +496,8 @@ def main() -> None:
         f"Machine: {describe()}",
         "",
         "Measured run times (the machine was shared with other engineers' jobs during the runs"
-        + (f"; {args.load}" if args.load else "") + "):",
+        + (f"; {args.load}" if args.load else "")
+        + "):",
         "",
         f"- {timing_line('study.toml', t_main)};",
         f"- {timing_line('study_arch.toml', t_arch)};",
@@ -426,13 +505,18 @@ def main() -> None:
         "",
         "## 1. Five variables (`examples/tunnel/study.toml`)",
         "",
-        (f"Full 2^5 factorial: all {len(configs)} cells "
-         if spec.design.type == "factorial" else
-         f"{spec.design.type} design, resolution {spec.design.resolution}: {len(configs)} of the 32 cells ")
+        (
+            f"Full 2^5 factorial: all {len(configs)} cells "
+            if spec.design.type == "factorial"
+            else f"{spec.design.type} design, resolution {spec.design.resolution}: {len(configs)} of the 32 cells "
+        )
         + f"x {len(spec.seeds)} seeds ({len(df)} runs done; the all-low cell is the baseline); VGG-like CNNs "
         "(width 8), 1440 images, 12 epochs (AdamW, cosine), "
-        + (f"mean r over all runs {df['r'].mean():.1f} (min {df['r'].min():.1f}, max {df['r'].max():.1f})."
-         if len(df) else ""),
+        + (
+            f"mean r over all runs {df['r'].mean():.1f} (min {df['r'].min():.1f}, max {df['r'].max():.1f})."
+            if len(df)
+            else ""
+        ),
         "",
         *(main_study(df, spec, configs, summary) if len(df) else ["(not run)"]),
         "",
@@ -441,7 +525,7 @@ def main() -> None:
         "(high minus low level; in a full factorial it equals ablab's main effect, the mean of the cell "
         "means at the high level minus at the low level), how many pairs the high level wins, the two-sided "
         "Wilcoxon signed-rank test on the 48 differences (scipy), and Cliff's delta of the 48 runs at the "
-        "high level against the 48 at the low level. \"agrees\" compares the sign of the mean paired "
+        'high level against the 48 at the low level. "agrees" compares the sign of the mean paired '
         "difference with the paper's and calls it significant at paired p < 0.05 (no correction for the 5 "
         "tests; Holm would need p < 0.01 for the smallest). ANOVA p and partial eta^2: ablab's factorial "
         "effects (OLS with all main effects and two-factor interactions, type-II ANOVA; the three- to "
@@ -462,7 +546,11 @@ def main() -> None:
         "and depth, and by number of classes and augmentation (each row pools the 8 cells "
         "with those two levels):",
         "",
-        *(two_way(df, "n_classes", "depth") + [""] + two_way(df, "n_classes", "augment") if len(df) else []),
+        *(
+            two_way(df, "n_classes", "depth") + [""] + two_way(df, "n_classes", "augment")
+            if len(df)
+            else []
+        ),
         "",
         *(converged_only(df) if len(df) else []),
         "",
@@ -490,8 +578,15 @@ def main() -> None:
         *(diversity_study(dfd, cd, summary) if len(dfd) else ["(not run)"]),
     ]
     at = lines.index("## 1. Five variables (`examples/tunnel/study.toml`)")
-    lines[at:at] = ["## Summary", "", *(f"- {s};" for s in summary[:-1]), *(f"- {s}." for s in summary[-1:]),
-                    "", *DISCUSSION, ""]
+    lines[at:at] = [
+        "## Summary",
+        "",
+        *(f"- {s};" for s in summary[:-1]),
+        *(f"- {s}." for s in summary[-1:]),
+        "",
+        *DISCUSSION,
+        "",
+    ]
     out = HERE / "results" / "tunnel.md"
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -22,7 +22,7 @@ ABLAB = Path(sys.executable).with_name("ablab")
 # The entry of every tiny study. ``mode`` chooses what a run does; every call appends
 # "start KEY ATTEMPT PID" (and "end KEY" when it returns) to calls.log beside the entry, with
 # O_APPEND writes, so tests can count executions across workers and drivers.
-ENTRY = '''\
+ENTRY = """\
 import os
 import random
 import signal
@@ -84,7 +84,7 @@ def train(config, run):
     run.save_model(model)
     _log(f"end {run.key}")
     return {"score": -loss.item(), **draws}
-'''
+"""
 
 BASELINE = {"mode": "ok", "hidden": 4, "steps": 10, "sleep": 0.0}
 
@@ -103,14 +103,25 @@ def _toml_value(v: Any) -> str:
     raise TypeError(v)
 
 
-def write_study(directory: Path, *, name: str = "tiny", variants: dict[str, dict] | None = None,
-                seeds: int | list[int] = 2, run: dict | None = None,
-                metrics: dict[str, str] | None = None, baseline: dict | None = None) -> Path:
+def write_study(
+    directory: Path,
+    *,
+    name: str = "tiny",
+    variants: dict[str, dict] | None = None,
+    seeds: int | list[int] = 2,
+    run: dict | None = None,
+    metrics: dict[str, str] | None = None,
+    baseline: dict | None = None,
+) -> Path:
     """Write ``study.toml`` and ``entry.py`` into ``directory``; return the study file."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "entry.py").write_text(ENTRY)
-    lines = [f"name = {_toml_value(name)}", 'entry = "entry.py:train"', f"seeds = {_toml_value(seeds)}",
-             "[metrics]"]
+    lines = [
+        f"name = {_toml_value(name)}",
+        'entry = "entry.py:train"',
+        f"seeds = {_toml_value(seeds)}",
+        "[metrics]",
+    ]
     lines += [f"{k} = {_toml_value(v)}" for k, v in (metrics or {"score": "max"}).items()]
     lines.append("[baseline]")
     lines += [f"{k} = {_toml_value(v)}" for k, v in (baseline or BASELINE).items()]
@@ -140,10 +151,18 @@ def cli_env() -> dict[str, str]:
     return env
 
 
-def ablab_cli(*args: Any, cwd: Path | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
+def ablab_cli(
+    *args: Any, cwd: Path | None = None, timeout: float = 240
+) -> subprocess.CompletedProcess:
     """Run the installed ``ablab`` console script; returns the completed process (text output)."""
-    return subprocess.run([str(ABLAB), *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          env=cli_env(), timeout=timeout)
+    return subprocess.run(
+        [str(ABLAB), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=cli_env(),
+        timeout=timeout,
+    )
 
 
 @pytest.fixture
@@ -172,8 +191,15 @@ class Drivers:
         self.procs: list[subprocess.Popen] = []
 
     def start(self, *args: Any, cwd: Path | None = None) -> subprocess.Popen:
-        p = subprocess.Popen([str(ABLAB), *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, cwd=cwd, env=cli_env(), start_new_session=True)
+        p = subprocess.Popen(
+            [str(ABLAB), *map(str, args)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=cwd,
+            env=cli_env(),
+            start_new_session=True,
+        )
         self.procs.append(p)
         return p
 
@@ -216,8 +242,21 @@ def store_runs(study_dir: Path, name: str = "tiny", revision: str | None = None)
 
 
 def _git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false",
-                    *args], cwd=cwd, check=True, capture_output=True)
+    subprocess.run(
+        [
+            "git",
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "-c",
+            "commit.gpgsign=false",
+            *args,
+        ],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+    )
 
 
 @pytest.fixture
@@ -231,16 +270,24 @@ def ok_study(tmp_path_factory) -> dict[str, Any]:
     draws) and 'flaky' (fails on its first attempt; retries = 1), two seeds each, run once with
     ``ablab run -j 2``. Tests must not modify its directory (copy it first)."""
     root = tmp_path_factory.mktemp("ok") / "study"
-    path = write_study(root, variants={"wide": {"hidden": 8}, "flaky": {"mode": "flaky"}},
-                       run={"retries": 1, "timeout": "2m"})
+    path = write_study(
+        root,
+        variants={"wide": {"hidden": 8}, "flaky": {"mode": "flaky"}},
+        run={"retries": 1, "timeout": "2m"},
+    )
     (root / ".gitignore").write_text(".ablab/\ncalls.log\n__pycache__/\n")
     _git(root, "init", "-q", "-b", "main")
     _git(root, "add", ".")
     _git(root, "commit", "-q", "-m", "tiny study")
     res = ablab_cli("run", path, "-j", "2", cwd=root)
     assert res.returncode == 0, res.stdout + res.stderr
-    return {"dir": root, "path": path, "result": res, "runs": store_runs(root),
-            "calls": calls(root)}
+    return {
+        "dir": root,
+        "path": path,
+        "result": res,
+        "runs": store_runs(root),
+        "calls": calls(root),
+    }
 
 
 @pytest.fixture(scope="session")
@@ -248,13 +295,24 @@ def failure_study(tmp_path_factory) -> dict[str, Any]:
     """A study whose runs raise, exit, SIGKILL themselves, hang past the 3 s timeout, return no
     declared metric or a NaN, with ok runs before and after them; run once with -j 2."""
     root = tmp_path_factory.mktemp("fail") / "study"
-    variants = {"raise": {"mode": "raise"}, "exit": {"mode": "exit"}, "sigkill": {"mode": "sigkill"},
-                "hang": {"mode": "hang"}, "nometric": {"mode": "nometric"}, "nan": {"mode": "nan"},
-                "late-ok": {"hidden": 3}}
+    variants = {
+        "raise": {"mode": "raise"},
+        "exit": {"mode": "exit"},
+        "sigkill": {"mode": "sigkill"},
+        "hang": {"mode": "hang"},
+        "nometric": {"mode": "nometric"},
+        "nan": {"mode": "nan"},
+        "late-ok": {"hidden": 3},
+    }
     path = write_study(root, name="failing", variants=variants, seeds=[0], run={"timeout": "3s"})
     res = ablab_cli("run", path, "-j", "2", "--quiet", cwd=root)
-    return {"dir": root, "path": path, "result": res, "runs": {r["variant"]: r for r in store_runs(root, "failing")},
-            "calls": calls(root)}
+    return {
+        "dir": root,
+        "path": path,
+        "result": res,
+        "runs": {r["variant"]: r for r in store_runs(root, "failing")},
+        "calls": calls(root),
+    }
 
 
 def copy_study(src: Path, dst: Path) -> Path:
@@ -267,6 +325,16 @@ def tools():
     """The helpers above, for test modules (conftest cannot be imported under importlib mode)."""
     from types import SimpleNamespace
 
-    return SimpleNamespace(write_study=write_study, calls=calls, starts=starts, cli=ablab_cli,
-                           wait_for=wait_for, store_runs=store_runs, copy_study=copy_study,
-                           git=_git, ENTRY=ENTRY, BASELINE=BASELINE, ABLAB=ABLAB)
+    return SimpleNamespace(
+        write_study=write_study,
+        calls=calls,
+        starts=starts,
+        cli=ablab_cli,
+        wait_for=wait_for,
+        store_runs=store_runs,
+        copy_study=copy_study,
+        git=_git,
+        ENTRY=ENTRY,
+        BASELINE=BASELINE,
+        ABLAB=ABLAB,
+    )

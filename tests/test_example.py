@@ -20,8 +20,11 @@ def test_digits_example_reduced(tmp_path, tools):
     text = re.sub(r"(?m)^seeds = \d+", "seeds = 2", text)
     text = re.sub(r"(?m)^epochs = \d+", "epochs = 6", text)
     # keep two of the ablations
-    text = re.sub(r"(?ms)^\[ablations\]\n.*?\n\n", "[ablations]\nno-normalize = { normalize = false }\n"
-                  "small = { hidden = 16 }\n\n", text)
+    text = re.sub(
+        r"(?ms)^\[ablations\]\n.*?\n\n",
+        "[ablations]\nno-normalize = { normalize = false }\nsmall = { hidden = 16 }\n\n",
+        text,
+    )
     (d / "study.toml").write_text(text)
     res = tools.cli("run", d / "study.toml", "-j", "2", "--quiet", cwd=d, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -32,6 +35,8 @@ def test_digits_example_reduced(tmp_path, tools):
     assert all(m["accuracy"] > 0.8 for m in base), base
     assert all(m["val_acc"] >= m["accuracy"] - 1e-9 for m in base)  # best of the logged series
     assert all(0 < m["test_loss"] < 2.5 for m in base)
-    assert base[0]["accuracy"] != base[1]["accuracy"] or base[0]["test_loss"] != base[1]["test_loss"]
+    assert (
+        base[0]["accuracy"] != base[1]["accuracy"] or base[0]["test_loss"] != base[1]["test_loss"]
+    )
     report = tools.cli("report", d / "study.toml")
     assert report.returncode == 0 and "small" in report.stdout

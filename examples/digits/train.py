@@ -29,12 +29,18 @@ def load_data(split_seed: int, normalize: bool, digits: tuple | None = None):
     the file once per batch, not once per split); the result is the same."""
     x, y = load_digits(return_X_y=True) if digits is None else digits
     x = x.astype(np.float32) / 16.0
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.3, random_state=split_seed, stratify=y)
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        x, y, test_size=0.3, random_state=split_seed, stratify=y
+    )
     if normalize:
         mu, sd = x_tr.mean(0), x_tr.std(0) + 1e-3
         x_tr, x_te = (x_tr - mu) / sd, (x_te - mu) / sd
-    return (torch.from_numpy(x_tr), torch.from_numpy(y_tr).long(),
-            torch.from_numpy(x_te), torch.from_numpy(y_te).long())
+    return (
+        torch.from_numpy(x_tr),
+        torch.from_numpy(y_tr).long(),
+        torch.from_numpy(x_te),
+        torch.from_numpy(y_te).long(),
+    )
 
 
 def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -44,7 +50,9 @@ def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     shifts = torch.randint(-1, 2, (2,), generator=g).tolist()
     img = torch.roll(img, shifts=shifts, dims=(2, 3))
     noise = torch.randn(x.shape, generator=g)
-    return img.reshape(len(x), 64) + 0.05 * (noise if x.device.type == "cpu" else noise.to(x.device))
+    return img.reshape(len(x), 64) + 0.05 * (
+        noise if x.device.type == "cpu" else noise.to(x.device)
+    )
 
 
 def train(config: dict, run) -> dict:
@@ -54,8 +62,12 @@ def train(config: dict, run) -> dict:
     run.track_data("test_x", x_te)
     g = run.generator()
     model = nn.Sequential(
-        nn.Linear(64, config["hidden"]), nn.ReLU(), nn.Dropout(config["dropout"]),
-        nn.Linear(config["hidden"], config["hidden"]), nn.ReLU(), nn.Dropout(config["dropout"]),
+        nn.Linear(64, config["hidden"]),
+        nn.ReLU(),
+        nn.Dropout(config["dropout"]),
+        nn.Linear(config["hidden"], config["hidden"]),
+        nn.ReLU(),
+        nn.Dropout(config["dropout"]),
         nn.Linear(config["hidden"], 10),
     )
     device = torch.device(config.get("device", "cpu"))
@@ -71,7 +83,7 @@ def train(config: dict, run) -> dict:
         if device.type != "cpu":
             perm = perm.to(device)
         for i in range(0, n, bs):
-            idx = perm[i:i + bs]
+            idx = perm[i : i + bs]
             xb = x_tr[idx]
             if config["augment"]:
                 xb = augment(xb, g)

@@ -66,15 +66,28 @@ def _solo_module():
 
 # ROLLS[dy + 1, dx + 1][j]: the pixel that ``torch.roll(img, shifts=(dy, dx), dims=(2, 3))`` moves
 # to position j of a flattened 8x8 image (train.py's augmentation shift)
-ROLLS = torch.stack([torch.stack([torch.roll(torch.arange(64).view(8, 8), shifts=(dy, dx), dims=(0, 1)).reshape(64)
-                                  for dx in (-1, 0, 1)]) for dy in (-1, 0, 1)])
+ROLLS = torch.stack(
+    [
+        torch.stack(
+            [
+                torch.roll(torch.arange(64).view(8, 8), shifts=(dy, dx), dims=(0, 1)).reshape(64)
+                for dx in (-1, 0, 1)
+            ]
+        )
+        for dy in (-1, 0, 1)
+    ]
+)
 
 
 def make_mlp(hidden: int, dropout: float) -> nn.Module:
     """The MLP of ``train.py``."""
     return nn.Sequential(
-        nn.Linear(64, hidden), nn.ReLU(), nn.Dropout(dropout),
-        nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
+        nn.Linear(64, hidden),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(),
+        nn.Dropout(dropout),
         nn.Linear(hidden, 10),
     )
 
@@ -86,7 +99,9 @@ def train_batched(configs: list[dict], runs: list) -> list[dict[str, float]]:
     hidden = shared_value(configs, "hidden")
     bs = shared_value(configs, "batch_size")
     epochs = shared_value(configs, "epochs")
-    device = resolve_device(shared_value([{"device": c.get("device", "cpu")} for c in configs], "device"))
+    device = resolve_device(
+        shared_value([{"device": c.get("device", "cpu")} for c in configs], "device")
+    )
     on_cpu = device.type == "cpu"
     cache: dict[tuple[int, bool], tuple] = {}
     digits = load_digits(return_X_y=True)  # read once; every seed has its own split by default
@@ -110,17 +125,28 @@ def train_batched(configs: list[dict], runs: list) -> list[dict[str, float]]:
         x_te = torch.stack([d[2] for d in data]).to(device)[src[:, 0, 0]]
         y_te = torch.stack([d[3] for d in data]).to(device)[src[:, 0, 0]]
     gens = [run.generator() for run in runs]
-    bm = BatchedModels([partial(make_mlp, hidden, c["dropout"]) for c in configs], [r.seed for r in runs],
-                       device=device)
-    fused = bool(shared_value([{"fused_adam": c.get("fused_adam", False)} for c in configs], "fused_adam"))
-    opt = BatchedAdam(bm.params, lr=[c["lr"] for c in configs],
-                      weight_decay=[c["weight_decay"] for c in configs], fused=fused)
+    bm = BatchedModels(
+        [partial(make_mlp, hidden, c["dropout"]) for c in configs],
+        [r.seed for r in runs],
+        device=device,
+    )
+    fused = bool(
+        shared_value([{"fused_adam": c.get("fused_adam", False)} for c in configs], "fused_adam")
+    )
+    opt = BatchedAdam(
+        bm.params,
+        lr=[c["lr"] for c in configs],
+        weight_decay=[c["weight_decay"] for c in configs],
+        fused=fused,
+    )
     smoothing = [c["label_smoothing"] for c in configs]
     w = smoothing_weights(smoothing, k_models, 10, device=device)
     augmented = [k for k, c in enumerate(configs) if c["augment"]]
     aug_rows = augmented if on_cpu else torch.tensor(augmented, dtype=torch.long, device=device)
     n = x_tr.shape[1]
-    shifts = torch.empty((len(augmented), 2), dtype=torch.long)  # reused: each model's draws land here
+    shifts = torch.empty(
+        (len(augmented), 2), dtype=torch.long
+    )  # reused: each model's draws land here
     noise = torch.empty((len(augmented), bs, 64))
     for epoch in range(epochs):
         bm.train()
@@ -129,7 +155,7 @@ def train_batched(configs: list[dict], runs: list) -> list[dict[str, float]]:
             perms = perms.to(device)
         train_loss: list[float] = []
         for i in range(0, n, bs):
-            rows = perms[:, i:i + bs]
+            rows = perms[:, i : i + bs]
             b = rows.shape[1]
             xb = x_tr[src[:, :, 0], rows]
             if augmented:
@@ -138,7 +164,11 @@ def train_batched(configs: list[dict], runs: list) -> list[dict[str, float]]:
                 for j, k in enumerate(augmented):
                     torch.randint(-1, 2, (2,), generator=gens[k], out=shifts[j])
                     torch.randn((b, 64), generator=gens[k], out=noise[j, :b])
-                sh, nz = (shifts, noise[:, :b]) if on_cpu else (shifts.to(device), noise[:, :b].to(device))
+                sh, nz = (
+                    (shifts, noise[:, :b])
+                    if on_cpu
+                    else (shifts.to(device), noise[:, :b].to(device))
+                )
                 cols = rolls[sh[:, 0] + 1, sh[:, 1] + 1][:, None, :].expand(-1, b, -1)
                 if len(augmented) == k_models:
                     xb = xb.gather(2, cols) + 0.05 * nz
@@ -149,16 +179,25 @@ def train_batched(configs: list[dict], runs: list) -> list[dict[str, float]]:
             if i + bs >= n:  # the solo run logs the last minibatch's loss, computed as F does
                 with torch.no_grad():
                     logits = bm(xb, masks=masks)
-                train_loss = torch.stack([F.cross_entropy(logits[k], yb[k], label_smoothing=smoothing[k])
-                                          for k in range(k_models)]).tolist()  # one wait for a GPU, not K
+                train_loss = torch.stack(
+                    [
+                        F.cross_entropy(logits[k], yb[k], label_smoothing=smoothing[k])
+                        for k in range(k_models)
+                    ]
+                ).tolist()  # one wait for a GPU, not K
             _, grads = bm.loss_and_grad(cross_entropy, xb, yb, w, masks=masks)
             opt.step(grads)
         acc = evaluate(bm, x_te, y_te)["accuracy"].tolist()
         for k, run in enumerate(runs):
             run.log(step=epoch, val_acc=acc[k], train_loss=train_loss[k])
     final = evaluate(bm, x_te, y_te)
-    for run, state in zip(runs, bm.state_dicts(), strict=True):  # = the state dict of bm.unstack()[k]
+    for run, state in zip(
+        runs, bm.state_dicts(), strict=True
+    ):  # = the state dict of bm.unstack()[k]
         run.save_model(state)
     seconds = (time.perf_counter() - t0) / k_models
     accuracy, test_loss = final["accuracy"].tolist(), final["loss"].tolist()
-    return [{"accuracy": accuracy[k], "test_loss": test_loss[k], "train_seconds": seconds} for k in range(k_models)]
+    return [
+        {"accuracy": accuracy[k], "test_loss": test_loss[k], "train_seconds": seconds}
+        for k in range(k_models)
+    ]

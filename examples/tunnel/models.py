@@ -97,8 +97,9 @@ class TinyViT(nn.Module):
         self.pos = nn.Parameter(torch.zeros(1, n_tok, dim))
         nn.init.trunc_normal_(self.pos, std=0.02)
         self.blocks = nn.ModuleList(
-            nn.TransformerEncoderLayer(dim, heads, 2 * dim, dropout=0.0, batch_first=True,
-                                       norm_first=True)  # fmt: skip
+            nn.TransformerEncoderLayer(
+                dim, heads, 2 * dim, dropout=0.0, batch_first=True, norm_first=True
+            )  # fmt: skip
             for _ in range(depth)
         )
         self.norm = nn.LayerNorm(dim)

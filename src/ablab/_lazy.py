@@ -7,7 +7,9 @@ from importlib import import_module
 from typing import Any
 
 
-def lazy_getattr(package: str, exports: Mapping[str, str], namespace: dict[str, Any]) -> Callable[[str], Any]:
+def lazy_getattr(
+    package: str, exports: Mapping[str, str], namespace: dict[str, Any]
+) -> Callable[[str], Any]:
     """A module ``__getattr__`` that imports ``exports[name]`` on first access and caches the value
     in ``namespace``. A name the module does not define is the module itself (a submodule export)."""
 

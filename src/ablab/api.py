@@ -26,15 +26,35 @@ class Study:
     default store (``ROOT/.ablab``) live.
     """
 
-    def __init__(self, *, name: str, entry: str | Callable[..., Any], metrics: dict[str, Any],
-                 baseline: dict[str, Any] | None = None, ablations: dict[str, dict[str, Any]] | None = None,
-                 seeds: int | list[int] = 5, run: dict[str, Any] | None = None,
-                 design: dict[str, Any] | None = None, sensitivity: dict[str, list[Any]] | None = None,
-                 split_seeds: int | None = None, root: str | Path | None = None) -> None:
-        raw: dict[str, Any] = {"name": name, "entry": entry, "seeds": seeds, "metrics": metrics,
-                               "baseline": baseline or {}, "ablations": ablations or {}}
-        for k, v in (("run", run), ("design", design), ("sensitivity", sensitivity),
-                     ("split_seeds", split_seeds)):
+    def __init__(
+        self,
+        *,
+        name: str,
+        entry: str | Callable[..., Any],
+        metrics: dict[str, Any],
+        baseline: dict[str, Any] | None = None,
+        ablations: dict[str, dict[str, Any]] | None = None,
+        seeds: int | list[int] = 5,
+        run: dict[str, Any] | None = None,
+        design: dict[str, Any] | None = None,
+        sensitivity: dict[str, list[Any]] | None = None,
+        split_seeds: int | None = None,
+        root: str | Path | None = None,
+    ) -> None:
+        raw: dict[str, Any] = {
+            "name": name,
+            "entry": entry,
+            "seeds": seeds,
+            "metrics": metrics,
+            "baseline": baseline or {},
+            "ablations": ablations or {},
+        }
+        for k, v in (
+            ("run", run),
+            ("design", design),
+            ("sensitivity", sensitivity),
+            ("split_seeds", split_seeds),
+        ):
             if v is not None:
                 raw[k] = v
         # a synthetic source path inside root makes relative entries and the store resolve there
@@ -84,10 +104,18 @@ def _as_spec(study: Study | StudySpec | str | Path) -> StudySpec:
     return load_study(study)
 
 
-def run(study: Study | StudySpec | str | Path, *, jobs: int | None = None, store: str | Path | None = None,
-        revision: str | None = None, allow_code_change: bool = False, executor: str = "local",
-        address: str | None = None, race: bool = False,
-        on_progress: Callable[[Progress], None] | None = None) -> RunSummary:
+def run(
+    study: Study | StudySpec | str | Path,
+    *,
+    jobs: int | None = None,
+    store: str | Path | None = None,
+    revision: str | None = None,
+    allow_code_change: bool = False,
+    executor: str = "local",
+    address: str | None = None,
+    race: bool = False,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> RunSummary:
     """Run every variant of ``study`` over its seeds; runs already done are skipped.
 
     With ``seeds = "auto"`` in the study (or ``race=True``) seeds are allocated adaptively,
@@ -104,8 +132,14 @@ def run(study: Study | StudySpec | str | Path, *, jobs: int | None = None, store
         if spec.adaptive or race:
             from ablab.execute.adaptive import run_adaptive
 
-            return run_adaptive(spec, st, record, lambda: make_executor(executor, spec, jobs=jobs, address=address),
-                                race=race, on_progress=on_progress)
+            return run_adaptive(
+                spec,
+                st,
+                record,
+                lambda: make_executor(executor, spec, jobs=jobs, address=address),
+                race=race,
+                on_progress=on_progress,
+            )
         if spec.design.type != "path":
             ex = make_executor(executor, spec, jobs=jobs, address=address)
             return execute(spec, plan_for(spec), st, record, ex, on_progress=on_progress)
@@ -114,8 +148,15 @@ def run(study: Study | StudySpec | str | Path, *, jobs: int | None = None, store
         ex = make_executor(executor, spec, jobs=jobs, address=address)
         try:
             while True:
-                summary = execute(spec, plan_for(spec, known), st, record, ex, on_progress=on_progress,
-                                  close=False)
+                summary = execute(
+                    spec,
+                    plan_for(spec, known),
+                    st,
+                    record,
+                    ex,
+                    on_progress=on_progress,
+                    close=False,
+                )
                 if summary.interrupted or summary.failed:
                     return summary
                 known = path_results(spec, st, record["id"])

@@ -28,36 +28,71 @@ def load_results(spec: StudySpec, store: Store, revision: str | None = None) -> 
 
     study = store.study(spec.name, revision)
     if study is None:
-        raise StoreError(f"{spec.label}: no runs recorded for study '{spec.name}' in {store.dir}"
-                         + (f" (revision '{revision}')" if revision else ""),
-                         hint=f"run it first: ablab run {spec.source or 'STUDY_FILE'}")
+        raise StoreError(
+            f"{spec.label}: no runs recorded for study '{spec.name}' in {store.dir}"
+            + (f" (revision '{revision}')" if revision else ""),
+            hint=f"run it first: ablab run {spec.source or 'STUDY_FILE'}",
+        )
     plan = current_plan(spec, store, study["id"])
     keys = [r.key for r in plan.runs]
     rows = store.runs(study["id"], keys)
     metric_names = [m.name for m in spec.metrics]
     records = []
     for r in rows:
-        rec = {k: r[k] for k in ("key", "variant", "seed", "split_seed", "sensitivity", "status", "attempts",
-                                 "wall_seconds", "cpu_seconds", "peak_rss_mb", "error")}
+        rec = {
+            k: r[k]
+            for k in (
+                "key",
+                "variant",
+                "seed",
+                "split_seed",
+                "sensitivity",
+                "status",
+                "attempts",
+                "wall_seconds",
+                "cpu_seconds",
+                "peak_rss_mb",
+                "error",
+            )
+        }
         for m in metric_names:
             rec[m] = r["metrics"].get(m, float("nan"))
         records.append(rec)
-    runs_df = pd.DataFrame.from_records(records, columns=[
-        "key", "variant", "seed", "split_seed", "sensitivity", "status", "attempts", "wall_seconds",
-        "cpu_seconds", "peak_rss_mb", "error", *metric_names])
+    runs_df = pd.DataFrame.from_records(
+        records,
+        columns=[
+            "key",
+            "variant",
+            "seed",
+            "split_seed",
+            "sensitivity",
+            "status",
+            "attempts",
+            "wall_seconds",
+            "cpu_seconds",
+            "peak_rss_mb",
+            "error",
+            *metric_names,
+        ],
+    )
     keyset = set(keys)
     series_df = pd.DataFrame.from_records(
         [s for s in store.series(study["id"]) if s[0] in keyset],
-        columns=["key", "variant", "seed", "name", "step", "value"])
+        columns=["key", "variant", "seed", "name", "step", "value"],
+    )
     configs = {r.variant: r.config for r in plan.runs if r.sensitivity is None}
     env = store.environment(study["environment_id"]) or {}
     data_hashes: dict[str, dict[str, str]] = {}
     for key, name, kind, digest in store.data_hashes(study["id"]):
         if key in keyset:
             data_hashes.setdefault(name, {})[digest] = kind
-    provenance = {**env, "code_fingerprint": study["fingerprint"],
-                  "data": {n: sorted(d) for n, d in data_hashes.items()},
-                  "revision": study["revision"], "recorded_at": study["created_at"]}
+    provenance = {
+        **env,
+        "code_fingerprint": study["fingerprint"],
+        "data": {n: sorted(d) for n, d in data_hashes.items()},
+        "revision": study["revision"],
+        "recorded_at": study["created_at"],
+    }
     return StudyResults(spec, study, runs_df, series_df, configs, provenance)
 
 
@@ -69,11 +104,21 @@ def analyze_results(res: StudyResults, alpha: float = 0.05) -> dict[str, Any]:
     spec = res.spec
     metrics = {m.name: {"direction": m.direction, "reduce": m.reduce} for m in spec.metrics}
     factors = {k: list(v) for k, v in spec.design.factors.items()} or None
-    return analyze(res.runs, study=spec.name, metrics=metrics, baseline=reference_variant(spec), configs=res.configs,
-                   alpha=alpha, design=spec.design.type, factors=factors)
+    return analyze(
+        res.runs,
+        study=spec.name,
+        metrics=metrics,
+        baseline=reference_variant(spec),
+        configs=res.configs,
+        alpha=alpha,
+        design=spec.design.type,
+        factors=factors,
+    )
 
 
-def summarize_verifications(records: list[dict[str, Any]]) -> tuple[str | None, list[dict[str, Any]]]:
+def summarize_verifications(
+    records: list[dict[str, Any]],
+) -> tuple[str | None, list[dict[str, Any]]]:
     """A sentence ("3 of 3 verified runs reproduced bit-identically on 2026-11-24, same environment")
     and one short row per verification, from the store's verification records."""
     import time
@@ -82,11 +127,19 @@ def summarize_verifications(records: list[dict[str, Any]]) -> tuple[str | None, 
         return None, []
     rows = []
     for v in records:
-        env = (v["details"].get("environment") or {})
+        env = v["details"].get("environment") or {}
         same_env = not env.get("differences") and not env.get("packages")
-        rows.append({"run": v["key"], "variant": v["variant"], "seed": v["seed"], "check": v["kind"],
-                     "verdict": v["verdict"], "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(v["created_at"])),
-                     "environment": "same" if same_env else "differs"})
+        rows.append(
+            {
+                "run": v["key"],
+                "variant": v["variant"],
+                "seed": v["seed"],
+                "check": v["kind"],
+                "verdict": v["verdict"],
+                "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(v["created_at"])),
+                "environment": "same" if same_env else "differs",
+            }
+        )
     latest = {}
     for r in rows:
         if r["check"] == "reproduce":
@@ -97,7 +150,11 @@ def summarize_verifications(records: list[dict[str, Any]]) -> tuple[str | None, 
     bit = sum(r["verdict"] == "reproduced (bit-identical)" for r in vals)
     tol = sum(r["verdict"] == "reproduced (within tolerance)" for r in vals)
     day = max(r["date"] for r in vals)[:10]
-    env = "same environment" if all(r["environment"] == "same" for r in vals) else "environment differed"
+    env = (
+        "same environment"
+        if all(r["environment"] == "same" for r in vals)
+        else "environment differed"
+    )
     parts = [f"{bit} of {len(vals)} verified runs reproduced bit-identically"]
     if tol:
         parts.append(f"{tol} within tolerance")

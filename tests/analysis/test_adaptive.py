@@ -122,8 +122,9 @@ def test_null_family_error_rate_at_most_alpha(method):
     rng = np.random.default_rng(10)
     alpha, n_studies, hits = 0.1, 300, 0
     for _ in range(n_studies):
-        dec, _ = run(study(rng, [0.0, 0.0, 0.0], 11), 3, 11, alpha=alpha, method=method,
-                     futility_from=99)
+        dec, _ = run(
+            study(rng, [0.0, 0.0, 0.0], 11), 3, 11, alpha=alpha, method=method, futility_from=99
+        )
         hits += any(v in ("better", "worse") for v in dec.verdicts.values())
     se = math.sqrt(alpha * (1 - alpha) / n_studies)
     assert hits / n_studies <= alpha + 2.5 * se
@@ -136,8 +137,10 @@ def test_mixture_anytime_p_is_valid_over_all_prefixes():
     p, sign = anytime_p(rng.normal(2.0, 1, 15))
     assert p < 1e-3 and sign == 1
     d = rng.normal(0.3, 1, 12)  # the vectorised p equals the prefix-by-prefix definition
-    best = max(mixture_log_e(float(d[:k].mean() / (d[:k].std(ddof=1) / math.sqrt(k))), k)
-               for k in range(2, 13))
+    best = max(
+        mixture_log_e(float(d[:k].mean() / (d[:k].std(ddof=1) / math.sqrt(k))), k)
+        for k in range(2, 13)
+    )
     assert anytime_p(d)[0] == pytest.approx(min(1.0, math.exp(-best)))
     assert anytime_p(np.array([0.5, 0.5, 0.5])) == (0.0, 1)
 
@@ -149,8 +152,9 @@ def test_race_drops_clearly_worse_and_keeps_best():
     have, alive = dict.fromkeys(pot, 3), None
     for _ in range(50):
         res = {k: {s: float(pot[k][s]) for s in range(have[k])} for k in pot}
-        dec = race_round(res, alpha=0.05, max_seeds=10, alive=alive, batch=2,
-                         max_seeds_per_variant=30)
+        dec = race_round(
+            res, alpha=0.05, max_seeds=10, alive=alive, batch=2, max_seeds_per_variant=30
+        )
         if dec.done:
             break
         alive = dec.alive

@@ -18,15 +18,29 @@ def make_runs(effects, n_seeds=8, noise=0.01, seed=0):
         for s in range(n_seeds):
             shared = 0.02 * math.sin(s)  # seed effect shared by all variants (pairing helps)
             acc = 0.8 + eff + shared + rng.normal(0, noise)
-            rows.append({"key": f"{v}/{s}", "variant": v, "seed": s, "status": "done",
-                         "acc": acc, "loss": 1 - acc + rng.normal(0, noise)})
+            rows.append(
+                {
+                    "key": f"{v}/{s}",
+                    "variant": v,
+                    "seed": s,
+                    "status": "done",
+                    "acc": acc,
+                    "loss": 1 - acc + rng.normal(0, noise),
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def test_result_shape_and_verdicts():
     runs = make_runs({"base": 0.0, "better": 0.05, "same": 0.0, "worse": -0.05})
-    runs.loc[len(runs)] = {"key": "x", "variant": "same", "seed": 99, "status": "failed",
-                           "acc": np.nan, "loss": np.nan}
+    runs.loc[len(runs)] = {
+        "key": "x",
+        "variant": "same",
+        "seed": 99,
+        "status": "failed",
+        "acc": np.nan,
+        "loss": np.nan,
+    }
     configs = {v: {"name": v} for v in ["base", "better", "same", "worse"]}
     r = analyze(runs, study="toy", metrics=METRICS, baseline="base", configs=configs)
     json.dumps(r, allow_nan=False)  # strict JSON
@@ -35,10 +49,31 @@ def test_result_shape_and_verdicts():
     by = {v["name"]: v for v in r["variants"]}
     assert [v["name"] for v in r["variants"]][0] == "base"
     assert by["base"]["vs_baseline"] == {}
-    assert set(by["base"]["metrics"]["acc"]) >= {"mean", "std", "sem", "median", "iqm", "min",
-                                                 "max", "ci_low", "ci_high"}
-    keys = {"delta", "delta_pct", "delta_ci_low", "delta_ci_high", "p_value", "wilcoxon_p",
-            "p_adjusted", "hedges_g", "cliffs_delta", "prob_improvement", "verdict", "seeds_needed"}
+    assert set(by["base"]["metrics"]["acc"]) >= {
+        "mean",
+        "std",
+        "sem",
+        "median",
+        "iqm",
+        "min",
+        "max",
+        "ci_low",
+        "ci_high",
+    }
+    keys = {
+        "delta",
+        "delta_pct",
+        "delta_ci_low",
+        "delta_ci_high",
+        "p_value",
+        "wilcoxon_p",
+        "p_adjusted",
+        "hedges_g",
+        "cliffs_delta",
+        "prob_improvement",
+        "verdict",
+        "seeds_needed",
+    }
     assert set(by["better"]["vs_baseline"]["acc"]) >= keys
     assert by["better"]["vs_baseline"]["acc"]["verdict"] == "better"
     assert by["worse"]["vs_baseline"]["acc"]["verdict"] == "worse"

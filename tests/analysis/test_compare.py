@@ -64,7 +64,9 @@ def test_finish_verdicts_holm_and_seeds_needed():
     fam = [compare(strong, base), compare(weak, base)]
     finish_verdicts(fam, "max", 0.05)
     raw = [c["p_value"] for c in fam]
-    assert [c["p_adjusted"] for c in fam] == pytest.approx(list(multipletests(raw, method="holm")[1]))
+    assert [c["p_adjusted"] for c in fam] == pytest.approx(
+        list(multipletests(raw, method="holm")[1])
+    )
     assert fam[0]["verdict"] == "better" and fam[0]["seeds_needed"] is None
     assert fam[1]["verdict"] == "no-difference"
     assert isinstance(fam[1]["seeds_needed"], int) and fam[1]["seeds_needed"] > 10

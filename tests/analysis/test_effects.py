@@ -16,8 +16,15 @@ def factorial_runs(factors, response, n_seeds=5, noise=0.02, seed=0, rows_=None)
         name = f"cell{i}"
         configs[name] = cfg
         for s in range(n_seeds):
-            rows.append({"key": f"{name}/{s}", "variant": name, "seed": s, "status": "done",
-                         "acc": response(cfg) + rng.normal(0, noise)})
+            rows.append(
+                {
+                    "key": f"{name}/{s}",
+                    "variant": name,
+                    "seed": s,
+                    "status": "done",
+                    "acc": response(cfg) + rng.normal(0, noise),
+                }
+            )
     return pd.DataFrame(rows), configs
 
 
@@ -34,8 +41,16 @@ def planted(cfg):
 
 def test_planted_main_effect_and_interaction_are_recovered():
     runs, configs = factorial_runs(FACTORS, planted)
-    r = analyze(runs, study="f", metrics={"acc": {"direction": "max"}}, baseline="cell0",
-                configs=configs, design="factorial", factors=FACTORS, sensitivity=False)
+    r = analyze(
+        runs,
+        study="f",
+        metrics={"acc": {"direction": "max"}},
+        baseline="cell0",
+        configs=configs,
+        design="factorial",
+        factors=FACTORS,
+        sensitivity=False,
+    )
     e = r["effects"]
     terms = {row["term"]: row for row in e["anova"]}
     assert terms["augment"]["p"] < 1e-6 and terms["augment"]["partial_eta_sq"] > 0.9
@@ -54,7 +69,9 @@ def test_planted_main_effect_and_interaction_are_recovered():
     sh = e["shapley"]
     assert sum(sh["values"].values()) == pytest.approx(sh["total"])
     cells = {tuple(c["levels"].values()): c["mean"] for c in e["cells"]}
-    assert sh["total"] == pytest.approx(cells[("true", "focal", "0.1")] - cells[("false", "ce", "0.0")])
+    assert sh["total"] == pytest.approx(
+        cells[("true", "focal", "0.1")] - cells[("false", "ce", "0.0")]
+    )
     assert abs(sh["values"]["dropout"]) < 0.02
     assert sh["values"]["augment"] > sh["values"]["loss"]
 
@@ -79,9 +96,17 @@ def test_fractional_design_reports_aliased_interactions():
         return 1.0 + 0.5 * cfg["a"] - 0.3 * cfg["c"]
 
     runs, configs = factorial_runs(factors, resp, rows_=design.rows, n_seeds=4, seed=2)
-    r = analyze(runs, study="frac", metrics={"acc": {"direction": "max"}}, baseline="cell0",
-                configs=configs, design="fractional", factors=factors, sensitivity=False,
-                design_info=design.to_dict())
+    r = analyze(
+        runs,
+        study="frac",
+        metrics={"acc": {"direction": "max"}},
+        baseline="cell0",
+        configs=configs,
+        design="fractional",
+        factors=factors,
+        sensitivity=False,
+        design_info=design.to_dict(),
+    )
     e = r["effects"]
     assert e["design"]["generators"] == ["d = a*b*c"]
     assert len(e["aliased_terms"]) == 3  # ab=cd, ac=bd, ad=bc: one of each pair left out
@@ -100,8 +125,16 @@ def test_multilevel_factor_shapley_targets_best_cell():
         return cfg["depth"] * 0.1 + (0.05 if cfg["wide"] else 0.0)
 
     runs, configs = factorial_runs(factors, resp, n_seeds=3)
-    r = analyze(runs, study="m", metrics={"acc": {"direction": "max"}}, baseline="cell0",
-                configs=configs, design="factorial", factors=factors, sensitivity=False)
+    r = analyze(
+        runs,
+        study="m",
+        metrics={"acc": {"direction": "max"}},
+        baseline="cell0",
+        configs=configs,
+        design="factorial",
+        factors=factors,
+        sensitivity=False,
+    )
     sh = r["effects"]["shapley"]
     assert sh["to"] == {"depth": "3", "wide": "true"}
     assert sh["values"]["depth"] == pytest.approx(0.2, abs=0.03)

@@ -39,10 +39,24 @@ def test_leave_one_seed_out_flags_a_fragile_verdict():
     for seed in range(8):
         base = 0.8 + rng.normal(0, 0.01)
         rows.append({"variant": "base", "seed": seed, "status": "done", "acc": base})
-        rows.append({"variant": "robust", "seed": seed, "status": "done", "acc": base + 0.05 + rng.normal(0, 0.005)})
-        rows.append({"variant": "fragile", "seed": seed, "status": "done", "acc": base + fragile_diff[seed]})
-    r = analyze(pd.DataFrame(rows), study="s", metrics={"acc": {"direction": "max"}},
-                baseline="base", configs={})
+        rows.append(
+            {
+                "variant": "robust",
+                "seed": seed,
+                "status": "done",
+                "acc": base + 0.05 + rng.normal(0, 0.005),
+            }
+        )
+        rows.append(
+            {"variant": "fragile", "seed": seed, "status": "done", "acc": base + fragile_diff[seed]}
+        )
+    r = analyze(
+        pd.DataFrame(rows),
+        study="s",
+        metrics={"acc": {"direction": "max"}},
+        baseline="base",
+        configs={},
+    )
     loso = r["sensitivity"]["seeds"]["leave_one_seed_out"]
     assert loso["seeds"] == 8
     assert loso["variants"]["robust"]["acc"]["stable"] is True
@@ -53,8 +67,10 @@ def test_leave_one_seed_out_flags_a_fragile_verdict():
     for seed in range(8):
         d = df[df.seed != seed]
         vals = {n: s(g.acc, g.seed) for n, g in d.groupby("variant")}
-        fam = [compare(vals["fragile"], vals["base"], bootstrap=False),
-               compare(vals["robust"], vals["base"], bootstrap=False)]
+        fam = [
+            compare(vals["fragile"], vals["base"], bootstrap=False),
+            compare(vals["robust"], vals["base"], bootstrap=False),
+        ]
         finish_verdicts(fam, "max")
         if fam[0]["verdict"] != main:
             flips.append(seed)
@@ -81,8 +97,11 @@ def test_split_variance_recovers_planted_shares():
     rng = np.random.default_rng(7)
     seed_eff = rng.normal(0, 0.1, 20)  # init seeds: variance 0.01
     split_eff = rng.normal(0, 0.3, 20)  # data splits: variance 0.09, dominant
-    rows = [{"seed": i, "split_seed": j, "acc": seed_eff[i] + split_eff[j] + rng.normal(0, 0.01)}
-            for i in range(20) for j in range(20)]
+    rows = [
+        {"seed": i, "split_seed": j, "acc": seed_eff[i] + split_eff[j] + rng.normal(0, 0.01)}
+        for i in range(20)
+        for j in range(20)
+    ]
     r = split_variance(pd.DataFrame(rows), "acc")
     assert r["n_seeds"] == 20 and r["n_splits"] == 20
     assert r["split"] > 0.75 and r["seed"] > 0.03 and r["residual"] < 0.05
@@ -96,16 +115,33 @@ def test_splits_and_metric_agreement_in_analyze():
         for seed in range(4):
             for split in range(3):
                 acc = 0.8 + eff + 0.03 * split + rng.normal(0, 0.005)
-                rows.append({"variant": v, "seed": seed, "split_seed": split, "status": "done",
-                             "acc": acc, "loss": 1 - acc, "speed": -acc})
-    r = analyze(pd.DataFrame(rows), study="s", metrics={"acc": {"direction": "max"},
-                "loss": {"direction": "min"}, "speed": {"direction": "max"}},
-                baseline="base", configs={})
+                rows.append(
+                    {
+                        "variant": v,
+                        "seed": seed,
+                        "split_seed": split,
+                        "status": "done",
+                        "acc": acc,
+                        "loss": 1 - acc,
+                        "speed": -acc,
+                    }
+                )
+    r = analyze(
+        pd.DataFrame(rows),
+        study="s",
+        metrics={
+            "acc": {"direction": "max"},
+            "loss": {"direction": "min"},
+            "speed": {"direction": "max"},
+        },
+        baseline="base",
+        configs={},
+    )
     sp = r["sensitivity"]["splits"]
     assert sp["mean_share"]["split"] > 0.8
     mt = r["sensitivity"]["metrics"]
     assert mt["metrics"] == ["acc", "loss", "speed"]
-    assert mt["tau"][0][1] == pytest.approx(1.0)   # loss (min) ranks like acc (max)
+    assert mt["tau"][0][1] == pytest.approx(1.0)  # loss (min) ranks like acc (max)
     assert mt["tau"][0][2] == pytest.approx(-1.0)  # speed ranks the other way round
     assert mt["rankings"]["acc"] == ["a", "b", "base"]
     # pairing by (seed, split_seed)

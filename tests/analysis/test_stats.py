@@ -40,7 +40,7 @@ def test_iqm_is_mean_of_middle_half():
 
 
 def test_describe_small_samples():
-    assert describe([]) ["n"] == 0 and math.isnan(describe([])["mean"])
+    assert describe([])["n"] == 0 and math.isnan(describe([])["mean"])
     one = describe([2.0])
     assert one["mean"] == 2.0 and math.isnan(one["std"])
 
@@ -88,8 +88,14 @@ def test_seeds_needed_matches_statsmodels():
 def test_bootstrap_ci_matches_scipy_bca_at_expanded_level():
     x = np.array([0.81, 0.79, 0.84, 0.80, 0.86, 0.83, 0.78, 0.85, 0.82, 0.80])
     lo, hi = bootstrap_ci(x, seed=7)
-    ref = stats.bootstrap((x,), np.mean, method="BCa", n_resamples=2000,
-                          confidence_level=expanded_level(10), rng=np.random.default_rng(7))
+    ref = stats.bootstrap(
+        (x,),
+        np.mean,
+        method="BCa",
+        n_resamples=2000,
+        confidence_level=expanded_level(10),
+        rng=np.random.default_rng(7),
+    )
     assert (lo, hi) == pytest.approx(tuple(ref.confidence_interval))
     assert lo < x.mean() < hi
     assert bootstrap_ci(x, seed=7) == (lo, hi)  # reproducible

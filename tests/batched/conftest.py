@@ -11,8 +11,10 @@ _DIFFS: list[tuple[str, float]] = []
 @pytest.fixture
 def report_diff():
     """``report_diff(label, value)`` records a measured max |batched - solo| difference."""
+
     def record(label: str, value: float) -> None:
         _DIFFS.append((label, float(value)))
+
     return record
 
 

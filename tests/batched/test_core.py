@@ -38,13 +38,14 @@ def solo_train(seed, opt_name, lr, wd, ls, data, steps=3, bs=32, **opt_kw):
     torch.manual_seed(seed)
     model = make()
     opt = (torch.optim.Adam if opt_name == "adam" else torch.optim.SGD)(
-        model.parameters(), lr=lr, weight_decay=wd, **opt_kw)
+        model.parameters(), lr=lr, weight_decay=wd, **opt_kw
+    )
     g = torch.Generator().manual_seed(seed)
     losses = []
     for _ in range(steps):
         perm = torch.randperm(len(x), generator=g)
         for i in range(0, 96, bs):
-            idx = perm[i:i + bs]
+            idx = perm[i : i + bs]
             loss = F.cross_entropy(model(x[idx]), y[idx], label_smoothing=ls)
             opt.zero_grad()
             loss.backward()
@@ -57,14 +58,16 @@ def batched_train(seeds, opt_name, lr, wd, ls, data, steps=3, bs=32, **opt_kw):
     x, y = data
     bm = BatchedModels(make, seeds)
     k = len(seeds)
-    opt = (BatchedAdam if opt_name == "adam" else BatchedSGD)(bm.params, lr=lr, weight_decay=wd, **opt_kw)
+    opt = (BatchedAdam if opt_name == "adam" else BatchedSGD)(
+        bm.params, lr=lr, weight_decay=wd, **opt_kw
+    )
     w = smoothing_weights(ls, k, 10)
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     losses = []
     for _ in range(steps):
         perms = permutations(gens, len(x))
         for i in range(0, 96, bs):
-            idx = [p[i:i + bs] for p in perms]
+            idx = [p[i : i + bs] for p in perms]
             xb, yb = gather([x] * k, idx), gather([y] * k, idx)
             loss, grads = bm.loss_and_grad(cross_entropy, xb, yb, w, masks=bm.dropout_masks(xb))
             opt.step(grads)
@@ -72,11 +75,23 @@ def batched_train(seeds, opt_name, lr, wd, ls, data, steps=3, bs=32, **opt_kw):
     return bm, torch.stack(losses, 1)
 
 
-@pytest.mark.parametrize("opt_name,opt_kw", [("adam", {}), ("sgd", {"momentum": 0.9}),
-                                             ("sgd", {"momentum": 0.9, "nesterov": True}), ("sgd", {})])
+@pytest.mark.parametrize(
+    "opt_name,opt_kw",
+    [
+        ("adam", {}),
+        ("sgd", {"momentum": 0.9}),
+        ("sgd", {"momentum": 0.9, "nesterov": True}),
+        ("sgd", {}),
+    ],
+)
 def test_per_model_hyperparameters_match_solo_training(digits, opt_name, opt_kw, report_diff):
     torch.set_num_threads(1)
-    seeds, lr, wd, ls = [3, 4, 3, 5], [0.01, 0.01, 0.05, 0.002], [0.0, 1e-3, 1e-2, 0.0], [0.1, 0.0, 0.2, 0.0]
+    seeds, lr, wd, ls = (
+        [3, 4, 3, 5],
+        [0.01, 0.01, 0.05, 0.002],
+        [0.0, 1e-3, 1e-2, 0.0],
+        [0.1, 0.0, 0.2, 0.0],
+    )
     bm, losses = batched_train(seeds, opt_name, lr, wd, ls, digits, **opt_kw)
     models = bm.unstack()
     pdiff = ldiff = 0.0
@@ -105,7 +120,10 @@ def test_flat_and_per_tensor_optimiser_paths_agree(opt_cls, kw):
     separate = {n: p.clone() for n, p in bm.params.items()}
     assert flat_layout(separate) is None
     lr, wd = [0.01, 0.05, 0.01, 0.002], [0.0, 1e-3, 0.0, 1e-3]
-    flat_opt, sep_opt = opt_cls(bm.params, lr=lr, weight_decay=wd, **kw), opt_cls(separate, lr=lr, weight_decay=wd, **kw)
+    flat_opt, sep_opt = (
+        opt_cls(bm.params, lr=lr, weight_decay=wd, **kw),
+        opt_cls(separate, lr=lr, weight_decay=wd, **kw),
+    )
     g = torch.Generator().manual_seed(0)
     for _ in range(4):
         grads = {n: torch.randn(p.shape, generator=g) for n, p in separate.items()}

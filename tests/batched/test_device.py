@@ -42,7 +42,7 @@ def _train(make, device, steps: int = 6):
     for _ in range(steps // 3):
         perms = permutations(gens, len(x))
         for i in range(0, 96, 32):
-            idx = [p[i:i + 32] for p in perms]
+            idx = [p[i : i + 32] for p in perms]
             xb, yb = gather([x] * 3, idx), gather([y] * 3, idx)
             loss, grads = bm.loss_and_grad(cross_entropy, xb, yb, w, masks=bm.dropout_masks(xb))
             opt.step(grads)
@@ -61,8 +61,10 @@ def test_device_cpu_is_the_default_path(make):
         assert torch.equal(losses, ref_losses)
         assert all(torch.equal(bm.params[n], ref.params[n]) for n in ref.params)
         assert all(g.device.type == "cpu" for g in bm.dropout_generators)
-        assert all(torch.equal(a.get_state(), b.get_state())
-                   for a, b in zip(bm.dropout_generators, ref.dropout_generators, strict=True))
+        assert all(
+            torch.equal(a.get_state(), b.get_state())
+            for a, b in zip(bm.dropout_generators, ref.dropout_generators, strict=True)
+        )
         models = bm.unstack()
         assert all(p.device.type == "cpu" for m in models for p in m.parameters())
 
@@ -82,7 +84,9 @@ def test_bad_or_unavailable_devices_raise_clear_errors(monkeypatch):
     assert "device='cpu'" in str(e.value.hint)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    with pytest.raises(BatchedError, match=r"'cuda:3' does not exist: this machine has 1 CUDA device\(s\)"):
+    with pytest.raises(
+        BatchedError, match=r"'cuda:3' does not exist: this machine has 1 CUDA device\(s\)"
+    ):
         resolve_device("cuda:3")
 
 
@@ -97,11 +101,16 @@ def test_optimisers_make_their_tensors_on_the_parameters_device(fused):
     grads = {"w": torch.zeros(k, 4, 5, device="meta"), "b": torch.zeros(k, 10, device="meta")}
     opts = [BatchedAdam(params, lr=lr, weight_decay=wd, fused=fused)]
     if not fused:
-        opts += [BatchedSGD(params, lr=lr, weight_decay=wd, momentum=0.9), BatchedSGD(dict(params), lr=lr)]
+        opts += [
+            BatchedSGD(params, lr=lr, weight_decay=wd, momentum=0.9),
+            BatchedSGD(dict(params), lr=lr),
+        ]
     for opt in opts:
         for _ in range(2):
             opt.step(grads)
-    assert all(g[1].device.type == "meta" for g in opts[0]._lr_groups if isinstance(g[1], torch.Tensor))
+    assert all(
+        g[1].device.type == "meta" for g in opts[0]._lr_groups if isinstance(g[1], torch.Tensor)
+    )
     assert opts[0]._step_tensor.device.type == "meta"
 
 
@@ -109,6 +118,7 @@ def test_cuda_dropout_bookkeeping_with_a_stand_in_kernel(monkeypatch):
     """CudaDropout's rows and draw order, with torch._fused_dropout replaced by a CPU stand-in:
     p = 0 rows stay ones and p = 1 rows zeros (no draws), the other rows (not contiguous here)
     get their generator's draws layer by layer, and each model's draws equal a solo sequence."""
+
     def fake(x, keep, g):  # what the CUDA kernel returns: (x * keep_mask / keep, mask)
         m = torch.empty_like(x).bernoulli_(keep, generator=g)
         return x * m / keep, m.bool()
@@ -124,7 +134,12 @@ def test_cuda_dropout_bookkeeping_with_a_stand_in_kernel(monkeypatch):
         for masks in steps:
             for j, shape in enumerate(shapes):
                 p = ps[k][j]
-                want = (torch.ones(shape) if p == 0 else torch.zeros(shape) if p == 1
-                        else fake(torch.ones(shape), 1 - p, g)[0])
+                want = (
+                    torch.ones(shape)
+                    if p == 0
+                    else torch.zeros(shape)
+                    if p == 1
+                    else fake(torch.ones(shape), 1 - p, g)[0]
+                )
                 assert torch.equal(masks[j][k], want), (k, j)
     assert not torch.equal(steps[0][0][0], steps[1][0][0])  # fresh draws every step

@@ -14,8 +14,17 @@ from ablab.runtime.run import Run
 from ablab.runtime.seeding import seed_everything
 
 DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits"
-BASE = dict(hidden=32, dropout=0.1, augment=True, label_smoothing=0.1, normalize=True, lr=0.002,
-            weight_decay=1e-4, batch_size=64, epochs=2)
+BASE = dict(
+    hidden=32,
+    dropout=0.1,
+    augment=True,
+    label_smoothing=0.1,
+    normalize=True,
+    lr=0.002,
+    weight_decay=1e-4,
+    batch_size=64,
+    epochs=2,
+)
 
 
 def _load(name: str):
@@ -29,13 +38,23 @@ def _load(name: str):
 
 
 def _run(tmp_path: Path, tag: str, seed: int, cfg: dict) -> Run:
-    return Run(key=f"{tag}{seed}", variant="v", seed=seed, config=cfg, run_dir=tmp_path / f"{tag}{seed}",
-               split_seed=seed)
+    return Run(
+        key=f"{tag}{seed}",
+        variant="v",
+        seed=seed,
+        config=cfg,
+        run_dir=tmp_path / f"{tag}{seed}",
+        split_seed=seed,
+    )
 
 
 def test_each_batched_model_equals_its_solo_run(tmp_path, report_diff):
-    cfgs = [dict(BASE), dict(BASE, lr=0.005, weight_decay=1e-3), dict(BASE, dropout=0.0, augment=False),
-            dict(BASE, label_smoothing=0.0, weight_decay=0.0, normalize=False, dropout=0.3)]
+    cfgs = [
+        dict(BASE),
+        dict(BASE, lr=0.005, weight_decay=1e-3),
+        dict(BASE, dropout=0.0, augment=False),
+        dict(BASE, label_smoothing=0.0, weight_decay=0.0, normalize=False, dropout=0.3),
+    ]
     seeds = [0, 1, 2, 0]
     train = _load("train").train
     solo = []
@@ -44,14 +63,18 @@ def test_each_batched_model_equals_its_solo_run(tmp_path, report_diff):
         r = _run(tmp_path, f"solo{len(solo)}-", s, cfg)
         solo.append((train(dict(cfg), r), r))
     seed_everything(123, threads=1)  # the batched entry must not depend on the global stream
-    runs = [_run(tmp_path, f"batch{i}-", s, c) for i, (c, s) in enumerate(zip(cfgs, seeds, strict=True))]
+    runs = [
+        _run(tmp_path, f"batch{i}-", s, c) for i, (c, s) in enumerate(zip(cfgs, seeds, strict=True))
+    ]
     out = _load("train_batched").train_batched([dict(c) for c in cfgs], runs)
     metric_diff = series_diff = param_diff = 0.0
     for (m, r), mb, rb in zip(solo, out, runs, strict=True):
         assert set(mb) == set(m)
         metric_diff = max(metric_diff, *(abs(m[k] - mb[k]) for k in ("accuracy", "test_loss")))
         assert [s[:2] for s in r.series] == [s[:2] for s in rb.series]
-        series_diff = max(series_diff, *(abs(a[2] - b[2]) for a, b in zip(r.series, rb.series, strict=True)))
+        series_diff = max(
+            series_diff, *(abs(a[2] - b[2]) for a, b in zip(r.series, rb.series, strict=True))
+        )
         assert r.data == rb.data
         sa = torch.load(r.artifacts["model"], weights_only=True)
         sb = torch.load(rb.artifacts["model"], weights_only=True)
@@ -77,7 +100,9 @@ def test_fused_adam_matches_solo_runs_up_to_rounding(tmp_path, report_diff):
         r = _run(tmp_path, f"solo{i}-", s, cfg)
         solo.append((train(dict(cfg), r), r))
     seed_everything(0, threads=1)
-    runs = [_run(tmp_path, f"fused{i}-", s, c) for i, (c, s) in enumerate(zip(cfgs, seeds, strict=True))]
+    runs = [
+        _run(tmp_path, f"fused{i}-", s, c) for i, (c, s) in enumerate(zip(cfgs, seeds, strict=True))
+    ]
     out = _load("train_batched").train_batched([dict(c, fused_adam=True) for c in cfgs], runs)
     metric_diff = param_diff = 0.0
     for (m, r), mb, rb in zip(solo, out, runs, strict=True):
@@ -95,9 +120,15 @@ def test_batched_entry_rejects_bad_batches(tmp_path):
     with pytest.raises(BatchedError, match="2 configs but 1 runs"):
         tb([dict(BASE), dict(BASE)], [_run(tmp_path, "x", 0, BASE)])
     with pytest.raises(BatchedError, match="'hidden' must be the same"):
-        tb([dict(BASE), dict(BASE, hidden=16)], [_run(tmp_path, "x", 0, BASE), _run(tmp_path, "y", 1, BASE)])
+        tb(
+            [dict(BASE), dict(BASE, hidden=16)],
+            [_run(tmp_path, "x", 0, BASE), _run(tmp_path, "y", 1, BASE)],
+        )
     with pytest.raises(BatchedError, match=r"lr\[1\] must be a number"):
-        tb([dict(BASE), dict(BASE, lr="fast")], [_run(tmp_path, "x", 0, BASE), _run(tmp_path, "y", 1, BASE)])
+        tb(
+            [dict(BASE), dict(BASE, lr="fast")],
+            [_run(tmp_path, "x", 0, BASE), _run(tmp_path, "y", 1, BASE)],
+        )
 
 
 def test_device_key_cpu_is_the_default(tmp_path, monkeypatch):
@@ -109,10 +140,19 @@ def test_device_key_cpu_is_the_default(tmp_path, monkeypatch):
     out = {}
     for tag, extra in (("none", {}), ("cpu", {"device": "cpu"})):
         seed_everything(0, threads=1)
-        runs = [_run(tmp_path, f"{tag}{i}-", s, c) for i, (c, s) in enumerate(zip(cfgs, [0, 1], strict=True))]
+        runs = [
+            _run(tmp_path, f"{tag}{i}-", s, c)
+            for i, (c, s) in enumerate(zip(cfgs, [0, 1], strict=True))
+        ]
         metrics = tb([dict(c, **extra) for c in cfgs], runs)
-        out[tag] = [({k: v for k, v in m.items() if k != "train_seconds"}, r.series,
-                     torch.load(r.artifacts["model"], weights_only=True)) for m, r in zip(metrics, runs, strict=True)]
+        out[tag] = [
+            (
+                {k: v for k, v in m.items() if k != "train_seconds"},
+                r.series,
+                torch.load(r.artifacts["model"], weights_only=True),
+            )
+            for m, r in zip(metrics, runs, strict=True)
+        ]
     for (ma, sa, wa), (mb, sb, wb) in zip(out["none"], out["cpu"], strict=True):
         assert ma == mb and sa == sb and all(torch.equal(wa[k], wb[k]) for k in wa)
     runs = [_run(tmp_path, "x", 0, BASE), _run(tmp_path, "y", 1, BASE)]

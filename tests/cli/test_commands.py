@@ -50,32 +50,67 @@ def test_runs_json(ok_study, failure_study, tools):
     rows = json.loads(res.stdout)
     assert isinstance(rows, list) and len(rows) == 6
     for r in rows:
-        assert {"key", "variant", "seed", "status", "attempts", "metrics", "wall_seconds", "error"} <= set(r)
+        assert {
+            "key",
+            "variant",
+            "seed",
+            "status",
+            "attempts",
+            "metrics",
+            "wall_seconds",
+            "error",
+        } <= set(r)
         assert r["status"] == "done" and r["error"] is None and isinstance(r["wall_seconds"], float)
         assert isinstance(r["metrics"]["score"], float)
-    assert {(r["variant"], r["seed"]) for r in rows} == {(v, s) for v in ("baseline", "wide", "flaky") for s in (0, 1)}
+    assert {(r["variant"], r["seed"]) for r in rows} == {
+        (v, s) for v in ("baseline", "wide", "flaky") for s in (0, 1)
+    }
     assert [r["attempts"] for r in rows if r["variant"] == "flaky"] == [2, 2]
     stored = {r["key"]: r["metrics"] for r in ok_study["runs"]}
     assert all(stored[r["key"]] == r["metrics"] for r in rows)
 
-    fail = {r["variant"]: r for r in json.loads(tools.cli("runs", failure_study["path"], "-f", "json").stdout)}
-    assert fail["raise"]["status"] == "failed" and fail["raise"]["error"] == "ValueError: boom in raise"
+    fail = {
+        r["variant"]: r
+        for r in json.loads(tools.cli("runs", failure_study["path"], "-f", "json").stdout)
+    }
+    assert (
+        fail["raise"]["status"] == "failed"
+        and fail["raise"]["error"] == "ValueError: boom in raise"
+    )
     assert fail["raise"]["metrics"] == {} and "\n" not in fail["hang"]["error"]
-    assert {r["status"] for r in fail.values()} <= {"pending", "running", "done", "failed", "interrupted"}
+    assert {r["status"] for r in fail.values()} <= {
+        "pending",
+        "running",
+        "done",
+        "failed",
+        "interrupted",
+    }
 
 
 def test_runs_csv_and_table(ok_study, failure_study, cli):
     code, out, _ = cli("runs", ok_study["path"], "--format", "csv")
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert len(rows) == 6 and list(rows[0]) == ["key", "variant", "seed", "status", "attempts", "score",
-                                                "wall_seconds", "error"]
+    assert len(rows) == 6 and list(rows[0]) == [
+        "key",
+        "variant",
+        "seed",
+        "status",
+        "attempts",
+        "score",
+        "wall_seconds",
+        "error",
+    ]
     stored = {r["key"]: r for r in ok_study["runs"]}
     for r in rows:
         assert float(r["score"]) == stored[r["key"]]["metrics"]["score"] and r["error"] == ""
     code, out, _ = cli("runs", failure_study["path"], "-f", "csv")
     fail = {r["variant"]: r for r in csv.DictReader(io.StringIO(out))}
-    assert fail["nan"]["status"] == "failed" and "non-finite" in fail["nan"]["error"] and fail["nan"]["score"] == ""
+    assert (
+        fail["nan"]["status"] == "failed"
+        and "non-finite" in fail["nan"]["error"]
+        and fail["nan"]["score"] == ""
+    )
     code, out, _ = cli("runs", ok_study["path"])
     assert code == 0 and all(r["key"] in out for r in ok_study["runs"])
     code, _, err = cli("runs", ok_study["path"], "--format", "xml")
@@ -86,21 +121,43 @@ def test_runs_of_a_study_never_run(tmp_path, tools, cli):
     study = tools.write_study(tmp_path, variants={"w": {"hidden": 2}})
     code, out, _ = cli("runs", study, "--format", "json")
     rows = json.loads(out)
-    assert code == 0 and len(rows) == 4 and all(r["status"] == "pending" and r["attempts"] == 0 for r in rows)
+    assert (
+        code == 0
+        and len(rows) == 4
+        and all(r["status"] == "pending" and r["attempts"] == 0 for r in rows)
+    )
 
 
 def test_status(ok_study, failure_study, cli):
     code, out, _ = cli("status", ok_study["path"])
     assert code == 0
-    lines = {ln.split("│")[1].strip(): [c.strip() for c in ln.split("│")[2:-1]]
-             for ln in out.splitlines() if ln.count("│") >= 6}
+    lines = {
+        ln.split("│")[1].strip(): [c.strip() for c in ln.split("│")[2:-1]]
+        for ln in out.splitlines()
+        if ln.count("│") >= 6
+    }
     # columns: pending running done failed interrupted
-    assert lines["baseline"] == ["0", "0", "2", "0", "0"] and lines["flaky"] == ["0", "0", "2", "0", "0"]
+    assert lines["baseline"] == ["0", "0", "2", "0", "0"] and lines["flaky"] == [
+        "0",
+        "0",
+        "2",
+        "0",
+        "0",
+    ]
     assert lines["total"] == ["0", "0", "6", "0", "0"]
     code, out, _ = cli("status", failure_study["path"])
-    lines = {ln.split("│")[1].strip(): [c.strip() for c in ln.split("│")[2:-1]]
-             for ln in out.splitlines() if ln.count("│") >= 6}
-    assert lines["hang"] == ["0", "0", "0", "1", "0"] and lines["total"] == ["0", "0", "2", "6", "0"]
+    lines = {
+        ln.split("│")[1].strip(): [c.strip() for c in ln.split("│")[2:-1]]
+        for ln in out.splitlines()
+        if ln.count("│") >= 6
+    }
+    assert lines["hang"] == ["0", "0", "0", "1", "0"] and lines["total"] == [
+        "0",
+        "0",
+        "2",
+        "6",
+        "0",
+    ]
 
 
 def test_show(ok_study, failure_study, cli):

@@ -11,8 +11,11 @@ ABLAB = Path(sys.executable).with_name("ablab")
 
 
 def test_progress_bar_in_a_terminal(tmp_path):
-    (tmp_path / "entry.py").write_text("def train(config, run):\n    return {'score': float(config['x'])}\n")
-    (tmp_path / "study.toml").write_text(textwrap.dedent('''
+    (tmp_path / "entry.py").write_text(
+        "def train(config, run):\n    return {'score': float(config['x'])}\n"
+    )
+    (tmp_path / "study.toml").write_text(
+        textwrap.dedent("""
         name = "tty"
         entry = "entry.py:train"
         seeds = 2
@@ -20,11 +23,17 @@ def test_progress_bar_in_a_terminal(tmp_path):
         score = "max"
         [baseline]
         x = 1
-    '''))
+    """)
+    )
     master, slave = pty.openpty()
     env = {**os.environ, "COLUMNS": "120", "TERM": "xterm"}
-    proc = subprocess.Popen([str(ABLAB), "run", str(tmp_path / "study.toml"), "-j", "1"], stdout=slave,
-                            stderr=slave, stdin=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        [str(ABLAB), "run", str(tmp_path / "study.toml"), "-j", "1"],
+        stdout=slave,
+        stderr=slave,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
     os.close(slave)
     chunks = []
     while True:

@@ -34,8 +34,7 @@ def test_resolution_and_class_count_controls():
 
 def test_glyphs_are_class_specific():
     """Nearest-class-mean on rendered pixels beats chance by far: the images carry the class."""
-    d = data.load("glyphs-digits", seed=0, n_train_per_class=40, n_test_per_class=20,
-                  resolution=16)
+    d = data.load("glyphs-digits", seed=0, n_train_per_class=40, n_test_per_class=20, resolution=16)
     xtr, xte = d.x_train.reshape(len(d.x_train), -1), d.x_test.reshape(len(d.x_test), -1)
     means = np.stack([xtr[d.y_train == c].mean(0) for c in range(10)])
     pred = ((xte[:, None] - means[None]) ** 2).sum(-1).argmin(1)

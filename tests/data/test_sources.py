@@ -16,8 +16,9 @@ def test_sklearn_digits_resized_and_split():
 
 def test_corruptions_change_images_as_documented():
     rng = np.random.default_rng(0)
-    x = data.load("glyphs-digits", seed=0, n_train_per_class=2, n_test_per_class=1,
-                  resolution=16).x_train
+    x = data.load(
+        "glyphs-digits", seed=0, n_train_per_class=2, n_test_per_class=1, resolution=16
+    ).x_train
     xn = gaussian_noise(x, 3, rng)
     assert 0.1 < np.std(xn - x) < 0.2  # std 0.18 minus clipping
     xb = gaussian_blur(x, 5, rng)

@@ -7,19 +7,20 @@ import pytest
 
 from ablab.cli.main import main
 
-ENTRY = '''
+ENTRY = """
 import random, zlib
 def train(config, run):
     r = random.Random(run.seed * 7919 + zlib.crc32(run.variant.encode()))
     return {"score": config["eff"] + r.gauss(0.0, 1.0)}
-'''
+"""
 
 
 def _study(tmp_path, extra=""):
     d = tmp_path / "s"
     d.mkdir()
     (d / "entry.py").write_text(ENTRY)
-    (d / "study.toml").write_text(textwrap.dedent('''
+    (d / "study.toml").write_text(
+        textwrap.dedent("""
         name = "auto"
         entry = "entry.py:train"
         seeds = "auto"
@@ -32,7 +33,9 @@ def _study(tmp_path, extra=""):
         [ablations]
         big = { eff = 6.0 }
         null = { eff = 0.0001 }
-    ''') + extra)
+    """)
+        + extra
+    )
     return d / "study.toml"
 
 
@@ -76,7 +79,7 @@ def test_auto_seed_bounds_are_validated(tmp_path):
     assert main(["run", str(study)]) == 2  # min/max_seeds without "auto"
 
 
-BATCHED = '''
+BATCHED = """
 import torch
 def train(config, run):
     torch.manual_seed(run.seed)
@@ -88,7 +91,7 @@ def train_batched(configs, runs):
 
 def train_sizes(configs, runs):
     return [dict(train(c, r), k=float(len(configs))) for c, r in zip(configs, runs)]
-'''
+"""
 
 
 @pytest.mark.slow
@@ -96,7 +99,7 @@ def test_batched_study_matches_solo(tmp_path, capsys):
     d = tmp_path / "b"
     d.mkdir()
     (d / "entry.py").write_text(BATCHED)
-    base = textwrap.dedent('''
+    base = textwrap.dedent("""
         name = "{name}"
         entry = "entry.py:{fn}"
         seeds = 3
@@ -110,39 +113,48 @@ def test_batched_study_matches_solo(tmp_path, capsys):
         wide = {{ width = 8 }}
         [run]
         {run}
-    ''')
+    """)
     (d / "solo.toml").write_text(base.format(name="solo", fn="train", run=""))
-    (d / "batched.toml").write_text(base.format(name="batched", fn="train_batched",
-                                                run='batch = 4\nbatch_by = ["width"]'))
+    (d / "batched.toml").write_text(
+        base.format(name="batched", fn="train_batched", run='batch = 4\nbatch_by = ["width"]')
+    )
     assert main(["run", str(d / "solo.toml"), "-q"]) == 0
     assert main(["run", str(d / "batched.toml"), "-q"]) == 0
-    solo = {(r["variant"], r["seed"]): r["metrics"]["score"] for r in _runs(capsys, d / "solo.toml")}
-    batched = {(r["variant"], r["seed"]): r["metrics"]["score"] for r in _runs(capsys, d / "batched.toml")}
+    solo = {
+        (r["variant"], r["seed"]): r["metrics"]["score"] for r in _runs(capsys, d / "solo.toml")
+    }
+    batched = {
+        (r["variant"], r["seed"]): r["metrics"]["score"] for r in _runs(capsys, d / "batched.toml")
+    }
     assert solo == batched and len(solo) == 9
 
     # batch = "auto": each kind of run (batch_by signature) split evenly over the 2 workers
-    (d / "auto.toml").write_text(base.format(name="auto", fn="train_sizes",
-                                             run='batch = "auto"\nbatch_by = ["width"]'))
+    (d / "auto.toml").write_text(
+        base.format(name="auto", fn="train_sizes", run='batch = "auto"\nbatch_by = ["width"]')
+    )
     assert main(["run", str(d / "auto.toml"), "-q", "-j", "2"]) == 0
     sizes = {(r["variant"], r["seed"]): r["metrics"]["k"] for r in _runs(capsys, d / "auto.toml")}
-    assert sorted(v for (var, _), v in sizes.items() if var != "wide") == [3] * 6  # 6 runs of width 4
+    assert (
+        sorted(v for (var, _), v in sizes.items() if var != "wide") == [3] * 6
+    )  # 6 runs of width 4
     assert sorted(v for (var, _), v in sizes.items() if var == "wide") == [1, 2, 2]  # 3 of width 8
     (d / "auto.toml").write_text(base.format(name="auto", fn="train_sizes", run='batch = "all"'))
     assert main(["run", str(d / "auto.toml"), "-q"]) == 2
     assert 'expected an integer >= 1 or "auto"' in capsys.readouterr().err
 
 
-DESIGN_ENTRY = '''
+DESIGN_ENTRY = """
 def train(config, run):
     return {"score": config["a"] * 1.0 + config["b"] * 2.0 + config["c"] * 0.5 + run.seed * 0.01}
-'''
+"""
 
 
 def _design_study(tmp_path, design):
     d = tmp_path / "d"
     d.mkdir()
     (d / "entry.py").write_text(DESIGN_ENTRY)
-    (d / "study.toml").write_text(textwrap.dedent('''
+    (d / "study.toml").write_text(
+        textwrap.dedent("""
         name = "design"
         entry = "entry.py:train"
         seeds = 2
@@ -152,7 +164,9 @@ def _design_study(tmp_path, design):
         a = 0
         b = 0
         c = 0
-    ''') + design)
+    """)
+        + design
+    )
     return d / "study.toml"
 
 
@@ -161,11 +175,21 @@ def test_path_design_grows_greedily_to_the_target(tmp_path, capsys):
     assert main(["run", str(study), "-j", "2", "-q"]) == 0
     variants = {r["variant"] for r in _runs(capsys, study)}
     # step 1 tries a, b, c and keeps b (largest gain); step 2 tries a+b, b+c and keeps a+b; then a+b+c
-    assert variants == {"baseline", "path:a", "path:b", "path:c", "path:a+b", "path:b+c", "path:a+b+c"}
+    assert variants == {
+        "baseline",
+        "path:a",
+        "path:b",
+        "path:c",
+        "path:a+b",
+        "path:b+c",
+        "path:a+b+c",
+    }
 
 
 def test_factorial_design_reports_effects(tmp_path, capsys):
-    study = _design_study(tmp_path, '[design]\ntype = "factorial"\nfactors = { a = [0, 1], b = [0, 1], c = [0, 1] }\n')
+    study = _design_study(
+        tmp_path, '[design]\ntype = "factorial"\nfactors = { a = [0, 1], b = [0, 1], c = [0, 1] }\n'
+    )
     assert main(["run", str(study), "-j", "2", "-q"]) == 0
     assert len(_runs(capsys, study)) == 16
     capsys.readouterr()

@@ -12,8 +12,15 @@ def test_exit_code_and_statuses(failure_study):
     res, runs = failure_study["result"], failure_study["runs"]
     assert res.returncode == 1, res.stdout + res.stderr
     assert {v: r["status"] for v, r in runs.items()} == {
-        "baseline": "done", "raise": "failed", "exit": "failed", "sigkill": "failed", "hang": "failed",
-        "nometric": "failed", "nan": "failed", "late-ok": "done"}
+        "baseline": "done",
+        "raise": "failed",
+        "exit": "failed",
+        "sigkill": "failed",
+        "hang": "failed",
+        "nometric": "failed",
+        "nan": "failed",
+        "late-ok": "done",
+    }
     assert all(r["attempts"] == 1 for r in runs.values())  # retries = 0
     assert "7/8 done" not in res.stdout and "2/8 done, 6 failed" in res.stdout
     assert "Traceback" not in res.stderr
@@ -22,7 +29,10 @@ def test_exit_code_and_statuses(failure_study):
 def test_raising_run_records_its_traceback(failure_study):
     r = failure_study["runs"]["raise"]
     assert r["error"] == "ValueError: boom in raise"
-    assert "Traceback (most recent call last)" in r["traceback"] and 'raise ValueError(f"boom' in r["traceback"]
+    assert (
+        "Traceback (most recent call last)" in r["traceback"]
+        and 'raise ValueError(f"boom' in r["traceback"]
+    )
     assert r["metrics"] == {}
 
 
@@ -67,6 +77,8 @@ def test_dead_workers_are_replaced(failure_study):
     for v in ("exit", "sigkill", "hang"):
         key = runs[v]["key"]
         i = [k for k, _ in starts].index(key)
-        assert by_key[key] not in [pid for _, pid in starts[i + 1:]], f"the worker of '{v}' ran again"
+        assert by_key[key] not in [pid for _, pid in starts[i + 1 :]], (
+            f"the worker of '{v}' ran again"
+        )
     assert runs["late-ok"]["status"] == "done" and runs["late-ok"]["worker_pid"] not in dead
     assert len(set(start_pids)) >= 4  # 2 initial workers + replacements

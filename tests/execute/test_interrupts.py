@@ -23,16 +23,20 @@ def gone(pids):
             except psutil.NoSuchProcess:
                 pass
         return True
+
     return check
 
 
 def gated_starts(d, tools, n):
-    return tools.wait_for(lambda: len(tools.starts(d)) >= n and tools.calls(d), timeout=120,
-                          what=f"{n} runs to start")
+    return tools.wait_for(
+        lambda: len(tools.starts(d)) >= n and tools.calls(d), timeout=120, what=f"{n} runs to start"
+    )
 
 
 def test_kill_9_of_the_driver_then_resume(study_dir, tools, drivers):
-    path = tools.write_study(study_dir, variants={"quick": {"hidden": 5}, "gated": {"mode": "gate"}})
+    path = tools.write_study(
+        study_dir, variants={"quick": {"hidden": 5}, "gated": {"mode": "gate"}}
+    )
     p = drivers.start("run", path, "-j", "2", "--quiet", cwd=study_dir)
     gated_starts(study_dir, tools, 6)  # 4 quick runs recorded, then both gated runs claimed
     runs = {r["key"]: r for r in tools.store_runs(study_dir)}
@@ -41,7 +45,9 @@ def test_kill_9_of_the_driver_then_resume(study_dir, tools, drivers):
     assert p.wait(timeout=30) == -signal.SIGKILL
     tools.wait_for(gone(worker_pids), timeout=30, what="the workers to die with their driver")
     done_before = {k: r for k, r in runs.items() if r["status"] == "done"}
-    assert len(done_before) == 4 and sorted(r["status"] for r in runs.values()).count("running") == 2
+    assert (
+        len(done_before) == 4 and sorted(r["status"] for r in runs.values()).count("running") == 2
+    )
 
     (study_dir / "open").touch()
     res = tools.cli("run", study_dir / "study.toml", "-j", "2", cwd=study_dir)
@@ -61,7 +67,9 @@ def test_kill_9_of_the_driver_then_resume(study_dir, tools, drivers):
 
 def test_two_concurrent_drivers_run_each_run_once(study_dir, tools, drivers):
     variants = {f"v{i}": {"hidden": i} for i in range(1, 4)}
-    path = tools.write_study(study_dir, variants=variants, baseline={**tools.BASELINE, "mode": "gate"})
+    path = tools.write_study(
+        study_dir, variants=variants, baseline={**tools.BASELINE, "mode": "gate"}
+    )
     procs = [drivers.start("run", path, "-j", "1", "--quiet", cwd=study_dir) for _ in range(2)]
     # each driver's single worker takes one gated baseline run; open the gate when both have one
     gated_starts(study_dir, tools, 2)
@@ -88,7 +96,11 @@ def test_ctrl_c_marks_running_runs_interrupted_and_rerun_completes_them(study_di
     tools.wait_for(gone(worker_pids), timeout=30, what="the workers to stop")
     runs = {r["variant"] + str(r["seed"]): r for r in tools.store_runs(study_dir)}
     assert {k: r["status"] for k, r in runs.items()} == {
-        "baseline0": "done", "baseline1": "done", "gated0": "interrupted", "gated1": "interrupted"}
+        "baseline0": "done",
+        "baseline1": "done",
+        "gated0": "interrupted",
+        "gated1": "interrupted",
+    }
     assert runs["gated0"]["error"] == "interrupted by the user"
     status = tools.cli("status", path, cwd=study_dir)
     assert status.returncode == 0

@@ -10,7 +10,7 @@ pytest.importorskip("ray")
 
 from ablab.cli.main import main  # noqa: E402
 
-ENTRY = '''
+ENTRY = """
 import os, signal
 def train(config, run):
     if config["mode"] == "raise":
@@ -22,7 +22,7 @@ def train(config, run):
         f.write(run.key + "\\n")
     run.log(step=0, loss=1.0 / (1 + run.seed))
     return {"score": config["x"] + run.seed * 0.1}
-'''
+"""
 
 
 @pytest.mark.slow
@@ -30,7 +30,8 @@ def test_ray_study_failures_and_resume(tmp_path, capsys):
     d = tmp_path / "s"
     d.mkdir()
     (d / "entry.py").write_text(ENTRY)
-    (d / "study.toml").write_text(textwrap.dedent('''
+    (d / "study.toml").write_text(
+        textwrap.dedent("""
         name = "ray"
         entry = "entry.py:train"
         seeds = 2
@@ -43,7 +44,8 @@ def test_ray_study_failures_and_resume(tmp_path, capsys):
         more = { x = 2 }
         bad = { mode = "raise" }
         dies = { mode = "kill" }
-    '''))
+    """)
+    )
     study = str(d / "study.toml")
     assert main(["run", study, "--executor", "ray", "-j", "2", "-q"]) == 1
     capsys.readouterr()
@@ -51,7 +53,9 @@ def test_ray_study_failures_and_resume(tmp_path, capsys):
     runs = {(r["variant"], r["seed"]): r for r in json.loads(capsys.readouterr().out)}
     assert all(runs[(v, s)]["status"] == "done" for v in ("baseline", "more") for s in (0, 1))
     assert runs[("more", 1)]["metrics"]["score"] == pytest.approx(2.1)
-    assert runs[("bad", 0)]["status"] == "failed" and "ValueError: boom" in runs[("bad", 0)]["error"]
+    assert (
+        runs[("bad", 0)]["status"] == "failed" and "ValueError: boom" in runs[("bad", 0)]["error"]
+    )
     assert runs[("dies", 0)]["status"] == "failed" and "Ray worker" in runs[("dies", 0)]["error"]
     calls = (d / "calls.log").read_text().split()
     assert len(calls) == len(set(calls)) == 4
@@ -70,6 +74,8 @@ def test_unknown_executor_is_a_usage_error(tmp_path):
     d = tmp_path / "s"
     d.mkdir()
     (d / "entry.py").write_text(ENTRY)
-    (d / "study.toml").write_text('name = "x"\nentry = "entry.py:train"\nseeds = 1\n[metrics]\nscore = "max"\n'
-                                  '[baseline]\nx = 1\nmode = "ok"\n')
+    (d / "study.toml").write_text(
+        'name = "x"\nentry = "entry.py:train"\nseeds = 1\n[metrics]\nscore = "max"\n'
+        '[baseline]\nx = 1\nmode = "ok"\n'
+    )
     assert main(["run", str(d / "study.toml"), "--executor", "dask"]) == 2

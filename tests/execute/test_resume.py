@@ -9,7 +9,9 @@ def test_study_completes_with_retries(ok_study):
     runs = {(r["variant"], r["seed"]): r for r in ok_study["runs"]}
     assert len(runs) == 6 and all(r["status"] == "done" for r in runs.values())
     assert all(r["attempts"] == 1 for (v, _), r in runs.items() if v != "flaky")
-    assert all(r["attempts"] == 2 and r["error"] is None for (v, _), r in runs.items() if v == "flaky")
+    assert all(
+        r["attempts"] == 2 and r["error"] is None for (v, _), r in runs.items() if v == "flaky"
+    )
     starts = [c[1] for c in ok_study["calls"] if c[0] == "start"]
     for r in runs.values():
         assert starts.count(r["key"]) == r["attempts"]
@@ -26,7 +28,10 @@ def test_rerun_of_a_finished_study_does_no_work(ok_study, tools, tmp_path):
     assert (d / "calls.log").read_text() == before  # the entry was not called
     after = {r["key"]: r for r in tools.store_runs(d)}
     for r in ok_study["runs"]:
-        assert after[r["key"]]["attempts"] == r["attempts"] and after[r["key"]]["metrics"] == r["metrics"]
+        assert (
+            after[r["key"]]["attempts"] == r["attempts"]
+            and after[r["key"]]["metrics"] == r["metrics"]
+        )
 
 
 @pytest.mark.slow
@@ -74,4 +79,6 @@ def test_bit_identical_across_seeds_workers_and_drivers(ok_study):
     assert runs[("baseline", 0)]["score"] != runs[("baseline", 1)]["score"]
     # 'flaky' has the baseline configuration except its mode: its second attempt starts from the
     # same seeded state as the baseline, so every number matches
-    assert runs[("flaky", 0)] == runs[("baseline", 0)] and runs[("flaky", 1)] == runs[("baseline", 1)]
+    assert (
+        runs[("flaky", 0)] == runs[("baseline", 0)] and runs[("flaky", 1)] == runs[("baseline", 1)]
+    )

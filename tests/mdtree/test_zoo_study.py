@@ -74,12 +74,18 @@ def test_zoo_study_end_to_end(tmp_path, cli):
         code, out, err = cli("mdtree", "fit", study, "--question", q, "-o", tmp_path / f"{q}.json")
         assert code == 0, err
         tree = MDTree.load(tmp_path / f"{q}.json")
-        assert tree.question == q and tree.provenance["knobs"] == ["batch_size", "width", "data_fraction"]
+        assert tree.question == q and tree.provenance["knobs"] == [
+            "batch_size",
+            "width",
+            "data_fraction",
+        ]
     code, out, _ = cli("mdtree", "eval", tmp_path / "q1.json", study)
     assert code == 0 and "MD tree accuracy" in out
     code, out, _ = cli("report", study, "--format", "csv")
     assert code == 0 and "test_accuracy" in out
-    assert "mc_peak" in out and "cka" in out  # reduce = "post": attached by pairs, analysed like any metric
+    assert (
+        "mc_peak" in out and "cka" in out
+    )  # reduce = "post": attached by pairs, analysed like any metric
 
     # a configuration of the study that has not run yet: named in a warning, the rest is kept
     grown = tmp_path / "grown"
@@ -94,7 +100,11 @@ def test_zoo_study_end_to_end(tmp_path, cli):
     moved = tmp_path / "laptop" / "zoo"
     shutil.move(grown, moved)
     with Store(moved / ".ablab") as st:
-        paths = [Path(p) for a in run_artifacts(st, st.study("mdtree-zoo-tiny")["id"]).values() for p in a.values()]
+        paths = [
+            Path(p)
+            for a in run_artifacts(st, st.study("mdtree-zoo-tiny")["id"]).values()
+            for p in a.values()
+        ]
     assert len(paths) == 16 and all(p.is_file() and p.is_relative_to(moved) for p in paths)
     code, out, err = cli("mdtree", "pairs", moved / "tiny.toml", "--force", "--mc-epochs", "1")
     assert code == 0 and "8 configuration(s) computed" in out, err
@@ -152,7 +162,9 @@ def test_bad_checkpoint_is_a_data_error(tmp_path):
         _load_member(bad, {"width": 4, "batch_size": 16})
 
 
-@pytest.mark.parametrize(("name", "configs"), [("digits", 5 * 6 * 4), ("mnist1d", 3 * 5 * 4), ("tiny", 8)])
+@pytest.mark.parametrize(
+    ("name", "configs"), [("digits", 5 * 6 * 4), ("mnist1d", 3 * 5 * 4), ("tiny", 8)]
+)
 def test_zoo_study_files_plan_the_full_grid(name, configs):
     """Multi-level full factorial over width x batch size x data fraction, 2 seeds each."""
     from ablab.plan.designs_bridge import plan_for
@@ -160,6 +172,8 @@ def test_zoo_study_files_plan_the_full_grid(name, configs):
 
     spec = load_study(TINY.with_name(f"{name}.toml"))
     plan = plan_for(spec)
-    cells = {(r.config["width"], r.config["batch_size"], r.config["data_fraction"]) for r in plan.runs}
+    cells = {
+        (r.config["width"], r.config["batch_size"], r.config["data_fraction"]) for r in plan.runs
+    }
     assert len(plan) == 2 * configs and len(cells) == configs
     assert spec.entry == "ablab.mdtree.zoo:zoo_entry" and spec.seeds == (0, 1)

@@ -22,12 +22,14 @@ def test_full_factorial_all_combinations():
 
 
 def coded(design):
-    return np.array([[1 if r[f] == lv[1] else -1 for f, lv in design.factors.items()]
-                     for r in design.rows])
+    return np.array(
+        [[1 if r[f] == lv[1] else -1 for f, lv in design.factors.items()] for r in design.rows]
+    )
 
 
-@pytest.mark.parametrize("k,res,runs", [(5, "V", 16), (7, "III", 8), (8, "IV", 16), (6, "V", 32),
-                                        (4, 4, 8)])
+@pytest.mark.parametrize(
+    "k,res,runs", [(5, "V", 16), (7, "III", 8), (8, "IV", 16), (6, "V", 32), (4, 4, 8)]
+)
 def test_fractional_sizes_and_resolution(k, res, runs):
     names = [f"f{i}" for i in range(k)]
     d = fractional_factorial({n: ["lo", "hi"] for n in names}, res)
@@ -73,8 +75,12 @@ def test_ablation_path_walks_greedily_to_target():
     gain = {"lr": 0.05, "opt.name": 0.02, "aug": 0.01}
 
     def truth(cfg):
-        return 0.5 + (cfg["lr"] == 0.01) * gain["lr"] + (cfg["opt"]["name"] == "adam") * gain["opt.name"] \
+        return (
+            0.5
+            + (cfg["lr"] == 0.01) * gain["lr"]
+            + (cfg["opt"]["name"] == "adam") * gain["opt.name"]
             + cfg["aug"] * gain["aug"]
+        )
 
     results = {}
     steps = 0
@@ -95,8 +101,10 @@ def test_ablation_path_walks_greedily_to_target():
 
 def test_ablation_path_min_direction_and_errors():
     base, tgt = {"a": 0, "b": 0}, {"a": 1, "b": 1}
-    res = {config_key(c): v for c, v in [(base, 1.0), ({"a": 1, "b": 0}, 0.9), ({"a": 0, "b": 1}, 0.5),
-                                         (tgt, 0.4)]}
+    res = {
+        config_key(c): v
+        for c, v in [(base, 1.0), ({"a": 1, "b": 0}, 0.9), ({"a": 0, "b": 1}, 0.5), (tgt, 0.4)]
+    }
     st = ablation_path_step(base, tgt, res, "min")
     assert st.done and [p["changed"] for p in st.path] == [None, "b", "a"]
     with pytest.raises(PlanError, match="equals the baseline"):

@@ -7,7 +7,7 @@ import torch
 from ablab.cli.probe import probe_command
 from ablab.errors import AblabError
 
-MODEL = textwrap.dedent('''
+MODEL = textwrap.dedent("""
     import torch
     from torch import nn
 
@@ -18,7 +18,7 @@ MODEL = textwrap.dedent('''
 
     def not_a_model():
         return 3
-''')
+""")
 
 
 @pytest.fixture
@@ -36,8 +36,10 @@ def test_cli_probe_writes_json_plot_csv(entry, capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "r =" in text and "tunnel strength" in text
     d = json.loads((out / "probe.json").read_text())
-    assert d["layers"] == ["0", "3"] and set(d["ood_acc"]) == {"glyphs-heldout-fonts",
-                                                                 "glyphs-letters"}
+    assert d["layers"] == ["0", "3"] and set(d["ood_acc"]) == {
+        "glyphs-heldout-fonts",
+        "glyphs-letters",
+    }
     assert (out / "probe.png").exists() and (out / "probe.svg").exists()
     assert (out / "probe.csv").read_text().startswith("layer,depth,id_acc")
 

@@ -226,7 +226,10 @@ def test_runs_on_one_thread_whatever_the_size(monkeypatch):
     try:
         with threadpool_limits(2, user_api="blas"):
             lda_logistic_details({"a": x}, y, {"a": xt}, yt)
-            assert max(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas") == 2
+            assert (
+                max(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas")
+                == 2
+            )
         assert torch.get_num_threads() == 2  # restored
     finally:
         torch.set_num_threads(before)

@@ -62,7 +62,9 @@ def test_disk_cache_reuses_extraction(trained_cnn, id_data, ood_sets, tmp_path):
     cache = FeatureCache(tmp_path)
     a = probe_model(trained_cnn, id_data, {"fonts": ood_sets["fonts"]}, cache=cache)
     assert cache.misses == 4 and cache.hits == 0
-    b = probe_model(trained_cnn, id_data, {"fonts": ood_sets["fonts"]}, cache=FeatureCache(tmp_path))
+    b = probe_model(
+        trained_cnn, id_data, {"fonts": ood_sets["fonts"]}, cache=FeatureCache(tmp_path)
+    )
     assert np.allclose(a.id_acc, b.id_acc, atol=0.03)  # float16 storage
     assert len(list(tmp_path.glob("*/meta.json"))) == 4
 

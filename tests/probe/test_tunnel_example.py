@@ -41,7 +41,9 @@ def _load_example(name):
 
 def test_tunnel_study_files_plan_the_documented_runs():
     spec, plan = _load_example("study.toml")
-    assert spec.design.type == "factorial"  # the full 2^5: every cell, so each factor has paired runs
+    assert (
+        spec.design.type == "factorial"
+    )  # the full 2^5: every cell, so each factor has paired runs
     assert set(spec.design.factors) == {"augment", "n_classes", "resolution", "depth", "reduction"}
     assert len(plan.runs) == 96 and spec.baseline["probe"] == "ridge"
     cells = {tuple(r.config[f] for f in spec.design.factors) for r in plan.runs}
@@ -50,7 +52,12 @@ def test_tunnel_study_files_plan_the_documented_runs():
     assert {r.config["arch"] for r in plan.runs} == {"vgg", "resnet", "mlp", "vit"}
     assert len(plan.runs) == 24
     spec, plan = _load_example("study_diversity.toml")
-    assert {(r.config["n_classes"], r.config["epochs"]) for r in plan.runs} == {(10, 4), (10, 12), (36, 4), (36, 12)}
+    assert {(r.config["n_classes"], r.config["epochs"]) for r in plan.runs} == {
+        (10, 4),
+        (10, 12),
+        (36, 4),
+        (36, 12),
+    }
     spec, plan = _load_example("study_tiny.toml")  # stays tiny: a handful of runs on 300 images
     assert len(plan.runs) <= 6 and all(r.config["n_train"] <= 300 for r in plan.runs)
 

@@ -13,8 +13,15 @@ from ablab.report import render
 from .conftest import EVIL, EVIL_IMG
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -38,9 +45,17 @@ def browser():
 def opened(browser, study, tmp_path_factory):
     """The full report loaded in a page, with console errors, dialogs and requests recorded."""
     path = tmp_path_factory.mktemp("html") / "report.html"
-    path.write_text(render(study["result"], "html", runs=study["runs"], series=study["series"],
-                           provenance=study["provenance"],
-                           verifications=study["verifications"]), encoding="utf-8")
+    path.write_text(
+        render(
+            study["result"],
+            "html",
+            runs=study["runs"],
+            series=study["series"],
+            provenance=study["provenance"],
+            verifications=study["verifications"],
+        ),
+        encoding="utf-8",
+    )
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     log = {"console": [], "dialogs": [], "requests": []}
     page.on("console", lambda m: log["console"].append((m.type, m.text)))
@@ -73,7 +88,8 @@ def test_plots_present_and_screenshot(opened, tmp_path):
 
 def column(page, table, col):
     return page.eval_on_selector_all(
-        f"{table} tbody tr", f"rows => rows.map(r => r.cells[{col}].getAttribute('data-v'))")
+        f"{table} tbody tr", f"rows => rows.map(r => r.cells[{col}].getAttribute('data-v'))"
+    )
 
 
 def test_sorting_works(opened):
@@ -91,9 +107,13 @@ def test_sorting_works(opened):
     # text column, and the baseline's empty delta stays last in both directions
     page.locator(f"{table} thead th").nth(7).click()
     deltas = column(page, table, 7)
-    assert deltas[-1] is None and [float(x) for x in deltas[:-1]] == sorted(float(x) for x in deltas[:-1])
+    assert deltas[-1] is None and [float(x) for x in deltas[:-1]] == sorted(
+        float(x) for x in deltas[:-1]
+    )
     page.locator(f"{table} thead th").nth(0).press("Enter")  # keyboard sorting
-    names = page.eval_on_selector_all(f"{table} tbody tr", "rs => rs.map(r => r.cells[0].innerText)")
+    names = page.eval_on_selector_all(
+        f"{table} tbody tr", "rs => rs.map(r => r.cells[0].innerText)"
+    )
     assert [n.lower() for n in names] == sorted(n.lower() for n in names)
 
 

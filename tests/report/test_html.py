@@ -7,8 +7,15 @@ from .conftest import EVIL, EVIL_IMG
 
 
 def page(study, **kw):
-    return render(study["result"], "html", runs=study["runs"], series=study["series"],
-                  provenance=study["provenance"], verifications=study["verifications"], **kw)
+    return render(
+        study["result"],
+        "html",
+        runs=study["runs"],
+        series=study["series"],
+        provenance=study["provenance"],
+        verifications=study["verifications"],
+        **kw,
+    )
 
 
 def test_html_is_self_contained_and_deterministic(study):
@@ -33,8 +40,17 @@ def test_every_user_string_is_escaped(study):
 
 def test_sections_and_plots_present(study):
     html = page(study)
-    for sid in ("summary", "results", "forest", "seeds", "curves", "sensitivity",
-                "verifications", "checklist", "provenance"):
+    for sid in (
+        "summary",
+        "results",
+        "forest",
+        "seeds",
+        "curves",
+        "sensitivity",
+        "verifications",
+        "checklist",
+        "provenance",
+    ):
         assert f'<section id="{sid}">' in html, sid
     svgs = re.findall(r"<svg ", html)
     # 2 forest + 2 strip + 1 learning curve + 1 CI-width plot
@@ -50,7 +66,7 @@ def test_factorial_sections(factorial_study):
     assert '<section id="effects">' in html and "ANOVA" in html and "Shapley values" in html
     assert "Interaction matrix" in html and "Interaction plots" in html
     assert html.count("<svg ") == 2 + 2 + 1 + 1 + 1  # forest, strip, interaction, Shapley, CI width
-    assert "aria-label=\"interaction of augment and loss\"" in html
+    assert 'aria-label="interaction of augment and loss"' in html
 
 
 def test_minimal_result_renders_without_extras(study):

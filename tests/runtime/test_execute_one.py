@@ -19,7 +19,11 @@ METRICS = [{"name": "score", "direction": "max"}]
 def _restore_torch_state():
     """execute_task switches torch to deterministic kernels and one thread; undo it for the
     tests that share this process."""
-    det, threads, path = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads(), list(sys.path)
+    det, threads, path = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.get_num_threads(),
+        list(sys.path),
+    )
     py, npy, tt = random.getstate(), np.random.get_state(), torch.get_rng_state()
     yield
     torch.use_deterministic_algorithms(det)
@@ -36,8 +40,16 @@ def task(tmp_path, tools):
 
     def make(seed=0, metrics=METRICS, entry="entry.py:train", **config):
         cfg = {**tools.BASELINE, **config}
-        return {"key": f"k{seed}", "variant": "baseline", "seed": seed, "config": cfg, "entry": entry,
-                "root": str(tmp_path), "run_dir": str(tmp_path / "runs" / f"k{seed}"), "metrics": metrics}
+        return {
+            "key": f"k{seed}",
+            "variant": "baseline",
+            "seed": seed,
+            "config": cfg,
+            "entry": entry,
+            "root": str(tmp_path),
+            "run_dir": str(tmp_path / "runs" / f"k{seed}"),
+            "metrics": metrics,
+        }
 
     return make
 
@@ -50,7 +62,10 @@ def test_same_run_twice_is_bit_identical(task):
     assert a["series"] == b["series"] and len(a["series"]) == 30
     assert a["data"] == b["data"]
     sa = torch.load(a["artifacts"]["model"], weights_only=True)
-    assert all(torch.equal(v, torch.load(b["artifacts"]["model"], weights_only=True)[k]) for k, v in sa.items())
+    assert all(
+        torch.equal(v, torch.load(b["artifacts"]["model"], weights_only=True)[k])
+        for k, v in sa.items()
+    )
 
 
 def test_unseeded_global_generators_follow_the_run_seed(task):
@@ -82,7 +97,11 @@ def test_a_raising_run_fails_with_its_traceback(task):
     o = execute_task(task(mode="raise"))
     assert o["status"] == "failed" and o["metrics"] == {}
     assert o["error"] == "ValueError: boom in baseline"
-    assert "Traceback" in o["traceback"] and "entry.py" in o["traceback"] and "raise ValueError" in o["traceback"]
+    assert (
+        "Traceback" in o["traceback"]
+        and "entry.py" in o["traceback"]
+        and "raise ValueError" in o["traceback"]
+    )
 
 
 def test_missing_and_nan_metrics_fail_clearly(task):
@@ -116,7 +135,9 @@ def test_module_entries_import_relative_to_the_root(task, tmp_path):
     pkg = tmp_path / "mypkg"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
-    (pkg / "mod.py").write_text("def fit(config, run):\n    return {'score': config['hidden'] + run.seed}\n")
+    (pkg / "mod.py").write_text(
+        "def fit(config, run):\n    return {'score': config['hidden'] + run.seed}\n"
+    )
     o = execute_task(task(seed=1, entry="mypkg.mod:fit"))
     assert o["status"] == "done" and o["metrics"] == {"score": 5.0}
     o = execute_task(task(entry="mypkg.nope:fit"))
@@ -128,11 +149,22 @@ def test_split_seed_zero_is_kept_not_replaced_by_the_seed(tmp_path):
     from ablab.runtime.execute_one import execute_task
 
     (tmp_path / "split_entry.py").write_text(
-        "def train(config, run):\n    return {'split': float(run.split_seed), 'seed': float(run.seed)}\n")
-    task = {"key": "k", "variant": "baseline", "seed": 3, "split_seed": 0, "config": {}, "attempt": 1,
-            "entry": "split_entry.py:train", "root": str(tmp_path), "run_dir": str(tmp_path / "rd"),
-            "metrics": [{"name": "split", "direction": "max", "reduce": "value"}], "threads": 1,
-            "deterministic": True}
+        "def train(config, run):\n    return {'split': float(run.split_seed), 'seed': float(run.seed)}\n"
+    )
+    task = {
+        "key": "k",
+        "variant": "baseline",
+        "seed": 3,
+        "split_seed": 0,
+        "config": {},
+        "attempt": 1,
+        "entry": "split_entry.py:train",
+        "root": str(tmp_path),
+        "run_dir": str(tmp_path / "rd"),
+        "metrics": [{"name": "split", "direction": "max", "reduce": "value"}],
+        "threads": 1,
+        "deterministic": True,
+    }
     out = execute_task(task)
     assert out["status"] == "done", out["error"]
     assert out["metrics"]["split"] == 0.0 and out["metrics"]["seed"] == 3.0

@@ -12,8 +12,9 @@ from ablab.runtime.provenance import code_fingerprint, describe_code_change, env
 
 
 def head(repo):
-    return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def test_environment_contents(tmp_path, tools):
@@ -34,8 +35,12 @@ def test_environment_contents(tmp_path, tools):
 
     assert env["ablab"] == __version__
     assert env["command"] == sys.argv
-    assert env["git"] == {"commit": head(tmp_path), "branch": "trunk", "dirty": False,
-                          "diff_sha256": env["git"]["diff_sha256"]}
+    assert env["git"] == {
+        "commit": head(tmp_path),
+        "branch": "trunk",
+        "dirty": False,
+        "diff_sha256": env["git"]["diff_sha256"],
+    }
 
 
 def test_git_state_dirty_flag_and_diff_hash(tmp_path, tools):
@@ -98,7 +103,9 @@ def test_code_fingerprint_includes_extra_code_paths(tmp_path, tools):
     assert any(k.endswith("lib/helpers.py") for k in fp["files"])
     (lib / "helpers.py").write_text("z = 2\n")
     fp2 = code_fingerprint(study, ("../lib",), study / "entry.py")
-    assert "modified:" in describe_code_change(fp, fp2) and "helpers.py" in describe_code_change(fp, fp2)
+    assert "modified:" in describe_code_change(fp, fp2) and "helpers.py" in describe_code_change(
+        fp, fp2
+    )
 
 
 def test_provenance_recorded_with_a_real_run(ok_study):

@@ -10,8 +10,9 @@ from ablab.runtime.run import Run
 
 def _model():
     torch.manual_seed(0)
-    return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(),
-                         nn.Linear(16, 10))
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 10)
+    )
 
 
 def test_run_landscape_and_probe(tmp_path):
@@ -32,8 +33,9 @@ def test_run_landscape_and_probe(tmp_path):
     assert 0 <= m["train_error"] < 50
     assert m["hessian_top_eigenvalue"] > 0 and math.isfinite(m["hessian_top_eigenvalue"])
     assert m["hessian_top_eigenvalue_samples"] == 200
-    again = Run(key="k", variant="baseline", seed=0, config={}, run_dir=tmp_path / "run2").landscape(
-        model, (x, y), nn.CrossEntropyLoss(), hessian_samples=200)
+    again = Run(
+        key="k", variant="baseline", seed=0, config={}, run_dir=tmp_path / "run2"
+    ).landscape(model, (x, y), nn.CrossEntropyLoss(), hessian_samples=200)
     assert again == m  # seeded from the run: deterministic
     p = run.probe(model, "glyphs-digits", ["corrupt-noise"], data_options={"resolution": 8})
     assert 0 <= p["r"] <= 100 and "A" in p

@@ -51,9 +51,14 @@ def test_track_data_records_kind_and_hash(tmp_path):
 
 
 def test_check_metrics():
-    assert check_metrics({"acc": 0.5, "n": 3, "t": torch.tensor(1.5)}, ["acc"], set()) == {"acc": 0.5, "n": 3.0,
-                                                                                          "t": 1.5}
-    assert check_metrics({"other": "text", "acc": 1}, ["acc"], set()) == {"acc": 1.0}  # undeclared non-numbers dropped
+    assert check_metrics({"acc": 0.5, "n": 3, "t": torch.tensor(1.5)}, ["acc"], set()) == {
+        "acc": 0.5,
+        "n": 3.0,
+        "t": 1.5,
+    }
+    assert check_metrics({"other": "text", "acc": 1}, ["acc"], set()) == {
+        "acc": 1.0
+    }  # undeclared non-numbers dropped
     with pytest.raises(MetricError, match=r"did not return declared metric\(s\) loss"):
         check_metrics({"acc": 0.5}, ["acc", "loss"], set())
     assert check_metrics({"acc": 0.5}, ["acc", "loss"], {"loss"}) == {"acc": 0.5}

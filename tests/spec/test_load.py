@@ -56,8 +56,13 @@ run:
   retries: 2
 """
 
-BASE = {"name": "s", "entry": "train.py:train", "seeds": 2, "metrics": {"acc": "max"},
-        "baseline": {"hidden": 128, "dropout": 0.1, "optim": {"lr": 0.01}}}
+BASE = {
+    "name": "s",
+    "entry": "train.py:train",
+    "seeds": 2,
+    "metrics": {"acc": "max"},
+    "baseline": {"hidden": 128, "dropout": 0.1, "optim": {"lr": 0.01}},
+}
 
 
 def write(tmp_path: Path, text: str, name: str = "study.toml") -> Path:
@@ -79,7 +84,9 @@ def toml_with(**sections: str) -> str:
     """The valid TOML study with some lines replaced/added (key -> line, '' removes)."""
     lines = TOML.splitlines()
     for key, line in sections.items():
-        idx = [i for i, ln in enumerate(lines) if ln.startswith(key + " ") or ln.startswith(key + "=")]
+        idx = [
+            i for i, ln in enumerate(lines) if ln.startswith(key + " ") or ln.startswith(key + "=")
+        ]
         if idx:
             lines[idx[0]] = line
         else:
@@ -92,7 +99,10 @@ def check_spec(spec):
     assert spec.entry == "train.py:train"
     assert spec.seeds == (0, 1, 2)
     assert [(m.name, m.direction, m.reduce) for m in spec.metrics] == [
-        ("accuracy", "max", "value"), ("loss", "min", "value"), ("val", "max", "best")]
+        ("accuracy", "max", "value"),
+        ("loss", "min", "value"),
+        ("val", "max", "best"),
+    ]
     assert spec.primary_metric.name == "accuracy"
     assert list(spec.variants) == [BASELINE, "no-augment", "small", "slow", "extra"]
     assert spec.variants["slow"] == {"optim.lr": 0.001}
@@ -116,8 +126,13 @@ def test_yaml_parses_to_the_same_spec(tmp_path, suffix):
     y = load_study(write(tmp_path, YAML, f"study.{suffix}"))
     t = load_study(write(tmp_path, TOML))
     check_spec(y)
-    assert (y.seeds, y.metrics, y.baseline, y.variants, y.run) == (t.seeds, t.metrics, t.baseline,
-                                                                   t.variants, t.run)
+    assert (y.seeds, y.metrics, y.baseline, y.variants, y.run) == (
+        t.seeds,
+        t.metrics,
+        t.baseline,
+        t.variants,
+        t.run,
+    )
 
 
 def test_explicit_seed_list_and_defaults(tmp_path):
@@ -129,13 +144,17 @@ def test_explicit_seed_list_and_defaults(tmp_path):
     assert list(spec.variants) == [BASELINE]
 
 
-@pytest.mark.parametrize("value, seconds", [("90s", 90.0), ("10m", 600.0), ("1h30m", 5400.0),
-                                            ("1.5m", 90.0), (45, 45.0), (2.5, 2.5)])
+@pytest.mark.parametrize(
+    "value, seconds",
+    [("90s", 90.0), ("10m", 600.0), ("1h30m", 5400.0), ("1.5m", 90.0), (45, 45.0), (2.5, 2.5)],
+)
 def test_durations(value, seconds):
     assert parse_duration(value, "f") == seconds
 
 
-@pytest.mark.parametrize("literal", ['"10 minutes"', '""', '"0s"', '"-5"', "0", "-3", "true", '"m"', '"5d"'])
+@pytest.mark.parametrize(
+    "literal", ['"10 minutes"', '""', '"0s"', '"-5"', "0", "-3", "true", '"m"', '"5d"']
+)
 def test_bad_durations(tmp_path, literal):
     msg = spec_error(tmp_path, TOML.replace('timeout = "1h30m"', f"timeout = {literal}"))
     assert "[run]: timeout = " in msg and "not a duration" in msg
@@ -166,11 +185,14 @@ def test_missing_metrics(tmp_path):
     assert "[metrics]" in msg and "missing or empty" in msg
 
 
-@pytest.mark.parametrize("line, words", [
-    ("name = 3", ["name must be a str", "int 3"]),
-    ('entry = "train.py"', ["entry", "not an entry point", "file.py:function"]),
-    ('name = "bad name!"', ["name", "not a valid study name"]),
-])
+@pytest.mark.parametrize(
+    "line, words",
+    [
+        ("name = 3", ["name must be a str", "int 3"]),
+        ('entry = "train.py"', ["entry", "not an entry point", "file.py:function"]),
+        ('name = "bad name!"', ["name", "not a valid study name"]),
+    ],
+)
 def test_wrong_types(tmp_path, line, words):
     key = line.split()[0]
     msg = spec_error(tmp_path, toml_with(**{key: line}))
@@ -179,7 +201,7 @@ def test_wrong_types(tmp_path, line, words):
 
 
 def test_unknown_top_level_key_suggests(tmp_path):
-    msg = spec_error(tmp_path, 'seed = 3\n' + TOML)
+    msg = spec_error(tmp_path, "seed = 3\n" + TOML)
     assert "unknown top-level key 'seed'" in msg and "did you mean 'seeds'?" in msg
 
 
@@ -188,14 +210,17 @@ def test_unknown_run_key_suggests(tmp_path):
     assert "[run] unknown key 'timout'" in msg and "did you mean 'timeout'?" in msg
 
 
-@pytest.mark.parametrize("line, words", [
-    ("retries = -1", ["[run] retries", "-1", "integer >= 0"]),
-    ('retries = "2"', ["[run] retries", "'2'"]),
-    ("threads = 0", ["[run] threads", "integer >= 1"]),
-    ("deterministic = 1", ["[run] deterministic", "true, false or \"warn\""]),
-    ('cpus = -2', ["[run] cpus", "non-negative"]),
-    ('code = "src"', ["[run] code", "list of paths"]),
-])
+@pytest.mark.parametrize(
+    "line, words",
+    [
+        ("retries = -1", ["[run] retries", "-1", "integer >= 0"]),
+        ('retries = "2"', ["[run] retries", "'2'"]),
+        ("threads = 0", ["[run] threads", "integer >= 1"]),
+        ("deterministic = 1", ["[run] deterministic", 'true, false or "warn"']),
+        ("cpus = -2", ["[run] cpus", "non-negative"]),
+        ('code = "src"', ["[run] code", "list of paths"]),
+    ],
+)
 def test_bad_run_values(tmp_path, line, words):
     text = TOML.replace("retries = 2", line) if line.startswith("retries") else TOML + line + "\n"
     msg = spec_error(tmp_path, text)
@@ -221,7 +246,9 @@ def test_override_without_near_miss_still_explains(tmp_path):
 
 
 def test_plus_declares_a_new_key():
-    spec = parse_study({**BASE, "ablations": {"mix": {"+mixup": 0.2}, "deep": {"+optim.beta": 0.5}}})
+    spec = parse_study(
+        {**BASE, "ablations": {"mix": {"+mixup": 0.2}, "deep": {"+optim.beta": 0.5}}}
+    )
     assert spec.resolved("mix")["mixup"] == 0.2
     assert spec.resolved("deep")["optim"] == {"lr": 0.01, "beta": 0.5}
 
@@ -229,44 +256,61 @@ def test_plus_declares_a_new_key():
 def test_duplicate_configs(tmp_path):
     msg = spec_error(tmp_path, TOML.replace("small = { hidden = 32 }", "small = { hidden = 128 }"))
     assert "variant 'small' has the same configuration as 'baseline'" in msg
-    msg = spec_error(tmp_path, TOML.replace("small = { hidden = 32 }", "small = { augment = false }"))
+    msg = spec_error(
+        tmp_path, TOML.replace("small = { hidden = 32 }", "small = { augment = false }")
+    )
     assert "'small' has the same configuration as 'no-augment'" in msg
 
 
-@pytest.mark.parametrize("ablation, words", [
-    ("baseline = { hidden = 3 }", ["'baseline' is reserved"]),
-    ('empty = {}', ["[ablations] empty", "non-empty table"]),
-    ("bad = 3", ["[ablations] bad", "non-empty table", "int 3"]),
-])
+@pytest.mark.parametrize(
+    "ablation, words",
+    [
+        ("baseline = { hidden = 3 }", ["'baseline' is reserved"]),
+        ("empty = {}", ["[ablations] empty", "non-empty table"]),
+        ("bad = 3", ["[ablations] bad", "non-empty table", "int 3"]),
+    ],
+)
 def test_bad_ablations(tmp_path, ablation, words):
     msg = spec_error(tmp_path, TOML.replace("small = { hidden = 32 }", ablation))
     for w in words:
         assert w in msg
 
 
-@pytest.mark.parametrize("seeds, words", [
-    ("0", ["seeds = 0", "at least 1 seed"]),
-    ("-2", ["seeds = -2"]),
-    ("[1, 1, 2]", ["repeats a seed"]),
-    ("[]", ["seeds = []", "non-negative integers"]),
-    ("[0, -1]", ["seeds = [0, -1]"]),
-    ('"five"', ["seeds = 'five'"]),
-    ("true", ["seeds = True"]),
-    ("[0.5]", ["seeds = [0.5]"]),
-])
+@pytest.mark.parametrize(
+    "seeds, words",
+    [
+        ("0", ["seeds = 0", "at least 1 seed"]),
+        ("-2", ["seeds = -2"]),
+        ("[1, 1, 2]", ["repeats a seed"]),
+        ("[]", ["seeds = []", "non-negative integers"]),
+        ("[0, -1]", ["seeds = [0, -1]"]),
+        ('"five"', ["seeds = 'five'"]),
+        ("true", ["seeds = True"]),
+        ("[0.5]", ["seeds = [0.5]"]),
+    ],
+)
 def test_bad_seeds(tmp_path, seeds, words):
     msg = spec_error(tmp_path, toml_with(seeds=f"seeds = {seeds}"))
     for w in words:
         assert w in msg
 
 
-@pytest.mark.parametrize("metric, words", [
-    ('accuracy = "maximize"', ["[metrics] accuracy = 'maximize'", 'expected "max" or "min"']),
-    ("accuracy = 1", ["[metrics] accuracy = 1"]),
-    ('accuracy = { direction = "up" }', ["accuracy = 'up'"]),
-    ('accuracy = { direction = "max", reduce = "mean" }', ["[metrics.accuracy] reduce = 'mean'"]),
-    ('accuracy = { directon = "max" }', ["[metrics.accuracy] unknown key 'directon'", "did you mean 'direction'?"]),
-])
+@pytest.mark.parametrize(
+    "metric, words",
+    [
+        ('accuracy = "maximize"', ["[metrics] accuracy = 'maximize'", 'expected "max" or "min"']),
+        ("accuracy = 1", ["[metrics] accuracy = 1"]),
+        ('accuracy = { direction = "up" }', ["accuracy = 'up'"]),
+        (
+            'accuracy = { direction = "max", reduce = "mean" }',
+            ["[metrics.accuracy] reduce = 'mean'"],
+        ),
+        (
+            'accuracy = { directon = "max" }',
+            ["[metrics.accuracy] unknown key 'directon'", "did you mean 'direction'?"],
+        ),
+    ],
+)
 def test_bad_metric_directions(tmp_path, metric, words):
     msg = spec_error(tmp_path, TOML.replace('accuracy = "max"', metric))
     for w in words:
@@ -288,12 +332,23 @@ def test_errors_carry_hints():
 def test_post_metrics_are_declared_but_not_required_from_the_run(tmp_path):
     from ablab.runtime.run import check_metrics
 
-    spec = load_study(write(tmp_path, TOML.replace('loss = "min"', 'loss = "min"\npair = { direction = "max", reduce = "post" }')))
+    spec = load_study(
+        write(
+            tmp_path,
+            TOML.replace(
+                'loss = "min"', 'loss = "min"\npair = { direction = "max", reduce = "post" }'
+            ),
+        )
+    )
     assert ("pair", "post") in [(m.name, m.reduce) for m in spec.metrics]
     reduced = {m.name for m in spec.metrics if m.reduce != "value"}
-    assert check_metrics({"accuracy": 1.0, "loss": 0.5}, [m.name for m in spec.metrics], reduced) == {
-        "accuracy": 1.0, "loss": 0.5}
-    msg = spec_error(tmp_path, TOML.replace('accuracy = "max"', 'accuracy = { direction = "max", reduce = "post" }'))
+    assert check_metrics(
+        {"accuracy": 1.0, "loss": 0.5}, [m.name for m in spec.metrics], reduced
+    ) == {"accuracy": 1.0, "loss": 0.5}
+    msg = spec_error(
+        tmp_path,
+        TOML.replace('accuracy = "max"', 'accuracy = { direction = "max", reduce = "post" }'),
+    )
     assert "the primary (first) metric 'accuracy' is declared reduce = \"post\"" in msg
 
 
@@ -301,8 +356,11 @@ def test_ablations_beside_a_design_are_rejected(tmp_path):
     # they used to be parsed and then silently left out of the plan
     design = '[design]\ntype = "factorial"\nfactors = { hidden = [32, 128] }\n[run]'
     msg = spec_error(tmp_path, TOML.replace("[run]", design))
-    assert "[ablations] (no-augment, small, slow, extra) cannot be combined with [design] type = \"factorial\"" in msg
-    without = TOML[:TOML.index("[ablations]")] + TOML[TOML.index("[run]"):]
+    assert (
+        '[ablations] (no-augment, small, slow, extra) cannot be combined with [design] type = "factorial"'
+        in msg
+    )
+    without = TOML[: TOML.index("[ablations]")] + TOML[TOML.index("[run]") :]
     assert load_study(write(tmp_path, without.replace("[run]", design))).design.type == "factorial"
 
 
@@ -312,20 +370,44 @@ def test_serialized_spec_parses_back(tmp_path):
     spec = load_study(write(tmp_path, TOML))
     again = parse_study(spec_to_dict(spec))
     assert (again.seeds, again.metrics, again.baseline, again.variants, again.run) == (
-        spec.seeds, spec.metrics, spec.baseline, spec.variants, spec.run)
+        spec.seeds,
+        spec.metrics,
+        spec.baseline,
+        spec.variants,
+        spec.run,
+    )
 
 
 def test_python_api_study_matches_the_file(tmp_path):
     import ablab
 
-    s = ablab.Study(name="digits-mlp", entry="train.py:train", seeds=3,
-                    metrics={"accuracy": "max", "loss": "min", "val": {"direction": "max", "reduce": "best"}},
-                    baseline={"hidden": 128, "dropout": 0.1, "augment": True, "optim": {"lr": 0.01, "momentum": 0.9}},
-                    ablations={"no-augment": {"augment": False}, "small": {"hidden": 32},
-                               "slow": {"optim.lr": 0.001}, "extra": {"+mixup": 0.2}},
-                    run={"timeout": "1h30m", "retries": 2}, root=tmp_path)
+    s = ablab.Study(
+        name="digits-mlp",
+        entry="train.py:train",
+        seeds=3,
+        metrics={"accuracy": "max", "loss": "min", "val": {"direction": "max", "reduce": "best"}},
+        baseline={
+            "hidden": 128,
+            "dropout": 0.1,
+            "augment": True,
+            "optim": {"lr": 0.01, "momentum": 0.9},
+        },
+        ablations={
+            "no-augment": {"augment": False},
+            "small": {"hidden": 32},
+            "slow": {"optim.lr": 0.001},
+            "extra": {"+mixup": 0.2},
+        },
+        run={"timeout": "1h30m", "retries": 2},
+        root=tmp_path,
+    )
     check_spec(s.spec)
     assert s.spec.root == tmp_path.resolve()
     with pytest.raises(SpecError, match="did you mean 'hidden'"):
-        ablab.Study(name="x", entry="t.py:f", metrics={"a": "max"}, baseline={"hidden": 1},
-                    ablations={"s": {"hiden": 2}})
+        ablab.Study(
+            name="x",
+            entry="t.py:f",
+            metrics={"a": "max"},
+            baseline={"hidden": 1},
+            ablations={"s": {"hiden": 2}},
+        )

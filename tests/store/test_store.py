@@ -17,8 +17,16 @@ from ablab.store.db import Store
 from ablab.store.records import run_artifacts
 from ablab.store.schema import SCHEMA_VERSION
 
-SPEC = parse_study({"name": "s", "entry": "e.py:f", "seeds": 3, "metrics": {"acc": "max"},
-                    "baseline": {"h": 1}, "ablations": {"b": {"h": 2}}})
+SPEC = parse_study(
+    {
+        "name": "s",
+        "entry": "e.py:f",
+        "seeds": 3,
+        "metrics": {"acc": "max"},
+        "baseline": {"h": 1},
+        "ablations": {"b": {"h": 2}},
+    }
+)
 
 
 @pytest.fixture
@@ -63,12 +71,27 @@ def test_claim_finish_and_queries(store):
     d = store.register_driver()
     r = store.claim(study["id"], d)
     assert r["key"] == plan.runs[0].key and r["status"] == "running" and r["attempts"] == 1
-    assert store.finish(r["id"], d, status="done", metrics={"acc": 0.5}, series=[("loss", 0, 1.0)],
-                        data={"x": ("array", "ab")}, artifacts={"model": "/m.pt"},
-                        resources={"wall_seconds": 1.5, "pid": 42}, code_digest="d1",
-                        environment_id=study["environment_id"]) == "done"
+    assert (
+        store.finish(
+            r["id"],
+            d,
+            status="done",
+            metrics={"acc": 0.5},
+            series=[("loss", 0, 1.0)],
+            data={"x": ("array", "ab")},
+            artifacts={"model": "/m.pt"},
+            resources={"wall_seconds": 1.5, "pid": 42},
+            code_digest="d1",
+            environment_id=study["environment_id"],
+        )
+        == "done"
+    )
     rows = store.runs(study["id"])
-    assert rows[0]["status"] == "done" and rows[0]["metrics"] == {"acc": 0.5} and rows[0]["wall_seconds"] == 1.5
+    assert (
+        rows[0]["status"] == "done"
+        and rows[0]["metrics"] == {"acc": 0.5}
+        and rows[0]["wall_seconds"] == 1.5
+    )
     full = store.find_run(r["key"][:6])
     assert full["series"] == [("loss", 0, 1.0)] and full["data"] == {"x": ("array", "ab")}
     assert full["artifacts"] == {"model": "/m.pt"} and full["environment"] == {"python": "3"}
@@ -97,7 +120,12 @@ def test_failed_runs_with_attempts_left_return_to_the_queue(store):
     assert store.finish(r2["id"], d, status="failed", error="boom", traceback="tb") == "failed"
     assert store.claim(study["id"], d, keys) is None
     row = store.runs(study["id"])[0]
-    assert (row["status"], row["attempts"], row["error"], row["traceback"]) == ("failed", 2, "boom", "tb")
+    assert (row["status"], row["attempts"], row["error"], row["traceback"]) == (
+        "failed",
+        2,
+        "boom",
+        "tb",
+    )
     # a new invocation gives it a fresh budget
     store.reset_for_new_invocation(study["id"], list(keys), 0)
     assert store.claim(study["id"], d, keys)["attempts"] == 3
@@ -110,13 +138,25 @@ def test_interrupted_and_orphaned_runs_are_requeued(store):
     store.mark_interrupted([a["id"]], d)
     assert store.requeue_orphans(study["id"]) == 0  # b's driver (this process) is alive
     # a driver process that has exited leaves b running: the next start re-queues it
-    dead = subprocess.run([sys.executable, "-c", f"from ablab.store.db import Store; s = Store({str(store.dir)!r}); "
-                           f"print(s.register_driver())"], capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"from ablab.store.db import Store; s = Store({str(store.dir)!r}); "
+            f"print(s.register_driver())",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     dead_id = int(dead.stdout)
     store.conn.execute("UPDATE runs SET driver_id = ? WHERE id = ?", (dead_id, b["id"]))
     assert store.requeue_orphans(study["id"]) == 1
     rows = {r["id"]: r for r in store.runs(study["id"])}
-    assert rows[a["id"]]["status"] == "interrupted" and rows[a["id"]]["error"] == "interrupted by the user"
+    assert (
+        rows[a["id"]]["status"] == "interrupted"
+        and rows[a["id"]]["error"] == "interrupted by the user"
+    )
     assert rows[b["id"]]["status"] == "interrupted" and "driver died" in rows[b["id"]]["error"]
     again = {store.claim(study["id"], d)["id"], store.claim(study["id"], d)["id"]}
     assert again == {a["id"], b["id"]}
@@ -154,23 +194,48 @@ def test_artifact_paths_inside_the_store_are_recorded_relative(store, tmp_path, 
     a, b = store.claim(study["id"], d), store.claim(study["id"], d)
     inside = store.run_dir(a["key"]) / "model.pt"
     outside = tmp_path / "elsewhere" / "probe.json"
-    store.finish(a["id"], d, status="done", metrics={"acc": 1.0},
-                 artifacts={"model": str(inside), "probe": str(outside)})
-    raw = dict(store.conn.execute("SELECT name, path FROM artifacts WHERE run_id = ?", (a["id"],)).fetchall())
+    store.finish(
+        a["id"],
+        d,
+        status="done",
+        metrics={"acc": 1.0},
+        artifacts={"model": str(inside), "probe": str(outside)},
+    )
+    raw = dict(
+        store.conn.execute(
+            "SELECT name, path FROM artifacts WHERE run_id = ?", (a["id"],)
+        ).fetchall()
+    )
     assert raw == {"model": f"runs/{a['key']}/model.pt", "probe": str(outside)}
     assert store.find_run(a["key"])["artifacts"] == {"model": str(inside), "probe": str(outside)}
     # a worker's relative path is relative to the current directory, like a relative store directory
     monkeypatch.chdir(tmp_path)
-    store.finish(b["id"], d, status="done", metrics={"acc": 1.0},
-                 artifacts={"model": "st/runs/x/model.pt", "log": "elsewhere/log.txt"})
-    raw = dict(store.conn.execute("SELECT name, path FROM artifacts WHERE run_id = ?", (b["id"],)).fetchall())
+    store.finish(
+        b["id"],
+        d,
+        status="done",
+        metrics={"acc": 1.0},
+        artifacts={"model": "st/runs/x/model.pt", "log": "elsewhere/log.txt"},
+    )
+    raw = dict(
+        store.conn.execute(
+            "SELECT name, path FROM artifacts WHERE run_id = ?", (b["id"],)
+        ).fetchall()
+    )
     assert raw == {"model": "runs/x/model.pt", "log": str(tmp_path / "elsewhere" / "log.txt")}
     # an old store's absolute path reads back as it is
-    store.conn.execute("INSERT INTO artifacts (run_id, name, path) VALUES (?, 'old', '/old/place/model.pt')",
-                       (b["id"],))
-    expected = {a["id"]: {"model": str(inside), "probe": str(outside)},
-                b["id"]: {"model": str(store.dir / "runs" / "x" / "model.pt"),
-                          "log": str(tmp_path / "elsewhere" / "log.txt"), "old": "/old/place/model.pt"}}
+    store.conn.execute(
+        "INSERT INTO artifacts (run_id, name, path) VALUES (?, 'old', '/old/place/model.pt')",
+        (b["id"],),
+    )
+    expected = {
+        a["id"]: {"model": str(inside), "probe": str(outside)},
+        b["id"]: {
+            "model": str(store.dir / "runs" / "x" / "model.pt"),
+            "log": str(tmp_path / "elsewhere" / "log.txt"),
+            "old": "/old/place/model.pt",
+        },
+    }
     assert run_artifacts(store, study["id"]) == expected
     with Store("st") as relative:  # the same store opened by a relative path reads absolute paths
         assert relative.run_dir("k") == store.dir / "runs" / "k"
@@ -193,6 +258,14 @@ def test_a_moved_study_finds_its_artifacts(ok_study, tools, tmp_path, cli):
         for r in runs:
             path = moved / ".ablab" / "runs" / r["key"] / "model.pt"
             assert artifacts[r["id"]] == {"model": str(path)} == st.find_run(r["key"])["artifacts"]
-            assert set(torch.load(path, weights_only=True)) == {"0.weight", "0.bias", "2.weight", "2.bias"}
+            assert set(torch.load(path, weights_only=True)) == {
+                "0.weight",
+                "0.bias",
+                "2.weight",
+                "2.bias",
+            }
     code, out, _ = cli("show", runs[0]["key"], "--store", moved / ".ablab")
-    assert code == 0 and f"artifact model: {moved / '.ablab' / 'runs' / runs[0]['key'] / 'model.pt'}" in out
+    assert (
+        code == 0
+        and f"artifact model: {moved / '.ablab' / 'runs' / runs[0]['key'] / 'model.pt'}" in out
+    )

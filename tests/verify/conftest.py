@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-ENTRY = '''
+ENTRY = """
 import numpy as np
 import torch
 
@@ -25,7 +25,7 @@ def train(config, run):
     if config["unseeded"]:
         score += float(np.random.default_rng().normal())  # planted non-determinism
     return {"score": score, "loss": loss.item()}
-'''
+"""
 
 
 @pytest.fixture
@@ -51,7 +51,8 @@ def write_study(root: Path) -> Path:
     d.mkdir()
     (d / "entry.py").write_text(ENTRY)
     (d / "data.txt").write_text("1 2 3\n")
-    (d / "study.toml").write_text(textwrap.dedent('''
+    (d / "study.toml").write_text(
+        textwrap.dedent("""
         name = "verify"
         entry = "entry.py:train"
         seeds = 2
@@ -63,5 +64,6 @@ def write_study(root: Path) -> Path:
         unseeded = false
         [ablations]
         noisy = { unseeded = true }
-    '''))
+    """)
+    )
     return d / "study.toml"

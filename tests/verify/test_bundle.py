@@ -18,8 +18,18 @@ def test_bundle_contents(bundle):
         manifest = json.loads(z.read("MANIFEST.json"))
         lock = z.read("requirements.lock").decode()
         records = json.loads(z.read("records.json"))
-    assert {"study/study.toml", "study/entry.py", "plan.json", "records.json", "runs.csv", "requirements.lock",
-            "environment.json", "data_hashes.json", "README.md", "report.html"} <= names
+    assert {
+        "study/study.toml",
+        "study/entry.py",
+        "plan.json",
+        "records.json",
+        "runs.csv",
+        "requirements.lock",
+        "environment.json",
+        "data_hashes.json",
+        "README.md",
+        "report.html",
+    } <= names
     assert set(manifest["files"]) == names - {"MANIFEST.json"}
     assert "torch==" in lock and "numpy==" in lock
     assert len(records["runs"]) == 4 and all(r["metrics"] for r in records["runs"])
@@ -34,7 +44,21 @@ def test_export_import_reproduce_round_trip(bundle, tmp_path, capsys):
     assert main(["show", key, "--store", str(store), "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["metrics"] == rec["runs"][0]["metrics"]
-    assert main(["reproduce", "--bundle", str(bundle), "--variant", "baseline", "--sample", "1", "--json"]) == 0
+    assert (
+        main(
+            [
+                "reproduce",
+                "--bundle",
+                str(bundle),
+                "--variant",
+                "baseline",
+                "--sample",
+                "1",
+                "--json",
+            ]
+        )
+        == 0
+    )
     res = json.loads(capsys.readouterr().out)
     assert res[0]["verdict"] == "reproduced (bit-identical)"
     # importing the same bundle again is idempotent
@@ -51,7 +75,9 @@ def _rewrite(src: Path, dst: Path, edit) -> Path:
     return dst
 
 
-@pytest.mark.parametrize("case", ["truncated", "escape", "missing_entry", "hash_mismatch", "not_zip"])
+@pytest.mark.parametrize(
+    "case", ["truncated", "escape", "missing_entry", "hash_mismatch", "not_zip"]
+)
 def test_bad_bundles_are_refused_and_write_nothing(bundle, tmp_path, capsys, case):
     bad = tmp_path / f"{case}.zip"
     if case == "truncated":
@@ -59,20 +85,27 @@ def test_bad_bundles_are_refused_and_write_nothing(bundle, tmp_path, capsys, cas
     elif case == "not_zip":
         bad.write_text("hello")
     elif case == "escape":
+
         def edit(items):
             items["../evil.py"] = b"print('x')"
             m = json.loads(items["MANIFEST.json"])
             import hashlib
+
             m["files"]["../evil.py"] = hashlib.sha256(b"print('x')").hexdigest()
             items["MANIFEST.json"] = json.dumps(m).encode()
             return items
+
         _rewrite(bundle, bad, edit)
     elif case == "missing_entry":
-        _rewrite(bundle, bad, lambda items: {k: v for k, v in items.items() if k != "study/entry.py"})
+        _rewrite(
+            bundle, bad, lambda items: {k: v for k, v in items.items() if k != "study/entry.py"}
+        )
     elif case == "hash_mismatch":
+
         def edit(items):
             items["records.json"] = items["records.json"].replace(b'"score"', b'"sc0re"', 1)
             return items
+
         _rewrite(bundle, bad, edit)
     store = tmp_path / "target"
     capsys.readouterr()

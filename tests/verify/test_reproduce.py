@@ -20,7 +20,9 @@ def test_reproduce_bit_identical_then_planted_nondeterminism(vstudy, capsys):
     assert rc == 0
     assert [r["verdict"] for r in res] == ["reproduced (bit-identical)"] * 2
     assert all(r["metrics"]["identical"] and r["series"]["identical"] for r in res)
-    rc, res = _json(capsys, ["reproduce", str(vstudy), "--variant", "noisy", "--seed", "0", "--json"])
+    rc, res = _json(
+        capsys, ["reproduce", str(vstudy), "--variant", "noisy", "--seed", "0", "--json"]
+    )
     assert rc == 1
     assert res[0]["verdict"] == "differs"
     assert any("non-determinism" in c for c in res[0]["causes"])
@@ -49,7 +51,9 @@ def test_reproduce_by_key_and_verification_shown(vstudy, capsys):
 def test_data_change_is_reported(vstudy, capsys):
     assert _run(vstudy) == 0
     (vstudy.parent / "data.txt").write_text("1 2 4\n")
-    rc, res = _json(capsys, ["reproduce", str(vstudy), "--variant", "baseline", "--seed", "0", "--json"])
+    rc, res = _json(
+        capsys, ["reproduce", str(vstudy), "--variant", "baseline", "--seed", "0", "--json"]
+    )
     assert rc == 1
     assert res[0]["data"]["changed"] == ["data_file"]
     assert res[0]["causes"][0].startswith("data changed: data_file")
@@ -67,9 +71,13 @@ def test_environment_difference_is_reported(vstudy, capsys):
         con.execute("UPDATE environments SET data = ? WHERE id = ?", (json.dumps(env), i))
     con.commit()
     con.close()
-    rc, res = _json(capsys, ["reproduce", str(vstudy), "--variant", "baseline", "--seed", "1", "--json"])
+    rc, res = _json(
+        capsys, ["reproduce", str(vstudy), "--variant", "baseline", "--seed", "1", "--json"]
+    )
     env = res[0]["environment"]
-    assert {"what": "python", "recorded": "3.0.0", "now": env["differences"][0]["now"]} in env["differences"]
+    assert {"what": "python", "recorded": "3.0.0", "now": env["differences"][0]["now"]} in env[
+        "differences"
+    ]
     assert any(p["package"] == "numpy" and p["recorded"] == "0.0.1" for p in env["packages"])
     # same numbers despite the drift: still reproduced
     assert rc == 0 and res[0]["verdict"] == "reproduced (bit-identical)"

@@ -114,8 +114,15 @@ class RunsSaved:
         return f"used {self.used} of {self.fixed} runs (saved {self.saved}, {100 * self.fraction:.0f}%)"
 
 
-def check_params(alpha: float, direction: str, min_seeds: int, max_seeds: int,
-                 batch: int | None, method: str | None = None, power: float = 0.8) -> int:
+def check_params(
+    alpha: float,
+    direction: str,
+    min_seeds: int,
+    max_seeds: int,
+    batch: int | None,
+    method: str | None = None,
+    power: float = 0.8,
+) -> int:
     """Validate the shared options; return the batch size (default: ``ceil((max-min)/4)``, so
     at most five looks)."""
     from ablab.analysis.adaptive_seq import METHODS
@@ -126,8 +133,10 @@ def check_params(alpha: float, direction: str, min_seeds: int, max_seeds: int,
         raise SpecError(f"direction must be 'max' or 'min', got {direction!r}")
     for key, val in (("min_seeds", min_seeds), ("max_seeds", max_seeds)):
         if isinstance(val, bool) or not isinstance(val, int) or val < 3:
-            raise SpecError(f"[seeds] {key} must be an integer >= 3, got {val!r}",
-                            hint="a paired t-test needs at least 3 seeds to say anything")
+            raise SpecError(
+                f"[seeds] {key} must be an integer >= 3, got {val!r}",
+                hint="a paired t-test needs at least 3 seeds to say anything",
+            )
     if max_seeds < min_seeds:
         raise SpecError(f"[seeds] max_seeds ({max_seeds}) is smaller than min_seeds ({min_seeds})")
     if batch is None:
@@ -136,8 +145,9 @@ def check_params(alpha: float, direction: str, min_seeds: int, max_seeds: int,
         raise SpecError(f"batch must be a positive integer, got {batch!r}")
     if method is not None and method not in METHODS:
         hint = did_you_mean(str(method), METHODS)
-        raise SpecError(f"unknown sequential method {method!r}; expected one of {METHODS}",
-                        hint=hint)
+        raise SpecError(
+            f"unknown sequential method {method!r}; expected one of {METHODS}", hint=hint
+        )
     if not 0.0 < power < 1.0:
         raise SpecError(f"power must be in (0, 1), got {power!r}")
     return batch
@@ -159,8 +169,10 @@ def check_results(results: Results, need: tuple[str, ...] = ()) -> None:
         raise DataError("results must be a non-empty mapping variant -> {seed: value}")
     for name in need:
         if name not in results:
-            raise DataError(f"baseline {name!r} is not among the results' variants "
-                            f"{sorted(map(str, results))}", hint=did_you_mean(name, map(str, results)))
+            raise DataError(
+                f"baseline {name!r} is not among the results' variants {sorted(map(str, results))}",
+                hint=did_you_mean(name, map(str, results)),
+            )
     for name, runs in results.items():
         if not isinstance(runs, Mapping):
             raise DataError(f"results[{name!r}] must map seed -> value, got {type(runs).__name__}")
@@ -170,8 +182,11 @@ def check_results(results: Results, need: tuple[str, ...] = ()) -> None:
             except (TypeError, ValueError):
                 ok = False
             if not ok:
-                raise DataError(f"variant {name!r}, seed {seed!r}: metric value {value!r} is not a "
-                                "finite number", hint="drop failed runs before allocating seeds")
+                raise DataError(
+                    f"variant {name!r}, seed {seed!r}: metric value {value!r} is not a "
+                    "finite number",
+                    hint="drop failed runs before allocating seeds",
+                )
 
 
 def optimistic_delta(d: np.ndarray, confidence: float) -> float:
@@ -276,8 +291,9 @@ def allocate_seeds(
         else:
             status = "continue"
             if n >= fut_from:
-                need = seeds_needed(optimistic_delta(d, futility_confidence), sd, alpha=level,
-                                    power=power)
+                need = seeds_needed(
+                    optimistic_delta(d, futility_confidence), sd, alpha=level, power=power
+                )
                 if need is None or need > max_seeds:
                     status = "futile"
         decisions[name] = VariantDecision(status, n, delta, sd, z, c, p, level, need, 0)
@@ -293,11 +309,10 @@ def allocate_seeds(
     target[baseline] = max([len(base), *going])
     add = {k: max(0, target[k] - len(results[k])) for k in target}
     # a variant's pairs are limited by the baseline's seeds: the baseline must cover them
-    decisions = {
-        k: VariantDecision(**{**v.__dict__, "add": add[k]}) for k, v in decisions.items()
-    }
-    return AllocationDecision(decisions, add, target, done=not going, method=method,
-                              alpha=float(alpha), schedule=plan)
+    decisions = {k: VariantDecision(**{**v.__dict__, "add": add[k]}) for k, v in decisions.items()}
+    return AllocationDecision(
+        decisions, add, target, done=not going, method=method, alpha=float(alpha), schedule=plan
+    )
 
 
 def runs_saved(results: Results, *, fixed_seeds: int) -> RunsSaved:

@@ -77,16 +77,18 @@ def race_round(
         raise SpecError(f"alpha must be in (0, 1), got {alpha!r}")
     for key, val in (("min_seeds", min_seeds), ("max_seeds", max_seeds), ("batch", batch)):
         if isinstance(val, bool) or not isinstance(val, int) or val < (1 if key == "batch" else 3):
-            raise SpecError(f"race {key} must be an integer >= {1 if key == 'batch' else 3}, "
-                            f"got {val!r}")
+            raise SpecError(
+                f"race {key} must be an integer >= {1 if key == 'batch' else 3}, got {val!r}"
+            )
     check_results(results)
     if len(results) < 2:
         raise DataError("a race needs at least two variants")
     live = list(results) if alive is None else list(alive)
     for name in [*live, *keep]:
         if name not in results:
-            raise DataError(f"variant {name!r} has no results",
-                            hint=did_you_mean(name, map(str, results)))
+            raise DataError(
+                f"variant {name!r} has no results", hint=did_you_mean(name, map(str, results))
+            )
     cap = max_seeds_per_variant if max_seeds_per_variant is not None else 10**9
     budget = len(results) * max_seeds if budget is None else budget
     level = alpha / (len(results) - 1)

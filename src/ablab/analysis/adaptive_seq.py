@@ -61,7 +61,9 @@ def spend(t: float, alpha: float, kind: str = "obf") -> float:
 
 
 @lru_cache(maxsize=8192)
-def gs_boundaries(fractions: tuple[float, ...], alpha: float, kind: str = "obf") -> tuple[float, ...]:
+def gs_boundaries(
+    fractions: tuple[float, ...], alpha: float, kind: str = "obf"
+) -> tuple[float, ...]:
     """Two-sided critical values ``|Z_k| >= c_k`` of an error-spending group-sequential test.
 
     ``fractions`` are the strictly increasing information fractions ``t_k`` of the looks so far
@@ -83,6 +85,7 @@ def gs_boundaries(fractions: tuple[float, ...], alpha: float, kind: str = "obf")
         spent += max(target, 0.0)
         sd = math.sqrt(t)
         if nodes is None:
+
             def cross(c: float) -> float:
                 return float(2.0 * norm.sf(c))
         else:
@@ -93,6 +96,7 @@ def gs_boundaries(fractions: tuple[float, ...], alpha: float, kind: str = "obf")
                 hi = c * sd
                 tail = norm.sf((hi - nodes) / step) + norm.cdf((-hi - nodes) / step)
                 return float(mass @ tail)
+
         if target <= 1e-14:
             c = math.inf
         elif cross(0.0) <= target:
@@ -167,12 +171,17 @@ def anytime_p(d: np.ndarray, g: float = 1.0) -> tuple[float, int]:
     with np.errstate(divide="ignore", invalid="ignore"):
         sd = np.sqrt(np.maximum(ss, 0.0) / (k - 1))
         t = mean / (sd / np.sqrt(k))
-    t = np.where(sd > 1e-12 * np.maximum(np.abs(mean), 1e-300), t,
-                 np.where(mean == 0, 0.0, np.sign(mean) * np.inf))[1:]
+    t = np.where(
+        sd > 1e-12 * np.maximum(np.abs(mean), 1e-300),
+        t,
+        np.where(mean == 0, 0.0, np.sign(mean) * np.inf),
+    )[1:]
     kk, nu = k[1:], k[1:] - 1.0
     r = 1.0 + kk * g
     with np.errstate(invalid="ignore", over="ignore"):
-        le = -0.5 * np.log(r) + 0.5 * (nu + 1.0) * (np.log1p(t * t / nu) - np.log1p(t * t / (nu * r)))
+        le = -0.5 * np.log(r) + 0.5 * (nu + 1.0) * (
+            np.log1p(t * t / nu) - np.log1p(t * t / (nu * r))
+        )
     le = np.where(np.isinf(t), np.inf, le)
     i = int(np.argmax(le))
     best, sign = float(le[i]), int(np.sign(mean[i + 1]))

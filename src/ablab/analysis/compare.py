@@ -25,8 +25,18 @@ from ablab.analysis.stats import (
 MIN_WILCOXON = 5
 
 VS_FIELDS = (
-    "delta", "delta_pct", "delta_ci_low", "delta_ci_high", "p_value", "wilcoxon_p",
-    "p_adjusted", "hedges_g", "cliffs_delta", "prob_improvement", "verdict", "seeds_needed",
+    "delta",
+    "delta_pct",
+    "delta_ci_low",
+    "delta_ci_high",
+    "p_value",
+    "wilcoxon_p",
+    "p_adjusted",
+    "hedges_g",
+    "cliffs_delta",
+    "prob_improvement",
+    "verdict",
+    "seeds_needed",
 )
 
 
@@ -115,15 +125,17 @@ def compare(
 def verdict(delta: float, p_adjusted: float, direction: str, alpha: float = 0.05) -> str:
     """``better``/``worse`` when ``p_adjusted < alpha`` (by the sign of the delta, flipped for a
     metric to minimise), otherwise ``no-difference``."""
-    if not (math.isfinite(p_adjusted) and p_adjusted < alpha) or not math.isfinite(delta) or delta == 0:
+    if (
+        not (math.isfinite(p_adjusted) and p_adjusted < alpha)
+        or not math.isfinite(delta)
+        or delta == 0
+    ):
         return "no-difference"
     improves = delta > 0 if direction == "max" else delta < 0
     return "better" if improves else "worse"
 
 
-def finish_verdicts(
-    comparisons: list[dict[str, Any]], direction: str, alpha: float = 0.05
-) -> None:
+def finish_verdicts(comparisons: list[dict[str, Any]], direction: str, alpha: float = 0.05) -> None:
     """Holm-adjust the p-values of one metric's family of comparisons (in place), then set
     each ``verdict`` and, for ``no-difference``, ``seeds_needed`` (:func:`seeds_needed` with
     the comparison's standard deviation of differences)."""
@@ -133,5 +145,7 @@ def finish_verdicts(
         c["p_adjusted"] = float(p_adj)
         c["verdict"] = verdict(c["delta"], float(p_adj), direction, alpha)
         c["seeds_needed"] = (
-            seeds_needed(c["delta"], c["sd_diff"], alpha) if c["verdict"] == "no-difference" else None
+            seeds_needed(c["delta"], c["sd_diff"], alpha)
+            if c["verdict"] == "no-difference"
+            else None
         )

@@ -157,8 +157,7 @@ def analyze(
     seen = list(dict.fromkeys([*configs, *main["variant"].astype(str)]))
     if baseline not in seen:
         raise SpecError(
-            f"analyze: baseline variant '{baseline}' has no runs and no config "
-            f"(variants: {seen})",
+            f"analyze: baseline variant '{baseline}' has no runs and no config (variants: {seen})",
             hint=did_you_mean(baseline, seen),
         )
     order = [baseline, *[v for v in seen if v != baseline]]
@@ -175,24 +174,36 @@ def analyze(
         for m in names:
             s = values[v][m]
             d = describe(s.to_numpy(float))
-            lo, hi = bootstrap_ci(s.to_numpy(float), seed=sub_seed(seed, v, m),
-                                  n_resamples=n_resamples)
+            lo, hi = bootstrap_ci(
+                s.to_numpy(float), seed=sub_seed(seed, v, m), n_resamples=n_resamples
+            )
             d.update(ci_low=lo, ci_high=hi)
             summaries[m] = d
         mine = main["variant"].astype(str) == v
         n_failed = int((mine & (main["status"].astype(str) == "failed")).sum())
-        variants.append({
-            "name": v, "config": configs.get(v, {}), "n": int(len(g)), "failed": n_failed,
-            "metrics": summaries, "vs_baseline": {},
-        })
+        variants.append(
+            {
+                "name": v,
+                "config": configs.get(v, {}),
+                "n": int(len(g)),
+                "failed": n_failed,
+                "metrics": summaries,
+                "vs_baseline": {},
+            }
+        )
 
     for m in names:
         direction = decls[m][0]
         family = []
         for entry in variants[1:]:
             v = entry["name"]
-            c = compare(values[v][m], values[baseline][m], direction=direction,
-                        seed=sub_seed(seed, v, m, "delta"), n_resamples=n_resamples)
+            c = compare(
+                values[v][m],
+                values[baseline][m],
+                direction=direction,
+                seed=sub_seed(seed, v, m, "delta"),
+                n_resamples=n_resamples,
+            )
             entry["vs_baseline"][m] = c
             family.append(c)
         finish_verdicts(family, direction, alpha)
@@ -217,8 +228,12 @@ def analyze(
         from ablab.analysis.effects import factorial_effects
 
         result["effects"] = factorial_effects(
-            done, configs=configs, factors=factors, metric=primary,
-            direction=decls[primary][0], baseline=baseline,
+            done,
+            configs=configs,
+            factors=factors,
+            metric=primary,
+            direction=decls[primary][0],
+            baseline=baseline,
         )
         if design_info:
             result["effects"]["design"] = dict(design_info)
@@ -226,8 +241,15 @@ def analyze(
         from ablab.analysis.sensitivity import sensitivity_report
 
         result["sensitivity"] = sensitivity_report(
-            runs, values=values, order=order, metrics=decls, baseline=baseline, alpha=alpha,
-            main_verdicts={e["name"]: {m: c["verdict"] for m, c in e["vs_baseline"].items()}
-                           for e in variants[1:]},
+            runs,
+            values=values,
+            order=order,
+            metrics=decls,
+            baseline=baseline,
+            alpha=alpha,
+            main_verdicts={
+                e["name"]: {m: c["verdict"] for m, c in e["vs_baseline"].items()}
+                for e in variants[1:]
+            },
         )
     return jsonable(result)

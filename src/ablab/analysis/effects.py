@@ -48,8 +48,11 @@ def shapley_values(players: Sequence[str], value: Callable[[frozenset], float]) 
             f"Shapley values: {n} factors need 2^{n} coalitions; at most {MAX_SHAPLEY_FACTORS} "
             "factors are supported"
         )
-    cache = {frozenset(c): float(value(frozenset(c)))
-             for r in range(n + 1) for c in itertools.combinations(players, r)}
+    cache = {
+        frozenset(c): float(value(frozenset(c)))
+        for r in range(n + 1)
+        for c in itertools.combinations(players, r)
+    }
     fact = [math.factorial(k) for k in range(n + 1)]
     out = {}
     for p in players:
@@ -71,8 +74,10 @@ def _design_frame(
     for v, g in done.groupby(done["variant"].astype(str), sort=False):
         cfg = configs.get(v)
         if cfg is None:
-            raise SpecError(f"factorial analysis: variant '{v}' has no resolved config",
-                            hint=did_you_mean(v, configs))
+            raise SpecError(
+                f"factorial analysis: variant '{v}' has no resolved config",
+                hint=did_you_mean(v, configs),
+            )
         levels = {}
         for f in factors:
             try:
@@ -80,7 +85,8 @@ def _design_frame(
             except KeyError:
                 raise SpecError(
                     f"factorial analysis: the config of variant '{v}' has no level for factor "
-                    f"'{f}' (keys: {sorted(cfg)})", hint=did_you_mean(f, list(cfg)),
+                    f"'{f}' (keys: {sorted(cfg)})",
+                    hint=did_you_mean(f, list(cfg)),
                 ) from None
         y = pd.to_numeric(g[metric], errors="coerce").to_numpy(float)
         for val in y[np.isfinite(y)]:
@@ -140,8 +146,10 @@ def factorial_effects(
     from statsmodels.stats.anova import anova_lm
 
     if not factors:
-        raise SpecError("factorial analysis needs the design's factors (name -> levels)",
-                        hint="declare them under [design] factors = { name = [level, ...] }")
+        raise SpecError(
+            "factorial analysis needs the design's factors (name -> levels)",
+            hint="declare them under [design] factors = { name = [level, ...] }",
+        )
     factors = {f: list(levels) for f, levels in factors.items()}
     data = _design_frame(done, configs, factors, metric)
     names = {f: f"f{i}" for i, f in enumerate(factors)}
@@ -174,8 +182,10 @@ def factorial_effects(
             entry = {
                 "term": "Residual" if is_res else ":".join(term_factors(term)),
                 "factors": [] if is_res else term_factors(term),
-                "df": float(row["df"]), "sum_sq": ss,
-                "F": float(row.get("F", math.nan)), "p": float(row.get("PR(>F)", math.nan)),
+                "df": float(row["df"]),
+                "sum_sq": ss,
+                "F": float(row.get("F", math.nan)),
+                "p": float(row.get("PR(>F)", math.nan)),
                 "partial_eta_sq": eta,
             }
             anova.append(entry)
@@ -186,12 +196,17 @@ def factorial_effects(
     out["r_squared"] = float(fit.rsquared) if fit.df_resid > 0 else math.nan
 
     cells = data.groupby([names[f] for f in factors], observed=True)["_y"].agg(["mean", "count"])
-    cell_mean = {tuple(k if isinstance(k, tuple) else (k,)): float(m) for k, m in cells["mean"].items()}
+    cell_mean = {
+        tuple(k if isinstance(k, tuple) else (k,)): float(m) for k, m in cells["mean"].items()
+    }
     out["cells"] = [
         {"levels": dict(zip(factors, k, strict=True)), "mean": cell_mean[k], "n": int(n)}
-        for k, n in cells["count"].items() for k in [k if isinstance(k, tuple) else (k,)]
+        for k, n in cells["count"].items()
+        for k in [k if isinstance(k, tuple) else (k,)]
     ]
-    cm = pd.DataFrame([{**dict(zip(factors, k, strict=True)), "_m": m} for k, m in cell_mean.items()])
+    cm = pd.DataFrame(
+        [{**dict(zip(factors, k, strict=True)), "_m": m} for k, m in cell_mean.items()]
+    )
 
     main = {}
     for f in factors:
@@ -201,8 +216,13 @@ def factorial_effects(
         if len(labels[f]) == 2 and all(lab in lv for lab in labels[f]):
             effect = lv[labels[f][1]] - lv[labels[f][0]]
         s = stats_of.get(f, {})
-        main[f] = {"level_means": lv, "effect": effect, "F": s.get("F", math.nan),
-                   "p": s.get("p", math.nan), "partial_eta_sq": s.get("partial_eta_sq", math.nan)}
+        main[f] = {
+            "level_means": lv,
+            "effect": effect,
+            "F": s.get("F", math.nan),
+            "p": s.get("p", math.nan),
+            "partial_eta_sq": s.get("partial_eta_sq", math.nan),
+        }
     out["main_effects"] = main
 
     fl = list(factors)
@@ -221,10 +241,16 @@ def factorial_effects(
                 contrast = float(m2[(a1, b1)] - m2[(a1, b0)] - m2[(a0, b1)] + m2[(a0, b0)])
             except KeyError:
                 contrast = math.nan
-        interactions.append({"factors": [a, b], "contrast": contrast,
-                             "F": s.get("F", math.nan), "p": s.get("p", math.nan),
-                             "partial_eta_sq": s.get("partial_eta_sq", math.nan),
-                             "aliased": f"{a}:{b}" in out["aliased_terms"]})
+        interactions.append(
+            {
+                "factors": [a, b],
+                "contrast": contrast,
+                "F": s.get("F", math.nan),
+                "p": s.get("p", math.nan),
+                "partial_eta_sq": s.get("partial_eta_sq", math.nan),
+                "aliased": f"{a}:{b}" in out["aliased_terms"],
+            }
+        )
         for x, y in ((i, j), (j, i)):
             eta_m[x][y] = s.get("partial_eta_sq", math.nan)
             p_m[x][y] = s.get("p", math.nan)
@@ -233,8 +259,9 @@ def factorial_effects(
         p_m[i][i] = main[f]["p"]
     out["interactions"] = interactions
     out["interaction_matrix"] = {"factors": fl, "partial_eta_sq": eta_m, "p": p_m}
-    out["shapley"] = _shapley(fit, data, names, factors, labels, cell_mean, configs, baseline,
-                              direction)
+    out["shapley"] = _shapley(
+        fit, data, names, factors, labels, cell_mean, configs, baseline, direction
+    )
     return out
 
 
@@ -274,5 +301,11 @@ def _shapley(fit, data, names, factors, labels, cell_mean, configs, baseline, di
 
     phi = shapley_values(fl, value)
     total = value(frozenset(fl)) - value(frozenset())
-    return {"values": phi, "total": total, "from": empty, "to": full, "target": target,
-            "value_function": "OLS prediction for unobserved cells" if used_model else "cell means"}
+    return {
+        "values": phi,
+        "total": total,
+        "from": empty,
+        "to": full,
+        "target": target,
+        "value_function": "OLS prediction for unobserved cells" if used_model else "cell means",
+    }

@@ -20,14 +20,15 @@ def check_metric_decl(name: str, decl: dict) -> tuple[str, str]:
         hint = did_you_mean(str(direction), DIRECTIONS)
         raise MetricError(
             f"metric '{name}': direction must be 'max' or 'min', found {direction!r}",
-            hint=hint or "write direction = \"max\" (higher is better) or \"min\"",
+            hint=hint or 'write direction = "max" (higher is better) or "min"',
         )
     if reduce not in REDUCTIONS:
         hint = did_you_mean(str(reduce), REDUCTIONS)
         raise MetricError(
             f"metric '{name}': reduce must be one of {', '.join(REDUCTIONS)}, found {reduce!r}",
-            hint=hint or "use \"value\" (the number the run returns), \"last\" or \"best\" of a logged "
-                         "series, or \"post\" (attached after the run)",
+            hint=hint
+            or 'use "value" (the number the run returns), "last" or "best" of a logged '
+            'series, or "post" (attached after the run)',
         )
     return direction, reduce
 
@@ -43,7 +44,7 @@ def reduce_series(series: pd.DataFrame, direction: str, reduce: str) -> float:
     if reduce not in ("last", "best"):
         raise MetricError(
             f"reduce_series: reduce must be 'last' or 'best', found {reduce!r}",
-            hint="a metric declared with reduce = \"value\" is the number the run returned",
+            hint='a metric declared with reduce = "value" is the number the run returned',
         )
     if direction not in DIRECTIONS:
         raise MetricError(f"reduce_series: direction must be 'max' or 'min', found {direction!r}")

@@ -102,6 +102,7 @@ def loso_pvalues(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(delta, p) of the comparison with each seed of ``seeds`` left out, same test as
     :func:`ablab.analysis.compare.compare` (paired t on shared keys, else Welch)."""
+
     def seed_of(idx: pd.Index) -> np.ndarray:
         return np.asarray(idx.get_level_values(0) if isinstance(idx, pd.MultiIndex) else idx)
 
@@ -141,7 +142,11 @@ def leave_one_seed_out(
     for v in order:
         for s in values[v].values():
             idx = s.index
-            seeds.update(np.asarray(idx.get_level_values(0) if isinstance(idx, pd.MultiIndex) else idx).tolist())
+            seeds.update(
+                np.asarray(
+                    idx.get_level_values(0) if isinstance(idx, pd.MultiIndex) else idx
+                ).tolist()
+            )
     labels = np.array(sorted(seeds))
     out: dict[str, Any] = {"seeds": len(labels), "variants": {v: {} for v in others}}
     if len(labels) < 3 or not others:
@@ -174,7 +179,13 @@ def rank_of(means: Mapping[str, float], direction: str) -> list[str]:
     """Variants from best to worst by mean (NaN last), stable in the given order on ties."""
     sign = -1.0 if direction == "max" else 1.0
     items = list(means.items())
-    return [k for k, v in sorted(items, key=lambda kv: (not math.isfinite(kv[1]), sign * kv[1] if math.isfinite(kv[1]) else 0))]
+    return [
+        k
+        for k, v in sorted(
+            items,
+            key=lambda kv: (not math.isfinite(kv[1]), sign * kv[1] if math.isfinite(kv[1]) else 0),
+        )
+    ]
 
 
 def kendall_tau(a: Mapping[str, float], b: Mapping[str, float], da: str, db: str) -> float:
@@ -214,15 +225,29 @@ def split_variance(df: pd.DataFrame, metric: str) -> dict[str, float] | None:
     s_split = max(0.0, (ms_split - ms_res) / a)
     total = s_seed + s_split + ms_res
     if total <= 0:
-        return {"seed": math.nan, "split": math.nan, "residual": math.nan, "n_seeds": a, "n_splits": b}
-    return {"seed": s_seed / total, "split": s_split / total, "residual": ms_res / total,
-            "n_seeds": a, "n_splits": b}
+        return {
+            "seed": math.nan,
+            "split": math.nan,
+            "residual": math.nan,
+            "n_seeds": a,
+            "n_splits": b,
+        }
+    return {
+        "seed": s_seed / total,
+        "split": s_split / total,
+        "residual": ms_res / total,
+        "n_seeds": a,
+        "n_splits": b,
+    }
 
 
 def hyperparameter_sensitivity(
-    runs: pd.DataFrame, order: list[str], metrics: Mapping[str, tuple[str, str]],
+    runs: pd.DataFrame,
+    order: list[str],
+    metrics: Mapping[str, tuple[str, str]],
     main_verdicts: Mapping[str, Mapping[str, str | None]],
-    main_means: Mapping[str, float], alpha: float = 0.05,
+    main_means: Mapping[str, float],
+    alpha: float = 0.05,
 ) -> dict[str, Any] | None:
     """Re-analyse the study at each sensitivity setting (rows labelled in ``sensitivity``):
     each variant's verdict per setting, whether it holds at every setting, and Kendall's tau
@@ -243,25 +268,35 @@ def hyperparameter_sensitivity(
         keys = pair_index(sub)
         groups = {v: g for v, g in sub.groupby(sub["variant"].astype(str), sort=False)}
         empty = sub.iloc[0:0]
-        vals = {v: {m: metric_values(groups.get(v, empty), m, keys) for m in metrics} for v in order}
-        means[label] = {v: float(vals[v][primary].mean()) if len(vals[v][primary]) else math.nan
-                        for v in order}
+        vals = {
+            v: {m: metric_values(groups.get(v, empty), m, keys) for m in metrics} for v in order
+        }
+        means[label] = {
+            v: float(vals[v][primary].mean()) if len(vals[v][primary]) else math.nan for v in order
+        }
         for m, (direction, _) in metrics.items():
-            fam = [compare(vals[v][m], vals[baseline][m], direction=direction, bootstrap=False)
-                   for v in others]
+            fam = [
+                compare(vals[v][m], vals[baseline][m], direction=direction, bootstrap=False)
+                for v in others
+            ]
             finish_verdicts(fam, direction, alpha)
             for v, c in zip(others, fam, strict=True):
                 verdicts[v].setdefault(label, {})[m] = c["verdict"]
     holds = {
-        v: {m: all(verdicts[v][lab].get(m) == main_verdicts[v].get(m) for lab in labels)
-            for m in metrics}
+        v: {
+            m: all(verdicts[v][lab].get(m) == main_verdicts[v].get(m) for lab in labels)
+            for m in metrics
+        }
         for v in others
     }
     names = ["main", *labels]
     scorings = {"main": dict(main_means), **means}
     tau = [[kendall_tau(scorings[a], scorings[b], pdir, pdir) for b in names] for a in names]
     return {
-        "labels": labels, "metric": primary, "verdicts": verdicts, "holds": holds,
+        "labels": labels,
+        "metric": primary,
+        "verdicts": verdicts,
+        "holds": holds,
         "kendall_tau": {lab: tau[0][i + 1] for i, lab in enumerate(labels)},
         "rank_agreement": {"settings": names, "tau": tau},
         "rankings": {k: rank_of(s, pdir) for k, s in scorings.items()},
@@ -281,35 +316,53 @@ def sensitivity_report(
     """All sensitivity sections of the result (``seeds``, ``hyperparameters``, ``splits``,
     ``metrics``); a section that does not apply is None."""
     primary = next(iter(metrics))
-    means = {m: {v: float(values[v][m].mean()) if len(values[v][m]) else math.nan for v in order}
-             for m in metrics}
+    means = {
+        m: {v: float(values[v][m].mean()) if len(values[v][m]) else math.nan for v in order}
+        for m in metrics
+    }
     seeds = {
         "metric": primary,
-        "ci_width": {v: ci_width_by_seeds(values[v][primary],
-                                          None if v == baseline else values[baseline][primary])
-                     for v in order if len(values[v][primary]) >= 2},
+        "ci_width": {
+            v: ci_width_by_seeds(
+                values[v][primary], None if v == baseline else values[baseline][primary]
+            )
+            for v in order
+            if len(values[v][primary]) >= 2
+        },
         "leave_one_seed_out": leave_one_seed_out(values, order, metrics, main_verdicts, alpha),
     }
     splits = None
     main = runs if "sensitivity" not in runs.columns else runs[runs["sensitivity"].isna()]
     main = main[main["status"].astype(str) == "done"]
     if "split_seed" in main.columns and main["split_seed"].nunique() >= 2:
-        per = {v: split_variance(g, primary) for v, g in main.groupby(main["variant"].astype(str), sort=False)}
+        per = {
+            v: split_variance(g, primary)
+            for v, g in main.groupby(main["variant"].astype(str), sort=False)
+        }
         per = {v: r for v, r in per.items() if r is not None}
         if per:
-            overall = {k: float(np.nanmean([r[k] for r in per.values()])) for k in ("seed", "split", "residual")}
+            overall = {
+                k: float(np.nanmean([r[k] for r in per.values()]))
+                for k in ("seed", "split", "residual")
+            }
             splits = {"metric": primary, "variants": per, "mean_share": overall}
     metric_agreement = None
     if len(metrics) >= 2:
         names = list(metrics)
-        tau = [[kendall_tau(means[a], means[b], metrics[a][0], metrics[b][0]) for b in names]
-               for a in names]
-        metric_agreement = {"metrics": names, "tau": tau,
-                            "rankings": {m: rank_of(means[m], metrics[m][0]) for m in names}}
+        tau = [
+            [kendall_tau(means[a], means[b], metrics[a][0], metrics[b][0]) for b in names]
+            for a in names
+        ]
+        metric_agreement = {
+            "metrics": names,
+            "tau": tau,
+            "rankings": {m: rank_of(means[m], metrics[m][0]) for m in names},
+        }
     return {
         "seeds": seeds,
         "hyperparameters": hyperparameter_sensitivity(
-            runs, order, metrics, main_verdicts, means[primary], alpha),
+            runs, order, metrics, main_verdicts, means[primary], alpha
+        ),
         "splits": splits,
         "metrics": metric_agreement,
     }

@@ -42,8 +42,16 @@ def describe(x: ArrayLike) -> dict[str, float]:
     n = int(a.size)
     if n == 0:
         nan = math.nan
-        return {"n": 0, "mean": nan, "std": nan, "sem": nan, "median": nan, "iqm": nan,
-                "min": nan, "max": nan}
+        return {
+            "n": 0,
+            "mean": nan,
+            "std": nan,
+            "sem": nan,
+            "median": nan,
+            "iqm": nan,
+            "min": nan,
+            "max": nan,
+        }
     std = float(a.std(ddof=1)) if n > 1 else math.nan
     return {
         "n": n,
@@ -95,9 +103,11 @@ def bootstrap_ci(
         return (math.nan, math.nan)
     if statistic is None:
         if len(arrs) == 1:
+
             def statistic(a, axis=-1):
                 return np.mean(a, axis=axis)
         elif len(arrs) == 2:
+
             def statistic(a, b, axis=-1):
                 return np.mean(a, axis=axis) - np.mean(b, axis=axis)
         else:
@@ -111,8 +121,13 @@ def bootstrap_ci(
             warnings.simplefilter("ignore")
             try:
                 res = _st.bootstrap(
-                    tuple(arrs), statistic, method=method, n_resamples=n_resamples,
-                    confidence_level=level, vectorized=True, paired=False,
+                    tuple(arrs),
+                    statistic,
+                    method=method,
+                    n_resamples=n_resamples,
+                    confidence_level=level,
+                    vectorized=True,
+                    paired=False,
                     rng=np.random.default_rng(seed),
                 )
             except (ValueError, FloatingPointError):
@@ -177,7 +192,9 @@ def prob_improvement(a: ArrayLike, b: ArrayLike, direction: str = "max") -> floa
     return (gt if direction == "max" else lt) + 0.5 * ties
 
 
-def seeds_needed(delta: float, sd_diff: float, alpha: float = 0.05, power: float = 0.8) -> int | None:
+def seeds_needed(
+    delta: float, sd_diff: float, alpha: float = 0.05, power: float = 0.8
+) -> int | None:
     """Seeds a two-sided paired t-test needs to detect ``delta`` with the given power.
 
     Effect size ``d_z = |delta| / sd_diff`` (the standard deviation of the paired

@@ -25,26 +25,42 @@ def check_makers(make_model: Any, k: int) -> list[Callable[[], nn.Module]]:
         return [make_model] * k
     if isinstance(make_model, Sequence) and all(callable(m) for m in make_model):
         if len(make_model) != k:
-            raise BatchedError(f"got {len(make_model)} model builders for {k} seeds; pass one "
-                               "builder, or one per seed")
+            raise BatchedError(
+                f"got {len(make_model)} model builders for {k} seeds; pass one "
+                "builder, or one per seed"
+            )
         return list(make_model)
-    raise BatchedError(f"make_model must be a callable returning an nn.Module (or a list of K such "
-                       f"callables), got {type(make_model).__name__}")
+    raise BatchedError(
+        f"make_model must be a callable returning an nn.Module (or a list of K such "
+        f"callables), got {type(make_model).__name__}"
+    )
 
 
 def check_same_architecture(models: list[nn.Module]) -> None:
     def signature(m: nn.Module) -> list[Any]:
-        return ([(n, tuple(t.shape), t.dtype) for n, t in m.state_dict().items()]
-                + [type(mod).__name__ for mod in m.modules()])
+        return [(n, tuple(t.shape), t.dtype) for n, t in m.state_dict().items()] + [
+            type(mod).__name__ for mod in m.modules()
+        ]
+
     ref = signature(models[0])
     for k, m in enumerate(models[1:], start=1):
         if signature(m) != ref:
-            raise BatchedError(f"model {k} differs in architecture from model 0 (parameter names, "
-                               "shapes, dtypes or module types); a batch holds models of one "
-                               "architecture", hint="group models by architecture into separate batches")
+            raise BatchedError(
+                f"model {k} differs in architecture from model 0 (parameter names, "
+                "shapes, dtypes or module types); a batch holds models of one "
+                "architecture",
+                hint="group models by architecture into separate batches",
+            )
     for mod in models[0].modules():
-        if getattr(mod, "track_running_stats", False) or isinstance(mod, nn.modules.batchnorm._BatchNorm):
-            raise BatchedError(f"{type(mod).__name__} keeps running statistics, which batched "
-                               "training does not support", hint="use LayerNorm/GroupNorm, or train solo")
+        if getattr(mod, "track_running_stats", False) or isinstance(
+            mod, nn.modules.batchnorm._BatchNorm
+        ):
+            raise BatchedError(
+                f"{type(mod).__name__} keeps running statistics, which batched "
+                "training does not support",
+                hint="use LayerNorm/GroupNorm, or train solo",
+            )
         if isinstance(mod, nn.modules.dropout._DropoutNd) and type(mod) is not nn.Dropout:
-            raise BatchedError(f"{type(mod).__name__} is not supported in batched training; only nn.Dropout")
+            raise BatchedError(
+                f"{type(mod).__name__} is not supported in batched training; only nn.Dropout"
+            )

@@ -34,11 +34,15 @@ def check_batch(configs: Sequence[dict[str, Any]], runs: Sequence[Any]) -> int:
     """Validate the arguments of a batched entry; returns K. Raises :class:`BatchedError` when
     ``configs`` and ``runs`` differ in length, are empty, or a config is not a dict."""
     if isinstance(configs, dict) or not isinstance(configs, Sequence):
-        raise BatchedError(f"a batched entry takes a list of configs, got {type(configs).__name__}",
-                           hint="for a single run call train_batched([config], [run])")
+        raise BatchedError(
+            f"a batched entry takes a list of configs, got {type(configs).__name__}",
+            hint="for a single run call train_batched([config], [run])",
+        )
     if len(configs) != len(runs):
-        raise BatchedError(f"a batched entry got {len(configs)} configs but {len(runs)} runs; "
-                           "pass one config per run")
+        raise BatchedError(
+            f"a batched entry got {len(configs)} configs but {len(runs)} runs; "
+            "pass one config per run"
+        )
     if not configs:
         raise BatchedError("a batched entry got no runs (K = 0)")
     for k, c in enumerate(configs):
@@ -55,7 +59,9 @@ def shared_value(configs: Sequence[dict[str, Any]], key: str) -> Any:
         raise BatchedError(f"config key '{key}' is missing from configs {missing}")
     values = [c[key] for c in configs]
     if any(v != values[0] for v in values[1:]):
-        raise BatchedError(f"config key '{key}' must be the same for every model of a batch, got "
-                           f"{sorted(set(map(repr, values)))}",
-                           hint=f"group runs by '{key}' into separate batches")
+        raise BatchedError(
+            f"config key '{key}' must be the same for every model of a batch, got "
+            f"{sorted(set(map(repr, values)))}",
+            hint=f"group runs by '{key}' into separate batches",
+        )
     return values[0]

@@ -35,8 +35,13 @@ def gather(data: Sequence[Tensor], idx: Sequence[Tensor]) -> Tensor:
     return torch.stack([d[i] for d, i in zip(data, idx, strict=True)])
 
 
-def smoothing_weights(label_smoothing: float | Sequence[float], k: int, num_classes: int, *,
-                      device: torch.device | str | None = None) -> Tensor:
+def smoothing_weights(
+    label_smoothing: float | Sequence[float],
+    k: int,
+    num_classes: int,
+    *,
+    device: torch.device | str | None = None,
+) -> Tensor:
     """Per-model label-smoothing coefficients ``[K, 2]`` = ``(1 - s_k, s_k / C)`` in float32, the
     Python-float factors ``F.cross_entropy`` multiplies by (computed in double, then rounded),
     for :func:`cross_entropy`. Each ``s_k`` must lie in [0, 1]. ``device``: where the tensor is
@@ -45,7 +50,9 @@ def smoothing_weights(label_smoothing: float | Sequence[float], k: int, num_clas
     bad = [s for s in values if s > 1]
     if bad:
         raise BatchedError(f"label_smoothing must lie in [0, 1], got {bad[0]}")
-    return torch.tensor([[1 - s, s / num_classes] for s in values], dtype=torch.float32, device=device)
+    return torch.tensor(
+        [[1 - s, s / num_classes] for s in values], dtype=torch.float32, device=device
+    )
 
 
 def cross_entropy(logits: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
@@ -84,7 +91,9 @@ def _cross_entropy_batched(logits: Tensor, y: Tensor, w: Tensor | None = None) -
 cross_entropy.batched = _cross_entropy_batched  # type: ignore[attr-defined]  # used by BatchedModels
 
 
-def evaluate(bm: BatchedModels, x: Tensor, y: Tensor, *, shared_input: bool = False) -> dict[str, Tensor]:
+def evaluate(
+    bm: BatchedModels, x: Tensor, y: Tensor, *, shared_input: bool = False
+) -> dict[str, Tensor]:
     """Per-model accuracy and mean cross-entropy (no label smoothing) in eval mode, without
     gradients: ``accuracy[k] = mean(argmax(model_k(x_k)) == y_k)``, ``loss[k] = CE(model_k(x_k),
     y_k)``. ``x``/``y`` carry the model axis unless ``shared_input`` (then one ``x``, ``y``), and

@@ -32,26 +32,36 @@ def resolve_device(device: Any) -> torch.device:
     if device is None:
         return torch.device("cpu")
     if not isinstance(device, (str, torch.device)):
-        raise BatchedError(f"device must be a string such as 'cpu' or 'cuda', a torch.device or None, "
-                           f"got {type(device).__name__}")
+        raise BatchedError(
+            f"device must be a string such as 'cpu' or 'cuda', a torch.device or None, "
+            f"got {type(device).__name__}"
+        )
     try:
         dev = torch.device(device)
     except (RuntimeError, ValueError) as e:
-        raise BatchedError(f"unknown device {str(device)!r} ({e})", hint="use 'cpu', 'cuda' or 'cuda:N'") from None
+        raise BatchedError(
+            f"unknown device {str(device)!r} ({e})", hint="use 'cpu', 'cuda' or 'cuda:N'"
+        ) from None
     if dev.type == "cpu":
         return torch.device("cpu")
     if dev.type != "cuda":
-        raise BatchedError(f"device {str(device)!r} is not supported by batched training; it runs on "
-                           "'cpu' or a CUDA device ('cuda', 'cuda:N')")
+        raise BatchedError(
+            f"device {str(device)!r} is not supported by batched training; it runs on "
+            "'cpu' or a CUDA device ('cuda', 'cuda:N')"
+        )
     if not torch.cuda.is_available():
-        raise BatchedError(f"device {str(device)!r} was asked for, but CUDA is not available on this "
-                           f"machine (torch {torch.__version__}, built for CUDA {torch.version.cuda})",
-                           hint="use device='cpu' (or leave it out)")
+        raise BatchedError(
+            f"device {str(device)!r} was asked for, but CUDA is not available on this "
+            f"machine (torch {torch.__version__}, built for CUDA {torch.version.cuda})",
+            hint="use device='cpu' (or leave it out)",
+        )
     index = torch.cuda.current_device() if dev.index is None else dev.index
     if index >= torch.cuda.device_count():
-        raise BatchedError(f"device {str(device)!r} does not exist: this machine has "
-                           f"{torch.cuda.device_count()} CUDA device(s), cuda:0 to "
-                           f"cuda:{torch.cuda.device_count() - 1}")
+        raise BatchedError(
+            f"device {str(device)!r} does not exist: this machine has "
+            f"{torch.cuda.device_count()} CUDA device(s), cuda:0 to "
+            f"cuda:{torch.cuda.device_count() - 1}"
+        )
     return torch.device("cuda", index)
 
 
@@ -68,7 +78,9 @@ class CudaDropout:
     nothing, as ``nn.Dropout`` draws nothing for them. The [K, ...] mask tensors are reused.
     """
 
-    def __init__(self, seeds: Sequence[int], dropout_p: list[list[float]], device: torch.device) -> None:
+    def __init__(
+        self, seeds: Sequence[int], dropout_p: list[list[float]], device: torch.device
+    ) -> None:
         self.device = device
         self.dropout_p = dropout_p
         self.generators: list[torch.Generator] = []
@@ -79,8 +91,14 @@ class CudaDropout:
         k = len(seeds)
         layers = len(dropout_p[0]) if dropout_p else 0
         # per layer: (model, p) of the models that draw, and their rows when not all of them draw
-        self._draws = [[(i, dropout_p[i][j]) for i in range(k) if 0 < dropout_p[i][j] < 1] for j in range(layers)]
-        self._rows = [None if len(d) == k else torch.tensor([i for i, _ in d], device=device) for d in self._draws]
+        self._draws = [
+            [(i, dropout_p[i][j]) for i in range(k) if 0 < dropout_p[i][j] < 1]
+            for j in range(layers)
+        ]
+        self._rows = [
+            None if len(d) == k else torch.tensor([i for i, _ in d], device=device)
+            for d in self._draws
+        ]
         self._buffers: dict[tuple[Any, ...], Tensor] = {}
         self._ones: dict[tuple[Any, ...], Tensor] = {}
 
@@ -98,7 +116,9 @@ class CudaDropout:
                     if ps[j] >= 1:
                         m[i].zero_()
                 self._buffers[key] = m
-                self._ones.setdefault((shape, dtype), torch.ones(shape, dtype=dtype, device=self.device))
+                self._ones.setdefault(
+                    (shape, dtype), torch.ones(shape, dtype=dtype, device=self.device)
+                )
             draws = self._draws[j]
             if draws:
                 ones = self._ones[(shape, dtype)]

@@ -77,8 +77,12 @@ class BatchedModels:
     Models with running statistics (BatchNorm) are not supported.
     """
 
-    def __init__(self, make_model: Callable[[], nn.Module] | Sequence[Callable[[], nn.Module]],
-                 seeds: Sequence[int], device: Any = None) -> None:
+    def __init__(
+        self,
+        make_model: Callable[[], nn.Module] | Sequence[Callable[[], nn.Module]],
+        seeds: Sequence[int],
+        device: Any = None,
+    ) -> None:
         seeds = check_seeds(seeds)
         k = len(seeds)
         makers = check_makers(make_model, k)
@@ -91,7 +95,9 @@ class BatchedModels:
                 torch.manual_seed(seed)
                 m = make()
                 if not isinstance(m, nn.Module):
-                    raise BatchedError(f"make_model returned {type(m).__name__}, expected a torch.nn.Module")
+                    raise BatchedError(
+                        f"make_model returned {type(m).__name__}, expected a torch.nn.Module"
+                    )
                 if on_cpu:  # the solo run's nn.Dropout continues the global CPU stream
                     g = torch.Generator()
                     g.set_state(torch.get_rng_state())
@@ -101,13 +107,16 @@ class BatchedModels:
         self.k = k
         self.seeds = seeds
         self.dropout_p: list[list[float]] = [
-            [float(mod.p) for mod in m.modules() if isinstance(mod, nn.Dropout)] for m in models]
+            [float(mod.p) for mod in m.modules() if isinstance(mod, nn.Dropout)] for m in models
+        ]
         self.training = True
         self._template = copy.deepcopy(models[0])  # an ordinary module, for unstack()
         base = copy.deepcopy(models[0])
         self._drop_names = _replace_dropout(base)
         self._mask_buffers: dict[tuple[Any, ...], Tensor] = {}
-        self._mask_groups = [_groups([ps[j] for ps in self.dropout_p]) for j in range(len(self._drop_names))]
+        self._mask_groups = [
+            _groups([ps[j] for ps in self.dropout_p]) for j in range(len(self._drop_names))
+        ]
         self._cuda_dropout = None if on_cpu else CudaDropout(seeds, self.dropout_p, self.device)
         if self._cuda_dropout is not None:
             self.dropout_generators = self._cuda_dropout.generators
@@ -115,7 +124,9 @@ class BatchedModels:
         with torch.no_grad():
             params, buffers = stack_module_state(models)
         self.flat, self.params = _flatten(params, k, self.device)
-        self.buffers: dict[str, Tensor] = dict(buffers) if on_cpu else {n: b.to(self.device) for n, b in buffers.items()}
+        self.buffers: dict[str, Tensor] = (
+            dict(buffers) if on_cpu else {n: b.to(self.device) for n, b in buffers.items()}
+        )
         self._shapes: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
         self._fns: dict[Any, Callable[..., Any]] = {}
         # a chain of Linear/ReLU/Dropout runs as batched products with a written-out backward
@@ -158,7 +169,9 @@ class BatchedModels:
         for j, shape in enumerate(shapes):  # reused across steps (fresh tensors cost page faults)
             key = (j, shape, x.dtype)
             if key not in self._mask_buffers:
-                self._mask_buffers[key] = torch.empty((self.k, *shape), dtype=x.dtype, device=self.device)
+                self._mask_buffers[key] = torch.empty(
+                    (self.k, *shape), dtype=x.dtype, device=self.device
+                )
             masks.append(self._mask_buffers[key])
         for k in range(self.k):  # model k's draws in its solo order: layer by layer
             g = self.dropout_generators[k]
@@ -170,19 +183,26 @@ class BatchedModels:
             _grouped(m, groups, _scale_mask)
         return {f"{name}.mask": m for name, m in zip(self._drop_names, masks, strict=True)}
 
-    def _mask_shapes(self, sample_shape: tuple[int, ...], dtype: torch.dtype) -> list[tuple[int, ...]]:
+    def _mask_shapes(
+        self, sample_shape: tuple[int, ...], dtype: torch.dtype
+    ) -> list[tuple[int, ...]]:
         """Input shapes of the dropout layers for one model's batch shape (a meta-device probe)."""
         if sample_shape not in self._shapes:
-            meta = {n: torch.empty(t.shape[1:], dtype=t.dtype, device="meta")
-                    for n, t in {**self.params, **self.buffers}.items()}
-            functional_call(self._base, meta, (torch.empty(sample_shape, dtype=dtype, device="meta"),))
+            meta = {
+                n: torch.empty(t.shape[1:], dtype=t.dtype, device="meta")
+                for n, t in {**self.params, **self.buffers}.items()
+            }
+            functional_call(
+                self._base, meta, (torch.empty(sample_shape, dtype=dtype, device="meta"),)
+            )
             mods = dict(self._base.named_modules())
             self._shapes[sample_shape] = [mods[n].seen_shape for n in self._drop_names]
         return self._shapes[sample_shape]
 
     # -- computation -------------------------------------------------------------------------
-    def __call__(self, x: Tensor, *, masks: dict[str, Tensor] | None = None,
-                 shared_input: bool = False) -> Tensor:
+    def __call__(
+        self, x: Tensor, *, masks: dict[str, Tensor] | None = None, shared_input: bool = False
+    ) -> Tensor:
         """Outputs of all K models: ``out[k] = model_k(x[k])`` ([K, B, ...]); with
         ``shared_input=True`` every model gets the same ``x`` ([B, ...])."""
         if self._chain is not None and not shared_input and x.dim() == 3:
@@ -190,8 +210,14 @@ class BatchedModels:
         fn = self._fn("forward", shared_input, bool(masks))
         return fn(self.params, self.buffers, masks or {}, x)
 
-    def loss_and_grad(self, loss_fn: Callable[..., Tensor], x: Tensor, y: Tensor, *args: Tensor,
-                      masks: dict[str, Tensor] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    def loss_and_grad(
+        self,
+        loss_fn: Callable[..., Tensor],
+        x: Tensor,
+        y: Tensor,
+        *args: Tensor,
+        masks: dict[str, Tensor] | None = None,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         """Per-model loss and gradient: ``loss[k] = loss_fn(model_k(x[k]), y[k], *(a[k] for a in
         args))`` and ``grads[name][k] = d loss[k] / d params[name][k]``, via
         ``vmap(grad_and_value(...))``. ``x``, ``y`` and each of ``args`` carry the model axis
@@ -210,8 +236,14 @@ class BatchedModels:
         grads, loss = fn(self.params, self.buffers, masks or {}, x, y, *args)
         return loss, grads
 
-    def _chain_loss_and_grad(self, loss_fn: Callable[..., Tensor], x: Tensor, y: Tensor,
-                             args: tuple[Tensor, ...], masks: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+    def _chain_loss_and_grad(
+        self,
+        loss_fn: Callable[..., Tensor],
+        x: Tensor,
+        y: Tensor,
+        args: tuple[Tensor, ...],
+        masks: dict[str, Tensor],
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         """Forward without autograd, keeping what the backward needs; autograd for the loss only;
         then the backward of every layer by hand, with the kernels autograd runs for a solo
         model: ``g * mask`` (dropout), ``threshold_backward(g, relu(h), 0)`` (ReLU), and for a
@@ -249,8 +281,13 @@ class BatchedModels:
                         g = torch.bmm(g, self.params[name + ".weight"])
         return loss.detach(), {n: grads[n] for n in self.params}
 
-    def _chain_forward(self, params: dict[str, Tensor], x: Tensor, masks: dict[str, Tensor],
-                       saved: list[tuple[str, str, Tensor]] | None = None) -> Tensor:
+    def _chain_forward(
+        self,
+        params: dict[str, Tensor],
+        x: Tensor,
+        masks: dict[str, Tensor],
+        saved: list[tuple[str, str, Tensor]] | None = None,
+    ) -> Tensor:
         """The chain on [K, B, in] inputs: each linear layer one ``baddbmm(bias, h, weight^T)``
         (model k's ``addmm``, the solo ``F.linear``), ``relu``, and ``h * mask`` for dropout
         (``nn.Dropout``'s product). ``saved`` collects what the backward needs: each linear
@@ -261,7 +298,11 @@ class BatchedModels:
                 if saved is not None:
                     saved.append((kind, name, h))
                 w, b = params[name + ".weight"], params.get(name + ".bias")
-                h = torch.bmm(h, w.transpose(1, 2)) if b is None else torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+                h = (
+                    torch.bmm(h, w.transpose(1, 2))
+                    if b is None
+                    else torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+                )
             elif kind == "relu":
                 h = torch.relu(h)
                 if saved is not None:
@@ -277,15 +318,20 @@ class BatchedModels:
         if key not in self._fns:
             base = self._base
             if kind == "forward":
+
                 def single(p: dict, b: dict, m: dict, x: Tensor) -> Tensor:
                     return functional_call(base, (p, {**b, **m}), (x,))
+
                 self._fns[key] = vmap(single, in_dims=(0, 0, 0, None if shared_input else 0))
             else:
                 _, loss_fn, n_args = kind
 
                 def lossf(p: dict, b: dict, m: dict, x: Tensor, y: Tensor, *a: Tensor) -> Tensor:
                     return loss_fn(functional_call(base, (p, {**b, **m}), (x,)), y, *a)
-                self._fns[key] = vmap(grad_and_value(lossf), in_dims=(0, 0, 0, 0, 0) + (0,) * n_args)
+
+                self._fns[key] = vmap(
+                    grad_and_value(lossf), in_dims=(0, 0, 0, 0, 0) + (0,) * n_args
+                )
         return self._fns[key]
 
     # -- back to ordinary modules ------------------------------------------------------------
@@ -306,8 +352,11 @@ class BatchedModels:
             if self.device.type != "cpu":
                 m.to(self.device)
             m.load_state_dict(sd)
-            for mod, p in zip((d for d in m.modules() if isinstance(d, nn.Dropout)), self.dropout_p[k],
-                              strict=True):
+            for mod, p in zip(
+                (d for d in m.modules() if isinstance(d, nn.Dropout)),
+                self.dropout_p[k],
+                strict=True,
+            ):
                 mod.p = p
             m.train(self.training)
             out.append(m)
@@ -356,21 +405,25 @@ def _scale_mask(m: Tensor, p: float, _sel: object) -> Tensor:
     return m.div_(1 - p)
 
 
-def _flatten(params: dict[str, Tensor], k: int, device: torch.device) -> tuple[Tensor, dict[str, Tensor]]:
+def _flatten(
+    params: dict[str, Tensor], k: int, device: torch.device
+) -> tuple[Tensor, dict[str, Tensor]]:
     """Copy stacked parameters into one ``[K, P]`` tensor on ``device``; return it and ``name -> view``
     (each view is ``flat[:, offset:offset + numel]`` reshaped to the parameter's stacked shape,
     so model k's slice of every parameter is contiguous, as in a solo module)."""
     total = sum(p[0].numel() for p in params.values())
     dtypes = {p.dtype for p in params.values()}
     if len(dtypes) > 1:
-        raise BatchedError(f"parameters have mixed dtypes {sorted(map(str, dtypes))}; batched "
-                           "training needs one dtype")
+        raise BatchedError(
+            f"parameters have mixed dtypes {sorted(map(str, dtypes))}; batched "
+            "training needs one dtype"
+        )
     flat = torch.empty(k, total, dtype=dtypes.pop(), device=device)
     views: dict[str, Tensor] = {}
     offset = 0
     for name, p in params.items():
         n = p[0].numel()
-        view = flat[:, offset:offset + n].view(p.shape)
+        view = flat[:, offset : offset + n].view(p.shape)
         view.copy_(p.detach())
         views[name] = view
         offset += n

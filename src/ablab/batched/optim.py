@@ -25,8 +25,9 @@ from torch import Tensor
 from ablab.batched.errors import BatchedError
 
 
-def per_model(name: str, value: float | Sequence[float] | Tensor, k: int, *,
-              minimum: float = 0.0) -> list[float]:
+def per_model(
+    name: str, value: float | Sequence[float] | Tensor, k: int, *, minimum: float = 0.0
+) -> list[float]:
     """``value`` as K Python floats: a scalar is repeated, a sequence/1-d tensor must have length
     K. Raises :class:`BatchedError` for a wrong length, a non-numeric, non-finite or too small
     value."""
@@ -36,7 +37,9 @@ def per_model(name: str, value: float | Sequence[float] | Tensor, k: int, *,
         raise BatchedError(f"{name} must be a number or a list of {k} numbers, got {value!r}")
     values = [value] * k if isinstance(value, Real) else list(value)
     if len(values) != k:
-        raise BatchedError(f"{name} has {len(values)} values for {k} models; give one value, or one per model")
+        raise BatchedError(
+            f"{name} has {len(values)} values for {k} models; give one value, or one per model"
+        )
     out = []
     for i, v in enumerate(values):
         if isinstance(v, bool) or not isinstance(v, Real):
@@ -47,14 +50,19 @@ def per_model(name: str, value: float | Sequence[float] | Tensor, k: int, *,
     return out
 
 
-def _groups(values: list[float], device: torch.device | None = None) -> list[tuple[float, slice | Tensor]]:
+def _groups(
+    values: list[float], device: torch.device | None = None
+) -> list[tuple[float, slice | Tensor]]:
     """(value, selector) for each distinct value, the most frequent first; the selector is a
     slice when the models holding it are contiguous, else an index tensor (on ``device``)."""
     out: list[tuple[float, slice | Tensor]] = []
     for v in dict.fromkeys(values):
         idx = [i for i, x in enumerate(values) if x == v]
-        sel: slice | Tensor = (slice(idx[0], idx[-1] + 1) if idx[-1] - idx[0] + 1 == len(idx)
-                               else torch.tensor(idx, device=device))
+        sel: slice | Tensor = (
+            slice(idx[0], idx[-1] + 1)
+            if idx[-1] - idx[0] + 1 == len(idx)
+            else torch.tensor(idx, device=device)
+        )
         out.append((v, sel))
     return sorted(out, key=lambda vs: -_count(vs[1]))
 
@@ -63,8 +71,11 @@ def _count(sel: slice | Tensor) -> int:
     return sel.stop - sel.start if isinstance(sel, slice) else len(sel)
 
 
-def _grouped(t: Tensor, groups: list[tuple[float, slice | Tensor]],
-             fn: Callable[[Tensor, float, slice | Tensor], Tensor]) -> None:
+def _grouped(
+    t: Tensor,
+    groups: list[tuple[float, slice | Tensor]],
+    fn: Callable[[Tensor, float, slice | Tensor], Tensor],
+) -> None:
     """Apply a per-model scalar in place: rows ``sel`` of ``t`` become ``fn(t[sel], value, sel)``
     for each ``(value, sel)`` of :func:`_groups` (``fn`` updates its first argument in place and
     indexes any other operand with ``sel``). The most frequent value is applied to the whole
@@ -80,7 +91,9 @@ def _grouped(t: Tensor, groups: list[tuple[float, slice | Tensor]],
 
 def _check_params(params: dict[str, Tensor]) -> int:
     if not isinstance(params, dict) or not params:
-        raise BatchedError("params must be a non-empty dict of stacked tensors (BatchedModels.params)")
+        raise BatchedError(
+            "params must be a non-empty dict of stacked tensors (BatchedModels.params)"
+        )
     ks = {t.shape[0] for t in params.values()}
     if len(ks) != 1:
         raise BatchedError(f"stacked parameters disagree on the model axis: sizes {sorted(ks)}")
@@ -98,8 +111,13 @@ def flat_layout(params: dict[str, Tensor]) -> Tensor | None:
     row = base.stride(0)
     for t in tensors:
         n = t[0].numel()
-        if (t._base is not base or t.shape[0] != base.shape[0] or (t.shape[0] > 1 and t.stride(0) != row)
-                or t.storage_offset() - base.storage_offset() != offset or not t[0].is_contiguous()):
+        if (
+            t._base is not base
+            or t.shape[0] != base.shape[0]
+            or (t.shape[0] > 1 and t.stride(0) != row)
+            or t.storage_offset() - base.storage_offset() != offset
+            or not t[0].is_contiguous()
+        ):
             return None
         offset += n
     return base if offset == base.shape[1] else None
@@ -114,9 +132,16 @@ class BatchedSGD:
     ``g = b``; then ``p = p - lr_k * g``.
     """
 
-    def __init__(self, params: dict[str, Tensor], lr: float | Sequence[float] | Tensor, *,
-                 momentum: float = 0.0, dampening: float = 0.0, weight_decay: float | Sequence[float] = 0.0,
-                 nesterov: bool = False) -> None:
+    def __init__(
+        self,
+        params: dict[str, Tensor],
+        lr: float | Sequence[float] | Tensor,
+        *,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float | Sequence[float] = 0.0,
+        nesterov: bool = False,
+    ) -> None:
         self.k = _check_params(params)
         self.params = params
         self.lr = per_model("lr", lr, self.k)
@@ -128,7 +153,10 @@ class BatchedSGD:
         self.nesterov = nesterov
         self.buf: dict[str, Tensor] = {}
         device = next(iter(params.values())).device
-        self._lr_groups, self._wd_groups = _groups(self.lr, device), _groups(self.weight_decay, device)
+        self._lr_groups, self._wd_groups = (
+            _groups(self.lr, device),
+            _groups(self.weight_decay, device),
+        )
         self._flat = flat_layout(params)
         self._buffers: dict[str, Tensor] = {}
 
@@ -146,24 +174,33 @@ class BatchedSGD:
             _grouped(p, self._lr_groups, lambda t, lr, s, g=g: t.add_(g[s], alpha=-lr))
 
 
-def _slots(params: dict[str, Tensor], flat: Tensor | None, grads: dict[str, Tensor],
-           buffers: dict[str, Tensor]) -> list[tuple[str, Tensor, Tensor]]:
+def _slots(
+    params: dict[str, Tensor],
+    flat: Tensor | None,
+    grads: dict[str, Tensor],
+    buffers: dict[str, Tensor],
+) -> list[tuple[str, Tensor, Tensor]]:
     """(state key, parameter, gradient) to update: one ``("flat", [K, P], [K, P])`` slot when
     the parameters are views of one tensor (the gradients concatenated in the same layout),
     else one slot per parameter."""
     missing = [n for n in params if n not in grads]
     if missing:
-        raise BatchedError(f"grads has no entry for parameter(s) {missing}; pass the dict "
-                           "loss_and_grad returns")
+        raise BatchedError(
+            f"grads has no entry for parameter(s) {missing}; pass the dict loss_and_grad returns"
+        )
     if flat is None:
         return [(n, p, grads[n]) for n, p in params.items()]
     k = flat.shape[0]
     if "grad" not in buffers:  # reused: a fresh [K, P] tensor each step costs page faults
         buffers["grad"] = torch.empty_like(flat)
-    return [("flat", flat, torch.cat([grads[n].reshape(k, -1) for n in params], 1, out=buffers["grad"]))]
+    return [
+        ("flat", flat, torch.cat([grads[n].reshape(k, -1) for n in params], 1, out=buffers["grad"]))
+    ]
 
 
-def _decay(g: Tensor, p: Tensor, groups: list[tuple[float, slice | Tensor]], *, fresh: bool) -> Tensor:
+def _decay(
+    g: Tensor, p: Tensor, groups: list[tuple[float, slice | Tensor]], *, fresh: bool
+) -> Tensor:
     """``g + wd_k * p`` per model (``torch.optim``'s L2 weight decay, ``grad.add(p, alpha=wd)``);
     ``g`` itself is updated when it is ``fresh`` (a tensor this step made), else copied first."""
     if all(wd == 0 for wd, _ in groups):
@@ -192,9 +229,16 @@ class BatchedAdam:
     group of models sharing ``(lr, weight_decay)``).
     """
 
-    def __init__(self, params: dict[str, Tensor], lr: float | Sequence[float] | Tensor = 1e-3, *,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float | Sequence[float] = 0.0, fused: bool = False) -> None:
+    def __init__(
+        self,
+        params: dict[str, Tensor],
+        lr: float | Sequence[float] | Tensor = 1e-3,
+        *,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float | Sequence[float] = 0.0,
+        fused: bool = False,
+    ) -> None:
         self.k = _check_params(params)
         self.params = params
         self.lr = per_model("lr", lr, self.k)
@@ -211,13 +255,20 @@ class BatchedAdam:
         self.exp_avg = {n: torch.zeros_like(p) for n, p in slots.items()}
         self.exp_avg_sq = {n: torch.zeros_like(p) for n, p in slots.items()}
         device = next(iter(params.values())).device
-        self._lr_groups, self._wd_groups = _groups(self.lr, device), _groups(self.weight_decay, device)
+        self._lr_groups, self._wd_groups = (
+            _groups(self.lr, device),
+            _groups(self.weight_decay, device),
+        )
         self.fused = bool(fused)
-        self._step_tensor = torch.zeros((), device=device)  # the fused kernel reads it on the device
+        self._step_tensor = torch.zeros(
+            (), device=device
+        )  # the fused kernel reads it on the device
         # models sharing (lr, weight decay): one fused call each
         pairs = list(zip(self.lr, self.weight_decay, strict=True))
-        self._fused_groups = [(lr, wd, [k for k, pr in enumerate(pairs) if pr == (lr, wd)])
-                              for lr, wd in dict.fromkeys(pairs)]
+        self._fused_groups = [
+            (lr, wd, [k for k, pr in enumerate(pairs) if pr == (lr, wd)])
+            for lr, wd in dict.fromkeys(pairs)
+        ]
 
     @torch.no_grad()
     def step(self, grads: dict[str, Tensor]) -> None:
@@ -239,8 +290,13 @@ class BatchedAdam:
                 self._buffers[f"denom:{name}"] = torch.empty_like(v)
             denom = self._buffers[f"denom:{name}"]
             torch.sqrt(v, out=denom).div_(bias_correction2_sqrt).add_(self.eps)
-            _grouped(p, self._lr_groups,
-                     lambda t, lr, s, m=m, d=denom: t.addcdiv_(m[s], d[s], value=-(lr / bias_correction1)))
+            _grouped(
+                p,
+                self._lr_groups,
+                lambda t, lr, s, m=m, d=denom: t.addcdiv_(
+                    m[s], d[s], value=-(lr / bias_correction1)
+                ),
+            )
 
     def _fused_step(self, grads: dict[str, Tensor]) -> None:
         self.step_count += 1
@@ -253,5 +309,15 @@ class BatchedAdam:
                     ts = [[p], [g], [m], [v]]
                 else:  # model k's rows: contiguous slices of the stacked tensors
                     ts = [[t[k] for k in models] for t in (p, g, m, v)]
-                torch._fused_adam_(*ts, [], [self._step_tensor] * len(ts[0]), lr=lr, beta1=b1, beta2=b2,
-                                   weight_decay=wd, eps=self.eps, amsgrad=False, maximize=False)
+                torch._fused_adam_(
+                    *ts,
+                    [],
+                    [self._step_tensor] * len(ts[0]),
+                    lr=lr,
+                    beta1=b1,
+                    beta2=b2,
+                    weight_decay=wd,
+                    eps=self.eps,
+                    amsgrad=False,
+                    maximize=False,
+                )

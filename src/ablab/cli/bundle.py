@@ -10,23 +10,37 @@ import typer
 from ablab.cli.common import console, load
 
 
-def export(study_file: Annotated[Path, typer.Argument(help="The study file.")],
-           output: Annotated[Path, typer.Option("-o", "--output", help="The bundle to write (.zip).")],
-           store: Annotated[Path | None, typer.Option("--store", help="Store directory.")] = None,
-           revision: Annotated[str | None, typer.Option("--revision", help="Revision to export (default: newest).")] = None) -> None:
+def export(
+    study_file: Annotated[Path, typer.Argument(help="The study file.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The bundle to write (.zip).")],
+    store: Annotated[Path | None, typer.Option("--store", help="Store directory.")] = None,
+    revision: Annotated[
+        str | None, typer.Option("--revision", help="Revision to export (default: newest).")
+    ] = None,
+) -> None:
     """Write a self-contained bundle: study file and code, plan, records, lock file, report, README."""
     from ablab.verify.bundle import export_bundle
 
     spec, st = load(study_file, store)
     manifest = export_bundle(spec, st, output, revision)
-    console.print(f"wrote {output} ({len(manifest['files'])} files, study {manifest['study']}, "
-                  f"revision {manifest['revision']})", highlight=False)
+    console.print(
+        f"wrote {output} ({len(manifest['files'])} files, study {manifest['study']}, "
+        f"revision {manifest['revision']})",
+        highlight=False,
+    )
 
 
-def import_(bundle: Annotated[Path, typer.Argument(help="A bundle written by ablab export.")],
-            store: Annotated[Path, typer.Option("--store", help="Store directory to load the records into.")] = Path(".ablab")) -> None:
+def import_(
+    bundle: Annotated[Path, typer.Argument(help="A bundle written by ablab export.")],
+    store: Annotated[
+        Path, typer.Option("--store", help="Store directory to load the records into.")
+    ] = Path(".ablab"),
+) -> None:
     """Load a bundle's run records into a store (validated first; nothing is written on error)."""
     from ablab.verify.bundle import import_bundle
 
     study = import_bundle(bundle, store)
-    console.print(f"imported study {study['name']} (revision {study['revision']}) into {store}", highlight=False)
+    console.print(
+        f"imported study {study['name']} (revision {study['revision']}) into {store}",
+        highlight=False,
+    )

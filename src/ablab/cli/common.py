@@ -40,15 +40,21 @@ def find_store(store: Path | None, study: Path | None) -> Path:
     here = Path.cwd() / ".ablab"
     if (here / "ablab.db").exists():
         return here
-    found = sorted({p.parent for p in Path.cwd().glob("*/.ablab/ablab.db")}
-                   | {p.parent for p in Path.cwd().glob("*/*/.ablab/ablab.db")})
+    found = sorted(
+        {p.parent for p in Path.cwd().glob("*/.ablab/ablab.db")}
+        | {p.parent for p in Path.cwd().glob("*/*/.ablab/ablab.db")}
+    )
     if len(found) == 1:
         return found[0]
     if not found:
-        raise StoreError("no ablab store found in the current directory",
-                         hint="give --store DIR, or --study STUDY_FILE")
-    raise StoreError(f"several stores found ({', '.join(str(f) for f in found[:4])})",
-                     hint="choose one with --store DIR or --study STUDY_FILE")
+        raise StoreError(
+            "no ablab store found in the current directory",
+            hint="give --store DIR, or --study STUDY_FILE",
+        )
+    raise StoreError(
+        f"several stores found ({', '.join(str(f) for f in found[:4])})",
+        hint="choose one with --store DIR or --study STUDY_FILE",
+    )
 
 
 def dumps(obj: Any) -> str:

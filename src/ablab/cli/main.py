@@ -11,9 +11,14 @@ import typer
 from ablab.cli import reportcmd, runcmd
 from ablab.cli.common import STATE, err_console
 
-app = typer.Typer(name="ablab", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  help="Trustworthy model experiments: ablation studies over seeds with real statistics, "
-                       "loss-landscape diagnosis, layer-wise OOD probing.")
+app = typer.Typer(
+    name="ablab",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Trustworthy model experiments: ablation studies over seeds with real statistics, "
+    "loss-landscape diagnosis, layer-wise OOD probing.",
+)
 
 
 def _version(value: bool) -> None:
@@ -25,9 +30,15 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
-          version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                                help="Print the version and exit.")] = False) -> None:
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
     STATE["debug"] = debug
 
 
@@ -84,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         from rich.markup import escape
 
-        err_console.print(f"[bold red]error:[/] {escape(e.message)}", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[bold red]error:[/] {escape(e.message)}", highlight=False, soft_wrap=True
+        )
         if e.hint:
             err_console.print(f"[yellow]hint:[/] {escape(e.hint)}", highlight=False, soft_wrap=True)
         return e.exit_code

@@ -73,7 +73,9 @@ def _table(source: Path, store: Path | None, *, data: str | None, **knobs: Any) 
 
     rows = _zoo_rows(source, store)
     if data is None:
-        data = "data_fraction" if "data_size" not in rows and "data_fraction" in rows else "data_size"
+        data = (
+            "data_fraction" if "data_size" not in rows and "data_fraction" in rows else "data_size"
+        )
     return training_table(rows, data=data, **knobs), data
 
 
@@ -177,7 +179,8 @@ def eval_command(
 @app.command("pairs")
 def pairs_command(
     study_file: Annotated[
-        Path, typer.Argument(help="A zoo study file (entry ablab.mdtree.zoo:zoo_entry), already run.")
+        Path,
+        typer.Argument(help="A zoo study file (entry ablab.mdtree.zoo:zoo_entry), already run."),
     ],
     store: StoreOpt = None,
     force: Annotated[
@@ -207,7 +210,9 @@ def pairs_command(
         def progress(done: int, total: int, name: str) -> None:
             bar.update(task, completed=done, total=total, description=name)
 
-        res = zoo_pairs(study_file, store=store, force=force, mc_epochs=mc_epochs, progress=progress)
+        res = zoo_pairs(
+            study_file, store=store, force=force, mc_epochs=mc_epochs, progress=progress
+        )
     if res.incomplete:
         names = ", ".join(res.incomplete[:8]) + (" ..." if len(res.incomplete) > 8 else "")
         err_console.print(f"warning: {len(res.incomplete)} configuration(s) have fewer than 2 "

@@ -45,30 +45,65 @@ def _dataset(spec: str, seed: int) -> Any:
 
 
 def probe_command(
-    entry: Annotated[str, typer.Argument(help="file.py:function or module:function returning "
-                                              "the trained model (an nn.Module).")],
-    id: Annotated[str, typer.Option("--id", help="In-distribution dataset: a name from "
-                                    "ablab.data (e.g. glyphs-digits) or an ENTRY returning "
-                                    "(x_train, y_train, x_test, y_test).")],
-    ood: Annotated[str, typer.Option("--ood", help="OOD datasets, comma separated: names or "
-                                     "ENTRYs, e.g. glyphs-heldout-fonts,glyphs-letters.")],
-    layers: Annotated[str | None, typer.Option("--layers", help="Probe points: comma separated "
-                                               "module names or regexes (default: every "
-                                               "conv/linear block and transformer block).")] = None,
-    out: Annotated[Path | None, typer.Option("-o", "--out", help="Directory for probe.json, "
-                                             "probe.png, probe.svg and probe.csv.")] = None,
-    method: Annotated[str, typer.Option(help="Probe: lda-logistic (default; logistic in the "
-                                        "LDA subspace), ridge, lda or logistic.")] = "lda-logistic",
-    resolution: Annotated[int | None, typer.Option(help="Image side for named image "
-                                                   "datasets (default: the dataset's).")] = None,
-    n_train_per_class: Annotated[int | None, typer.Option(help="Training images per class "
-                                                          "for glyph datasets.")] = None,
+    entry: Annotated[
+        str,
+        typer.Argument(
+            help="file.py:function or module:function returning the trained model (an nn.Module)."
+        ),
+    ],
+    id: Annotated[
+        str,
+        typer.Option(
+            "--id",
+            help="In-distribution dataset: a name from "
+            "ablab.data (e.g. glyphs-digits) or an ENTRY returning "
+            "(x_train, y_train, x_test, y_test).",
+        ),
+    ],
+    ood: Annotated[
+        str,
+        typer.Option(
+            "--ood",
+            help="OOD datasets, comma separated: names or "
+            "ENTRYs, e.g. glyphs-heldout-fonts,glyphs-letters.",
+        ),
+    ],
+    layers: Annotated[
+        str | None,
+        typer.Option(
+            "--layers",
+            help="Probe points: comma separated "
+            "module names or regexes (default: every "
+            "conv/linear block and transformer block).",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "-o", "--out", help="Directory for probe.json, probe.png, probe.svg and probe.csv."
+        ),
+    ] = None,
+    method: Annotated[
+        str,
+        typer.Option(
+            help="Probe: lda-logistic (default; logistic in the "
+            "LDA subspace), ridge, lda or logistic."
+        ),
+    ] = "lda-logistic",
+    resolution: Annotated[
+        int | None,
+        typer.Option(help="Image side for named image datasets (default: the dataset's)."),
+    ] = None,
+    n_train_per_class: Annotated[
+        int | None, typer.Option(help="Training images per class for glyph datasets.")
+    ] = None,
     n_test_per_class: Annotated[int | None, typer.Option(help="Test images per class.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the datasets and validation splits.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Forward batch size.")] = 256,
     device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda.")] = "cpu",
-    cache: Annotated[Path | None, typer.Option(help="Directory of a float16 feature cache "
-                                               "reused across calls.")] = None,
+    cache: Annotated[
+        Path | None, typer.Option(help="Directory of a float16 feature cache reused across calls.")
+    ] = None,
 ) -> None:
     """Probe every layer of a trained model on ID and OOD data: per-layer accuracies, ranks,
     % OOD performance retained (r), ID/OOD correlation (rho), alignment (A), tunnel start

@@ -14,20 +14,32 @@ from ablab.errors import AblabError
 FORMATS = ("table", "md", "latex", "csv", "json", "html")
 
 
-def report(study_file: StudyArg, store: StoreOpt = None,
-           format: Annotated[str, typer.Option("--format", "-f", help="table, md, latex, csv, json or html.")] = "table",
-           output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file instead of stdout.")] = None,
-           alpha: Annotated[float, typer.Option("--alpha", help="Significance level for verdicts (Holm-corrected).")] = 0.05,
-           revision: Annotated[str | None, typer.Option("--revision", help="Report this revision (default: newest).")] = None,
-           ) -> None:
+def report(
+    study_file: StudyArg,
+    store: StoreOpt = None,
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="table, md, latex, csv, json or html.")
+    ] = "table",
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write to this file instead of stdout.")
+    ] = None,
+    alpha: Annotated[
+        float, typer.Option("--alpha", help="Significance level for verdicts (Holm-corrected).")
+    ] = 0.05,
+    revision: Annotated[
+        str | None, typer.Option("--revision", help="Report this revision (default: newest).")
+    ] = None,
+) -> None:
     """Per variant: mean, std, CI; against the baseline: delta, p (Holm), effect sizes, verdict."""
     from ablab.errors import did_you_mean
     from ablab.report import render
     from ablab.results import analyze_results, load_results
 
     if format not in FORMATS:
-        raise AblabError(f"--format {format!r} is not a report format",
-                         hint=did_you_mean(format, FORMATS) or f"choose one of {', '.join(FORMATS)}")
+        raise AblabError(
+            f"--format {format!r} is not a report format",
+            hint=did_you_mean(format, FORMATS) or f"choose one of {', '.join(FORMATS)}",
+        )
     if not 0 < alpha < 1:
         raise AblabError(f"--alpha {alpha}: expected a number between 0 and 1")
     spec, st = load(study_file, store)
@@ -36,7 +48,9 @@ def report(study_file: StudyArg, store: StoreOpt = None,
     from ablab.results import summarize_verifications
     from ablab.store.records import verifications as load_verifications
 
-    sentence, verifications = summarize_verifications(load_verifications(st, study_id=res.study["id"]))
+    sentence, verifications = summarize_verifications(
+        load_verifications(st, study_id=res.study["id"])
+    )
     if sentence:
         result["verification"] = sentence
     if format == "table" and output is None:
@@ -50,8 +64,14 @@ def report(study_file: StudyArg, store: StoreOpt = None,
         if sentence:
             console.print(f"reproducibility: {sentence}", highlight=False)
         return
-    text = render(result, format, runs=res.runs, series=res.series, provenance=res.provenance,
-                  verifications=verifications)
+    text = render(
+        result,
+        format,
+        runs=res.runs,
+        series=res.series,
+        provenance=res.provenance,
+        verifications=verifications,
+    )
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")

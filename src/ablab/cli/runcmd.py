@@ -23,20 +23,43 @@ from rich.table import Table
 from ablab.cli.common import console, dumps, err_console, find_store, fmt_num, load
 from ablab.errors import AblabError, StoreError
 
-StudyArg = Annotated[Path, typer.Argument(help="The study file (.toml, .yaml).", show_default=False)]
-StoreOpt = Annotated[Path | None, typer.Option("--store", help="Store directory (default: .ablab beside the study file).")]
+StudyArg = Annotated[
+    Path, typer.Argument(help="The study file (.toml, .yaml).", show_default=False)
+]
+StoreOpt = Annotated[
+    Path | None,
+    typer.Option("--store", help="Store directory (default: .ablab beside the study file)."),
+]
 
 
-def run(study_file: StudyArg,
-        jobs: Annotated[int | None, typer.Option("-j", "--jobs", help="Parallel workers (default: one per core).")] = None,
-        store: StoreOpt = None,
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log lines only, no progress bar.")] = False,
-        executor: Annotated[str, typer.Option("--executor", help="local or ray.")] = "local",
-        address: Annotated[str | None, typer.Option("--address", help="Ray cluster address (auto, or host:port).")] = None,
-        allow_code_change: Annotated[bool, typer.Option("--allow-code-change", help="Mix results of changed code (recorded per run).")] = False,
-        revision: Annotated[str | None, typer.Option("--revision", help="Run as a fresh, named revision of the study.")] = None,
-        race: Annotated[bool, typer.Option("--race", help="Race the variants: drop clearly worse ones round by round (docs/adaptive.md).")] = False,
-        ) -> None:
+def run(
+    study_file: StudyArg,
+    jobs: Annotated[
+        int | None, typer.Option("-j", "--jobs", help="Parallel workers (default: one per core).")
+    ] = None,
+    store: StoreOpt = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Log lines only, no progress bar.")
+    ] = False,
+    executor: Annotated[str, typer.Option("--executor", help="local or ray.")] = "local",
+    address: Annotated[
+        str | None, typer.Option("--address", help="Ray cluster address (auto, or host:port).")
+    ] = None,
+    allow_code_change: Annotated[
+        bool,
+        typer.Option("--allow-code-change", help="Mix results of changed code (recorded per run)."),
+    ] = False,
+    revision: Annotated[
+        str | None, typer.Option("--revision", help="Run as a fresh, named revision of the study.")
+    ] = None,
+    race: Annotated[
+        bool,
+        typer.Option(
+            "--race",
+            help="Race the variants: drop clearly worse ones round by round (docs/adaptive.md).",
+        ),
+    ] = False,
+) -> None:
     """Run every variant of a study over its seeds. Runs already done are skipped."""
     from ablab.api import run as run_study
     from ablab.spec.load import load_study
@@ -49,36 +72,60 @@ def run(study_file: StudyArg,
     def on_progress(p) -> None:
         nonlocal task
         for line in p.last:
-            (bar.console if bar else console).print(escape(line), style="red" if line.startswith("failed") else None,
-                                                    highlight=False)
+            (bar.console if bar else console).print(
+                escape(line), style="red" if line.startswith("failed") else None, highlight=False
+            )
         if bar is not None:
             if task is None:
                 task = bar.add_task(spec.name, total=p.total, completed=p.done + p.failed, stats="")
-            bar.update(task, completed=p.done + p.failed,
-                       stats=f"[green]{p.done} done[/] [red]{p.failed} failed[/] {p.running} running "
-                             f"{p.remaining - p.running} queued")
+            bar.update(
+                task,
+                completed=p.done + p.failed,
+                stats=f"[green]{p.done} done[/] [red]{p.failed} failed[/] {p.running} running "
+                f"{p.remaining - p.running} queued",
+            )
 
     if not quiet and console.is_terminal:
-        bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                       TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                       TimeRemainingColumn(), console=console, transient=False)
+        bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
         bar.start()
     try:
         try:
-            summary = run_study(spec, jobs=jobs, store=store, revision=revision, executor=executor,
-                                address=address, allow_code_change=allow_code_change, race=race,
-                                on_progress=on_progress)
+            summary = run_study(
+                spec,
+                jobs=jobs,
+                store=store,
+                revision=revision,
+                executor=executor,
+                address=address,
+                allow_code_change=allow_code_change,
+                race=race,
+                on_progress=on_progress,
+            )
         finally:
             if bar is not None:
                 bar.stop()
     except KeyboardInterrupt:  # pragma: no cover - the engine handles Ctrl-C itself
         raise typer.Exit(130) from None
     took = time.monotonic() - t0
-    msg = (f"{summary.study}: {summary.done}/{summary.total} done, {summary.failed} failed"
-           f" ({summary.skipped} already done before), {took:.1f} s; store {summary.store}")
+    msg = (
+        f"{summary.study}: {summary.done}/{summary.total} done, {summary.failed} failed"
+        f" ({summary.skipped} already done before), {took:.1f} s; store {summary.store}"
+    )
     if summary.interrupted:
-        err_console.print(f"[yellow]interrupted[/]: {msg}. Running runs were marked interrupted; "
-                          "run the same command again to finish.")
+        err_console.print(
+            f"[yellow]interrupted[/]: {msg}. Running runs were marked interrupted; "
+            "run the same command again to finish."
+        )
     else:
         console.print(msg, highlight=False)
     for note in summary.notes:
@@ -86,8 +133,12 @@ def run(study_file: StudyArg,
     if summary.elsewhere:
         console.print(f"{summary.elsewhere} run(s) are still running under another ablab process.")
     for f in summary.failures[:10]:
-        err_console.print(escape(f"failed {f['variant']} seed {f['seed']} [{f['key']}]: {f['error']}"),
-                          style="red", highlight=False, soft_wrap=True)
+        err_console.print(
+            escape(f"failed {f['variant']} seed {f['seed']} [{f['key']}]: {f['error']}"),
+            style="red",
+            highlight=False,
+            soft_wrap=True,
+        )
     if summary.failures:
         err_console.print(f"see a run's traceback with: ablab show KEY --study {study_file}")
     raise typer.Exit(summary.exit_code)
@@ -103,7 +154,9 @@ def status(study_file: StudyArg, store: StoreOpt = None) -> None:
     rows = st.runs(study["id"], [r.key for r in plan.runs]) if study else []
     by_key = {r["key"]: r["status"] for r in rows}
     states = ("pending", "running", "done", "failed", "interrupted")
-    table = Table(title=f"{spec.name}" + (f" (revision {study['revision']})" if study else " (not run yet)"))
+    table = Table(
+        title=f"{spec.name}" + (f" (revision {study['revision']})" if study else " (not run yet)")
+    )
     table.add_column("variant")
     for s in states:
         table.add_column(s, justify="right")
@@ -123,13 +176,18 @@ def status(study_file: StudyArg, store: StoreOpt = None) -> None:
 RUN_FIELDS = ("key", "variant", "seed", "status", "attempts", "metrics", "wall_seconds", "error")
 
 
-def runs(study_file: StudyArg, store: StoreOpt = None,
-         format: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table") -> None:
+def runs(
+    study_file: StudyArg,
+    store: StoreOpt = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
+) -> None:
     """One row per run of the study. The JSON form is documented in the README."""
     from ablab.api import current_plan
 
     if format not in ("table", "json", "csv"):
-        raise AblabError(f"--format {format!r} is not a runs format", hint="choose table, json or csv")
+        raise AblabError(
+            f"--format {format!r} is not a runs format", hint="choose table, json or csv"
+        )
     spec, st = load(study_file, store)
     study = st.study(spec.name)
     plan = current_plan(spec, st, study["id"] if study else None)
@@ -137,21 +195,42 @@ def runs(study_file: StudyArg, store: StoreOpt = None,
     out = []
     for p in plan.runs:
         r = recorded.get(p.key)
-        out.append({"key": p.key, "variant": p.variant, "seed": p.seed, "split_seed": p.split_seed,
-                    "sensitivity": p.sensitivity,
-                    "status": r["status"] if r else "pending", "attempts": r["attempts"] if r else 0,
-                    "metrics": r["metrics"] if r else {}, "wall_seconds": r["wall_seconds"] if r else None,
-                    "error": r["error"] if r else None})
+        out.append(
+            {
+                "key": p.key,
+                "variant": p.variant,
+                "seed": p.seed,
+                "split_seed": p.split_seed,
+                "sensitivity": p.sensitivity,
+                "status": r["status"] if r else "pending",
+                "attempts": r["attempts"] if r else 0,
+                "metrics": r["metrics"] if r else {},
+                "wall_seconds": r["wall_seconds"] if r else None,
+                "error": r["error"] if r else None,
+            }
+        )
     metric_names = [m.name for m in spec.metrics]
     if format == "json":
         print(dumps(out))
     elif format == "csv":
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(["key", "variant", "seed", "status", "attempts", *metric_names, "wall_seconds", "error"])
+        w.writerow(
+            ["key", "variant", "seed", "status", "attempts", *metric_names, "wall_seconds", "error"]
+        )
         for r in out:
-            w.writerow([r["key"], r["variant"], r["seed"], r["status"], r["attempts"],
-                        *(r["metrics"].get(m, "") for m in metric_names), r["wall_seconds"] or "", r["error"] or ""])
+            w.writerow(
+                [
+                    r["key"],
+                    r["variant"],
+                    r["seed"],
+                    r["status"],
+                    r["attempts"],
+                    *(r["metrics"].get(m, "") for m in metric_names),
+                    r["wall_seconds"] or "",
+                    r["error"] or "",
+                ]
+            )
         print(buf.getvalue(), end="")
     else:
         table = Table(title=spec.name)
@@ -159,24 +238,38 @@ def runs(study_file: StudyArg, store: StoreOpt = None,
             table.add_column(c, overflow="fold")
         for r in out:
             color = {"done": "green", "failed": "red", "running": "yellow"}.get(r["status"], "")
-            table.add_row(r["key"], r["variant"], str(r["seed"]), f"[{color}]{r['status']}[/]" if color else r["status"],
-                          str(r["attempts"]), *(fmt_num(r["metrics"].get(m)) for m in metric_names),
-                          fmt_num(r["wall_seconds"], 3), (r["error"] or "")[:60])
+            table.add_row(
+                r["key"],
+                r["variant"],
+                str(r["seed"]),
+                f"[{color}]{r['status']}[/]" if color else r["status"],
+                str(r["attempts"]),
+                *(fmt_num(r["metrics"].get(m)) for m in metric_names),
+                fmt_num(r["wall_seconds"], 3),
+                (r["error"] or "")[:60],
+            )
         console.print(table)
 
 
-def show(key: Annotated[str, typer.Argument(help="A run key (or a unique prefix of one).")],
-         study: Annotated[Path | None, typer.Option("--study", help="The study file whose store to use.")] = None,
-         store: StoreOpt = None,
-         json_out: Annotated[bool, typer.Option("--json", help="Print the whole record as JSON.")] = False) -> None:
+def show(
+    key: Annotated[str, typer.Argument(help="A run key (or a unique prefix of one).")],
+    study: Annotated[
+        Path | None, typer.Option("--study", help="The study file whose store to use.")
+    ] = None,
+    store: StoreOpt = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the whole record as JSON.")
+    ] = False,
+) -> None:
     """Everything recorded about one run: config, metrics, series, provenance, resources, error."""
     from ablab.store.db import Store
 
     st = Store(find_store(store, study))
     r = st.find_run(key)
     if r is None:
-        raise StoreError(f"no run with key '{key}' in {st.dir}",
-                         hint="list keys with: ablab runs STUDY_FILE")
+        raise StoreError(
+            f"no run with key '{key}' in {st.dir}", hint="list keys with: ablab runs STUDY_FILE"
+        )
     from ablab.store.records import verifications as load_verifications
 
     verifications = load_verifications(st, key=r["key"])
@@ -186,7 +279,9 @@ def show(key: Annotated[str, typer.Argument(help="A run key (or a unique prefix 
         print(dumps(r))
         return
     console.rule(f"run {r['key']}  ({r['study']['name']} / {r['variant']} / seed {r['seed']})")
-    console.print(f"status: [bold]{r['status']}[/]  attempts: {r['attempts']}  revision: {r['study']['revision']}")
+    console.print(
+        f"status: [bold]{r['status']}[/]  attempts: {r['attempts']}  revision: {r['study']['revision']}"
+    )
     console.print("config:", dumps(r["config"]), highlight=False)
     if r["metrics"]:
         t = Table("metric", "value")
@@ -198,27 +293,41 @@ def show(key: Annotated[str, typer.Argument(help="A run key (or a unique prefix 
         names = dict.fromkeys(n for n, _, _ in r["series"])
         for n in names:
             vals = [v for m, _, v in r["series"] if m == n]
-            t.add_row(n, str(len(vals)), fmt_num(vals[0]), fmt_num(vals[-1]), fmt_num(min(vals)), fmt_num(max(vals)))
+            t.add_row(
+                n,
+                str(len(vals)),
+                fmt_num(vals[0]),
+                fmt_num(vals[-1]),
+                fmt_num(min(vals)),
+                fmt_num(max(vals)),
+            )
         console.print(t)
     if r["data"]:
         for n, (kind, h) in r["data"].items():
             console.print(f"data {n} ({kind}): sha256 {h}", highlight=False)
     for n, p in r["artifacts"].items():
         console.print(f"artifact {n}: {p}", highlight=False)
-    console.print(f"resources: wall {fmt_num(r['wall_seconds'])} s, cpu {fmt_num(r['cpu_seconds'])} s, "
-                  f"peak RSS {fmt_num(r['peak_rss_mb'])} MB, peak GPU {fmt_num(r['peak_gpu_mb'])} MB, "
-                  f"threads {r['threads']}, host {r['host']}, started {_ts(r['started_at'])}, ended {_ts(r['ended_at'])}",
-                  highlight=False)
+    console.print(
+        f"resources: wall {fmt_num(r['wall_seconds'])} s, cpu {fmt_num(r['cpu_seconds'])} s, "
+        f"peak RSS {fmt_num(r['peak_rss_mb'])} MB, peak GPU {fmt_num(r['peak_gpu_mb'])} MB, "
+        f"threads {r['threads']}, host {r['host']}, started {_ts(r['started_at'])}, ended {_ts(r['ended_at'])}",
+        highlight=False,
+    )
     env = r["environment"] or {}
     if env:
         git = env.get("git") or {}
-        console.print(f"environment: Python {env.get('python')} on {env.get('platform')}, {env.get('cpu')} "
-                      f"({env.get('cores')} cores), torch {env.get('torch')}, ablab {env.get('ablab')}, "
-                      f"{len(env.get('packages', {}))} packages; git {git.get('commit', '-')[:12]}"
-                      f"{' (dirty)' if git.get('dirty') else ''}", highlight=False)
+        console.print(
+            f"environment: Python {env.get('python')} on {env.get('platform')}, {env.get('cpu')} "
+            f"({env.get('cores')} cores), torch {env.get('torch')}, ablab {env.get('ablab')}, "
+            f"{len(env.get('packages', {}))} packages; git {git.get('commit', '-')[:12]}"
+            f"{' (dirty)' if git.get('dirty') else ''}",
+            highlight=False,
+        )
     console.print(f"code fingerprint: {r['code_digest']}", highlight=False)
     for v in verifications:
-        console.print(f"verification ({v['kind']}) {_ts(v['created_at'])}: {v['verdict']}", highlight=False)
+        console.print(
+            f"verification ({v['kind']}) {_ts(v['created_at'])}: {v['verdict']}", highlight=False
+        )
     if r["error"]:
         console.print(f"[red]error:[/] {r['error']}", highlight=False)
     if r["traceback"]:

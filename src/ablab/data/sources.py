@@ -123,7 +123,9 @@ def glyphs(
         "jitter": repr(jitter or Jitter()), "corruption": corruption,
         "severity": severity if corruption else None,
     }  # fmt: skip
-    return Dataset(name, x_tr, y_tr.astype(np.int64), x_te, y_te.astype(np.int64), tuple(chars), meta)
+    return Dataset(
+        name, x_tr, y_tr.astype(np.int64), x_te, y_te.astype(np.int64), tuple(chars), meta
+    )
 
 
 def digits(

@@ -38,9 +38,16 @@ def recorded_seed_counts(spec: StudySpec, st: Store, study_id: int) -> dict[str,
     return counts
 
 
-def run_adaptive(spec: StudySpec, st: Store, record: dict[str, Any], make: Callable[[], Executor], *,
-                 race: bool = False, alpha: float = 0.05,
-                 on_progress: Callable[[Progress], None] | None = None) -> RunSummary:
+def run_adaptive(
+    spec: StudySpec,
+    st: Store,
+    record: dict[str, Any],
+    make: Callable[[], Executor],
+    *,
+    race: bool = False,
+    alpha: float = 0.05,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> RunSummary:
     """Rounds of runs until the allocation (or the race) is done; workers stay warm between rounds."""
     from ablab.analysis.adaptive import allocate_seeds, runs_saved
     from ablab.analysis.adaptive_race import race_round
@@ -48,37 +55,68 @@ def run_adaptive(spec: StudySpec, st: Store, record: dict[str, Any], make: Calla
 
     max_seeds = len(spec.seeds)
     min_seeds = min(spec.min_seeds, max_seeds)
-    seeds_for = {v: min(n, max_seeds) for v, n in recorded_seed_counts(spec, st, record["id"]).items()}
+    seeds_for = {
+        v: min(n, max_seeds) for v, n in recorded_seed_counts(spec, st, record["id"]).items()
+    }
     direction = spec.primary_metric.direction
     baseline = reference_variant(spec)
     alive = None
     ex = make()
     try:
         while True:
-            summary = execute(spec, plan_for(spec, seeds_for=seeds_for), st, record, ex,
-                              on_progress=on_progress, close=False)
+            summary = execute(
+                spec,
+                plan_for(spec, seeds_for=seeds_for),
+                st,
+                record,
+                ex,
+                on_progress=on_progress,
+                close=False,
+            )
             if summary.interrupted or summary.failed:
                 return summary
             results = seed_results(spec, st, record["id"])
             results = {v: results.get(v, {}) for v in seeds_for}
             if race:
-                dec: Any = race_round(results, direction=direction, alpha=alpha, alive=alive,
-                                      min_seeds=min_seeds, max_seeds=max_seeds)
+                dec: Any = race_round(
+                    results,
+                    direction=direction,
+                    alpha=alpha,
+                    alive=alive,
+                    min_seeds=min_seeds,
+                    max_seeds=max_seeds,
+                )
                 alive = dec.alive
             else:
-                dec = allocate_seeds(results, baseline=baseline, direction=direction, alpha=alpha,
-                                     min_seeds=min_seeds, max_seeds=max_seeds)
-            grow = {v: min(t, max_seeds) for v, t in dec.target.items() if v in seeds_for and t > seeds_for[v]}
+                dec = allocate_seeds(
+                    results,
+                    baseline=baseline,
+                    direction=direction,
+                    alpha=alpha,
+                    min_seeds=min_seeds,
+                    max_seeds=max_seeds,
+                )
+            grow = {
+                v: min(t, max_seeds)
+                for v, t in dec.target.items()
+                if v in seeds_for and t > seeds_for[v]
+            }
             if dec.done or not grow:
                 break
             seeds_for.update(grow)
     finally:
         ex.shutdown()
     if race:
-        summary.notes.append(f"race: best {dec.best}; still racing {', '.join(dec.alive)}; "
-                             f"dropped {', '.join(dec.eliminated) or 'none'}")
+        summary.notes.append(
+            f"race: best {dec.best}; still racing {', '.join(dec.alive)}; "
+            f"dropped {', '.join(dec.eliminated) or 'none'}"
+        )
     else:
-        summary.notes.append("adaptive verdicts: " + ", ".join(f"{v} {d}" for v, d in dec.verdicts.items()))
-    summary.notes.append(f"adaptive allocation {runs_saved(results, fixed_seeds=max_seeds)} against "
-                         f"{max_seeds} seeds per variant")
+        summary.notes.append(
+            "adaptive verdicts: " + ", ".join(f"{v} {d}" for v, d in dec.verdicts.items())
+        )
+    summary.notes.append(
+        f"adaptive allocation {runs_saved(results, fixed_seeds=max_seeds)} against "
+        f"{max_seeds} seeds per variant"
+    )
     return summary

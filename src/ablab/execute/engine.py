@@ -63,8 +63,9 @@ class RunSummary:
         return 0 if self.failed == 0 and self.done == self.total else 1
 
 
-def prepare_study(spec: StudySpec, store: Store, *, revision: str | None = None,
-                  allow_code_change: bool = False) -> dict[str, Any]:
+def prepare_study(
+    spec: StudySpec, store: Store, *, revision: str | None = None, allow_code_change: bool = False
+) -> dict[str, Any]:
     """Record the study revision (with provenance) and check its code fingerprint.
 
     Raises :class:`CodeChangedError` when runs exist under a different fingerprint and neither
@@ -86,8 +87,9 @@ def prepare_study(spec: StudySpec, store: Store, *, revision: str | None = None,
     existing = store.study(spec.name, rev)
     spec_dict = spec_to_dict(spec)
     if existing is None:
-        return store.create_study(spec.name, rev, str(spec.source) if spec.source else None, spec_dict,
-                                  fp, env_id)
+        return store.create_study(
+            spec.name, rev, str(spec.source) if spec.source else None, spec_dict, fp, env_id
+        )
     if existing["code_digest"] != fp["digest"]:
         has_runs = any(r["status"] == "done" for r in store.runs(existing["id"]))
         if has_runs and not allow_code_change:
@@ -96,7 +98,8 @@ def prepare_study(spec: StudySpec, store: Store, *, revision: str | None = None,
                 f"{spec.label}: the code changed since runs of study '{spec.name}' (revision '{rev}') "
                 f"were recorded ({what})",
                 hint="re-run with --allow-code-change to mix results (recorded per run), or "
-                     "--revision NAME to start a fresh revision of the study")
+                "--revision NAME to start a fresh revision of the study",
+            )
     store.update_study(existing["id"], spec_dict, fp, env_id)
     found = store.study(spec.name, rev)
     assert found is not None
@@ -110,16 +113,37 @@ def _latest_revision(store: Store, name: str) -> str:
 
 def build_task(spec: StudySpec, run: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """The picklable description of a run that a worker executes."""
-    return {"key": run["key"], "variant": run["variant"], "seed": run["seed"],
-            "split_seed": run["split_seed"], "config": run["config"], "attempt": run["attempts"],
-            "entry": spec.entry, "root": str(spec.root), "run_dir": str(run_dir),
-            "metrics": [{"name": m.name, "direction": m.direction, "reduce": m.reduce} for m in spec.metrics],
-            "threads": spec.run.threads, "deterministic": spec.run.deterministic,
-            "timeout": spec.run.timeout, "gpus": spec.run.gpus, "cpus": spec.run.cpus}
+    return {
+        "key": run["key"],
+        "variant": run["variant"],
+        "seed": run["seed"],
+        "split_seed": run["split_seed"],
+        "config": run["config"],
+        "attempt": run["attempts"],
+        "entry": spec.entry,
+        "root": str(spec.root),
+        "run_dir": str(run_dir),
+        "metrics": [
+            {"name": m.name, "direction": m.direction, "reduce": m.reduce} for m in spec.metrics
+        ],
+        "threads": spec.run.threads,
+        "deterministic": spec.run.deterministic,
+        "timeout": spec.run.timeout,
+        "gpus": spec.run.gpus,
+        "cpus": spec.run.cpus,
+    }
 
 
-def execute(spec: StudySpec, plan: Plan, store: Store, study: dict[str, Any], executor: Executor, *,
-            on_progress: Callable[[Progress], None] | None = None, close: bool = True) -> RunSummary:
+def execute(
+    spec: StudySpec,
+    plan: Plan,
+    store: Store,
+    study: dict[str, Any],
+    executor: Executor,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    close: bool = True,
+) -> RunSummary:
     """Execute the plan's runs that are not done yet; returns when none is left to claim.
 
     ``close=False`` keeps the executor's workers for another round (adaptive plans); the caller
@@ -150,12 +174,19 @@ def execute(spec: StudySpec, plan: Plan, store: Store, study: dict[str, Any], ex
                     if run is None:
                         break
                     group.append(run)
-                    if batch_sig and len(group) == 1:  # the rest of the batch must match on batch_by
+                    if (
+                        batch_sig and len(group) == 1
+                    ):  # the rest of the batch must match on batch_by
                         sig = batch_sig[run["key"]]
-                        allowed, limit = {k for k, s in batch_sig.items() if s == sig}, batch_size[sig]
+                        allowed, limit = (
+                            {k for k, s in batch_sig.items() if s == sig},
+                            batch_size[sig],
+                        )
                 if not group:
                     break
-                tasks = [build_task(spec, r, store.run_dir(r["key"], study["revision"])) for r in group]
+                tasks = [
+                    build_task(spec, r, store.run_dir(r["key"], study["revision"])) for r in group
+                ]
                 if spec.run.batch:
                     key = "batch:" + group[0]["key"]
                     task = {"key": key, "batch": tasks, "timeout": tasks[0]["timeout"]}
@@ -173,7 +204,14 @@ def execute(spec: StudySpec, plan: Plan, store: Store, study: dict[str, Any], ex
                 group = inflight.pop(ev.key)
                 if ev.outcome is not None and "batch" in ev.outcome:
                     for run, outcome in zip(group, ev.outcome["batch"], strict=True):
-                        _record(store, driver, study, run, Event("result", run["key"], outcome=outcome), prog)
+                        _record(
+                            store,
+                            driver,
+                            study,
+                            run,
+                            Event("result", run["key"], outcome=outcome),
+                            prog,
+                        )
                 else:
                     for run in group:
                         _record(store, driver, study, run, ev, prog)
@@ -191,20 +229,30 @@ def execute(spec: StudySpec, plan: Plan, store: Store, study: dict[str, Any], ex
         store.unregister_driver(driver)
     rows = store.runs(study["id"], keys)
     summary = RunSummary(
-        study=spec.name, revision=study["revision"], store=store.dir, total=len(keys),
-        done=sum(r["status"] == "done" for r in rows), failed=sum(r["status"] == "failed" for r in rows),
-        skipped=prog.skipped, interrupted=interrupted,
+        study=spec.name,
+        revision=study["revision"],
+        store=store.dir,
+        total=len(keys),
+        done=sum(r["status"] == "done" for r in rows),
+        failed=sum(r["status"] == "failed" for r in rows),
+        skipped=prog.skipped,
+        interrupted=interrupted,
         elsewhere=sum(r["status"] == "running" for r in rows),
-        failures=[{"key": r["key"], "variant": r["variant"], "seed": r["seed"], "error": r["error"]}
-                  for r in rows if r["status"] == "failed"])
+        failures=[
+            {"key": r["key"], "variant": r["variant"], "seed": r["seed"], "error": r["error"]}
+            for r in rows
+            if r["status"] == "failed"
+        ],
+    )
     prog.done, prog.failed, prog.running = summary.done, summary.failed, 0
     if on_progress:
         on_progress(prog)
     return summary
 
 
-def _batch_sizes(batch: int | str | None, signatures: dict[str, str], status: dict[str, str],
-                 workers: int) -> dict[str, int]:
+def _batch_sizes(
+    batch: int | str | None, signatures: dict[str, str], status: dict[str, str], workers: int
+) -> dict[str, int]:
     """Signature -> how many runs one batched task takes: ``batch`` itself, or for ``"auto"``
     the signature's runs still to do split evenly over the workers (``ceil(n / workers)``), so
     each worker gets one batch of every kind and none waits for a straggler."""
@@ -230,18 +278,31 @@ def _batch_signatures(plan: Plan, keys: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-def _record(store: Store, driver: int, study: dict[str, Any], run: dict[str, Any], ev: Event,
-            prog: Progress) -> None:
+def _record(
+    store: Store, driver: int, study: dict[str, Any], run: dict[str, Any], ev: Event, prog: Progress
+) -> None:
     code, env = study["code_digest"], study["environment_id"]
     if ev.kind == "result" and ev.outcome is not None:
         o = ev.outcome
-        final = store.finish(run["id"], driver, status=o["status"], metrics=o["metrics"], series=o["series"],
-                     data=o["data"], artifacts=o["artifacts"], resources=o["resources"], error=o["error"],
-                     traceback=o["traceback"], code_digest=code, environment_id=env)
+        final = store.finish(
+            run["id"],
+            driver,
+            status=o["status"],
+            metrics=o["metrics"],
+            series=o["series"],
+            data=o["data"],
+            artifacts=o["artifacts"],
+            resources=o["resources"],
+            error=o["error"],
+            traceback=o["traceback"],
+            code_digest=code,
+            environment_id=env,
+        )
         ok, err = o["status"] == "done", o["error"]
     else:
-        final = store.finish(run["id"], driver, status="failed", error=ev.error, code_digest=code,
-                     environment_id=env)
+        final = store.finish(
+            run["id"], driver, status="failed", error=ev.error, code_digest=code, environment_id=env
+        )
         ok, err = False, ev.error
     label = f"{run['variant']} seed {run['seed']} [{run['key'][:8]}]"
     if ok:

@@ -13,11 +13,15 @@ EXECUTORS = ("local", "ray")
 
 def default_jobs(spec: StudySpec) -> int:
     """One worker per core, divided by the threads each run uses."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    )
     return max(1, cores // max(1, spec.run.threads))
 
 
-def make_executor(name: str, spec: StudySpec, *, jobs: int | None = None, address: str | None = None) -> Executor:
+def make_executor(
+    name: str, spec: StudySpec, *, jobs: int | None = None, address: str | None = None
+) -> Executor:
     if jobs is not None and jobs < 1:
         raise SpecError(f"-j/--jobs {jobs}: expected at least 1 worker")
     if name == "local":
@@ -27,5 +31,9 @@ def make_executor(name: str, spec: StudySpec, *, jobs: int | None = None, addres
     if name == "ray":
         from ablab.execute.ray_exec import RayExecutor
 
-        return RayExecutor(jobs or default_jobs(spec), address=address, cpus=spec.run.cpus, gpus=spec.run.gpus)
-    raise SpecError(f"--executor {name!r} is not an executor", hint=f"choose one of {', '.join(EXECUTORS)}")
+        return RayExecutor(
+            jobs or default_jobs(spec), address=address, cpus=spec.run.cpus, gpus=spec.run.gpus
+        )
+    raise SpecError(
+        f"--executor {name!r} is not an executor", hint=f"choose one of {', '.join(EXECUTORS)}"
+    )

@@ -63,7 +63,11 @@ def _main_module_hidden() -> Iterator[None]:
     ``ablab.run(...)`` works in a script without an ``if __name__ == "__main__"`` guard and the
     user's script never runs twice. Workers only need ablab and the entry module."""
     main = sys.modules.get("__main__")
-    saved = {k: getattr(main, k) for k in ("__file__", "__spec__") if main is not None and hasattr(main, k)}
+    saved = {
+        k: getattr(main, k)
+        for k in ("__file__", "__spec__")
+        if main is not None and hasattr(main, k)
+    }
     try:
         if main is not None:
             if "__file__" in saved:
@@ -80,8 +84,9 @@ def _main_module_hidden() -> Iterator[None]:
 class _Worker:
     def __init__(self, ctx: Any) -> None:
         self.conn, child = ctx.Pipe(duplex=True)
-        self.proc = ctx.Process(target=worker_main, args=(child, os.getpid()), daemon=True,
-                                name="ablab-worker")
+        self.proc = ctx.Process(
+            target=worker_main, args=(child, os.getpid()), daemon=True, name="ablab-worker"
+        )
         with _main_module_hidden():
             self.proc.start()
         child.close()
@@ -154,10 +159,17 @@ class LocalExecutor:
             done.add(id(w))
         now = time.monotonic()
         for w in busy:
-            if id(w) not in done and w.task is not None and w.deadline is not None and now >= w.deadline:
+            if (
+                id(w) not in done
+                and w.task is not None
+                and w.deadline is not None
+                and now >= w.deadline
+            ):
                 key, limit = w.task["key"], w.task["timeout"]
                 _kill(w)
-                events.append(Event("lost", key, error=f"timed out after {_fmt_s(limit)}: the run was killed"))
+                events.append(
+                    Event("lost", key, error=f"timed out after {_fmt_s(limit)}: the run was killed")
+                )
                 self._replace(w)
         return events
 
@@ -198,7 +210,11 @@ def _death_cause(code: int | None) -> str:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
-        extra = " (out of memory? the kernel's OOM killer sends SIGKILL)" if -code == signal.SIGKILL else ""
+        extra = (
+            " (out of memory? the kernel's OOM killer sends SIGKILL)"
+            if -code == signal.SIGKILL
+            else ""
+        )
         return f"the worker process was killed by {name}{extra}"
     return f"the worker process exited with code {code} before returning (os._exit or sys.exit in the entry?)"
 

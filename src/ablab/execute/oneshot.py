@@ -19,9 +19,21 @@ def execute_tasks(tasks: list[dict[str, Any]], slots: int = 1) -> list[dict[str,
             while pending and ex.free_slots():
                 ex.submit(pending.pop(0))
             for ev in ex.poll(0.25):
-                outcomes[ev.key] = ev.outcome if ev.outcome is not None else {
-                    "key": ev.key, "status": "failed", "metrics": {}, "series": [], "data": {},
-                    "artifacts": {}, "error": ev.error, "traceback": None, "resources": {}}
+                outcomes[ev.key] = (
+                    ev.outcome
+                    if ev.outcome is not None
+                    else {
+                        "key": ev.key,
+                        "status": "failed",
+                        "metrics": {},
+                        "series": [],
+                        "data": {},
+                        "artifacts": {},
+                        "error": ev.error,
+                        "traceback": None,
+                        "resources": {},
+                    }
+                )
     finally:
         ex.shutdown(kill=bool(ex.running()))
     return [outcomes[t["key"]] for t in tasks]

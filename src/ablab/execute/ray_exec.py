@@ -24,7 +24,9 @@ def _remote_execute(task: dict[str, Any]) -> dict[str, Any]:
 class RayExecutor:
     """Runs tasks on a Ray cluster (``address=None`` starts a local one with ``slots`` CPUs)."""
 
-    def __init__(self, slots: int, address: str | None = None, cpus: float = 1.0, gpus: float = 0.0) -> None:
+    def __init__(
+        self, slots: int, address: str | None = None, cpus: float = 1.0, gpus: float = 0.0
+    ) -> None:
         self.slots = max(1, slots)
         self.address = address
         self.cpus, self.gpus = cpus, gpus
@@ -46,10 +48,14 @@ class RayExecutor:
                 else:
                     ray.init(num_cpus=self.slots, include_dashboard=False, log_to_driver=False)
             except (ConnectionError, ValueError, RuntimeError) as e:
-                raise AblabError(f"cannot connect to the Ray cluster at '{self.address or 'local'}': {e}",
-                                 hint="start one with `ray start --head`, or use --address auto") from None
+                raise AblabError(
+                    f"cannot connect to the Ray cluster at '{self.address or 'local'}': {e}",
+                    hint="start one with `ray start --head`, or use --address auto",
+                ) from None
             self._started_ray = True
-        self._fn = ray.remote(max_retries=0)(_remote_execute).options(num_cpus=self.cpus, num_gpus=self.gpus)
+        self._fn = ray.remote(max_retries=0)(_remote_execute).options(
+            num_cpus=self.cpus, num_gpus=self.gpus
+        )
 
     def free_slots(self) -> int:
         return self.slots - len(self._inflight)
@@ -75,8 +81,14 @@ class RayExecutor:
             try:
                 events.append(Event("result", key, outcome=ray.get(ref)))
             except ray.exceptions.RayError as e:  # the worker or its node died
-                events.append(Event("lost", key, error=f"the Ray worker running the task died: {type(e).__name__}: "
-                                                       f"{str(e).splitlines()[0][:300]}"))
+                events.append(
+                    Event(
+                        "lost",
+                        key,
+                        error=f"the Ray worker running the task died: {type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:300]}",
+                    )
+                )
         now = time.monotonic()
         for ref, (key, deadline) in list(self._inflight.items()):
             if deadline is not None and now >= deadline:

@@ -26,9 +26,11 @@ from ablab.errors import DataError
 
 PAIR_METRICS = ("mc_peak", "mu", "cka")
 CHECKPOINT = "model"  # the artifact name run.save_model(model) records
-REBUILD = ("the entry must save each member with run.save_model(model) (ablab.mdtree.zoo:zoo_entry "
-           "does); to train lost checkpoints again, run the study as a new revision: "
-           "ablab run STUDY_FILE --revision NAME")
+REBUILD = (
+    "the entry must save each member with run.save_model(model) (ablab.mdtree.zoo:zoo_entry "
+    "does); to train lost checkpoints again, run the study as a new revision: "
+    "ablab run STUDY_FILE --revision NAME"
+)
 
 
 @dataclass
@@ -67,7 +69,9 @@ def group_runs(runs: Iterable[Mapping[str, Any]]) -> list[PairGroup]:
     groups: dict[str, PairGroup] = {}
     for r in runs:
         cfg = dict(r.get("config") or {})
-        key = json.dumps([cfg, r.get("split_seed"), r.get("sensitivity")], sort_keys=True, default=str)
+        key = json.dumps(
+            [cfg, r.get("split_seed"), r.get("sensitivity")], sort_keys=True, default=str
+        )
         g = groups.setdefault(key, PairGroup(str(r.get("variant", key)), cfg))
         if r.get("status") == "done":
             g.runs.append(dict(r))
@@ -81,16 +85,19 @@ def _load_member(path: str | Path, config: Mapping[str, Any]) -> Any:
 
     p = Path(path)
     if not p.is_file():
-        raise DataError(f"checkpoint {str(p)!r} does not exist (was the store moved or cleaned?)",
-                        hint=REBUILD)
+        raise DataError(
+            f"checkpoint {str(p)!r} does not exist (was the store moved or cleaned?)", hint=REBUILD
+        )
     cfg = DEFAULTS | dict(config)
     model = make_model(load_task(cfg["task"])[0].shape[1], int(cfg["width"]))
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
     except Exception as exc:  # unpickling error, wrong keys or shapes: a bad checkpoint
-        raise DataError(f"checkpoint {str(p)!r} does not load into the zoo model for {dict(config)}: "
-                        f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+        raise DataError(
+            f"checkpoint {str(p)!r} does not load into the zoo model for {dict(config)}: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        ) from None
     return model.eval()
 
 
@@ -123,7 +130,9 @@ def compute_pairs(
     from ablab.mdtree.zoo import pair_features
 
     if not runs:
-        raise DataError(f"{source}: the study has no runs", hint="run it first: ablab run STUDY_FILE")
+        raise DataError(
+            f"{source}: the study has no runs", hint="run it first: ablab run STUDY_FILE"
+        )
     groups = group_runs(runs)
     _check_zoo(groups, source)
     result = PairsResult()
@@ -138,7 +147,9 @@ def compute_pairs(
     if not todo and not result.already_done:
         raise DataError(
             f"{source}: no configuration has 2 finished seeds yet ({len(result.incomplete)} "
-            "incomplete)", hint="finish the runs first: ablab run STUDY_FILE")
+            "incomplete)",
+            hint="finish the runs first: ablab run STUDY_FILE",
+        )
     missing = []  # check every checkpoint before spending time on any pair
     for g in todo:
         for r in g.pair:
@@ -149,7 +160,8 @@ def compute_pairs(
         raise DataError(
             f"{source}: {len(missing)} run(s) have no saved checkpoint: {'; '.join(missing[:4])}"
             + (" ..." if len(missing) > 4 else ""),
-            hint=REBUILD)
+            hint=REBUILD,
+        )
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the pair features' low bits depend on the thread count
     try:
@@ -200,13 +212,18 @@ def zoo_pairs(
     with Store(store if store is not None else default_store_dir(spec)) as st:
         row = st.study(spec.name)
         if row is None:
-            raise DataError(f"{study}: study {spec.name!r} has no runs in the store {st.dir}",
-                            hint=f"run it first: ablab run {study}")
+            raise DataError(
+                f"{study}: study {spec.name!r} has no runs in the store {st.dir}",
+                hint=f"run it first: ablab run {study}",
+            )
         plan = current_plan(spec, st, row["id"]).runs
         runs = st.runs(row["id"], [r.key for r in plan])
         if not runs:
-            raise DataError(f"{study}: study {spec.name!r} has no runs of its current plan in "
-                            f"the store {st.dir}", hint=f"run it first: ablab run {study}")
+            raise DataError(
+                f"{study}: study {spec.name!r} has no runs of its current plan in "
+                f"the store {st.dir}",
+                hint=f"run it first: ablab run {study}",
+            )
         recorded = {r["key"] for r in runs}
         # planned runs not started yet count towards their configuration being incomplete
         runs += [{"key": r.key, "variant": r.variant, "config": r.config, "seed": r.seed,

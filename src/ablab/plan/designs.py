@@ -21,13 +21,16 @@ MAX_FRACTIONAL_FACTORS = 20
 
 def _check_factors(factors: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
     if not isinstance(factors, Mapping) or not factors:
-        raise PlanError("design: 'factors' must be a non-empty table of name = [level, ...]",
-                        hint='e.g. factors = { augment = [true, false], loss = ["ce", "focal"] }')
+        raise PlanError(
+            "design: 'factors' must be a non-empty table of name = [level, ...]",
+            hint='e.g. factors = { augment = [true, false], loss = ["ce", "focal"] }',
+        )
     out = {}
     for name, levels in factors.items():
         if isinstance(levels, str | bytes) or not isinstance(levels, Sequence) or len(levels) < 2:
-            raise PlanError(f"design: factor '{name}' needs a list of at least two levels, "
-                            f"found {levels!r}")
+            raise PlanError(
+                f"design: factor '{name}' needs a list of at least two levels, found {levels!r}"
+            )
         keys = [json.dumps(x, sort_keys=True, default=str) for x in levels]
         if len(set(keys)) != len(keys):
             raise PlanError(f"design: factor '{name}' lists a level twice: {list(levels)!r}")
@@ -91,8 +94,9 @@ def _resolution(value: int | str) -> int:
     else:
         r = int(value)
     if r is None or not 3 <= r <= 8:
-        raise PlanError(f"fractional design: resolution must be III, IV or V (or 3..8), "
-                        f"found {value!r}")
+        raise PlanError(
+            f"fractional design: resolution must be III, IV or V (or 3..8), found {value!r}"
+        )
     return r
 
 
@@ -101,8 +105,10 @@ def _search_generators(k: int, m: int, r: int) -> list[int] | None:
     that every word of the defining relation has length >= ``r``; depth-first, columns of
     higher weight first (which gives the textbook generators, e.g. E = ABCD for 2^(5-1) V)."""
     p = k - m
-    cands = sorted((c for c in range(1, 2**m) if bin(c).count("1") >= r - 1),
-                   key=lambda c: (-bin(c).count("1"), c))
+    cands = sorted(
+        (c for c in range(1, 2**m) if bin(c).count("1") >= r - 1),
+        key=lambda c: (-bin(c).count("1"), c),
+    )
     chosen: list[int] = []
     # words[i] = (xor of base columns, number of added factors) for each non-empty subset
     words: list[tuple[int, int]] = []
@@ -126,7 +132,7 @@ def _search_generators(k: int, m: int, r: int) -> list[int] | None:
             if dfs(i + 1):
                 return True
             chosen.pop()
-            del words[len(words) - len(new):]
+            del words[len(words) - len(new) :]
         return False
 
     return list(chosen) if dfs(0) else None
@@ -150,7 +156,7 @@ def fractional_factorial(
         raise PlanError(
             "fractional design: every factor needs exactly two levels; "
             + ", ".join(f"'{n}' has {len(lv)}" for n, lv in bad.items()),
-            hint="use design = \"factorial\" for factors with more than two levels",
+            hint='use design = "factorial" for factors with more than two levels',
         )
     r = _resolution(resolution)
     names = list(f)
@@ -166,7 +172,10 @@ def fractional_factorial(
         m += 1
     base = names[:m]
     added = names[m:]
-    gens = {a: [base[i] for i in range(m) if c >> i & 1] for a, c in zip(added, cols or [], strict=False)}
+    gens = {
+        a: [base[i] for i in range(m) if c >> i & 1]
+        for a, c in zip(added, cols or [], strict=False)
+    }
     # defining relation over full factor bit masks (bit i = factor names[i])
     gen_masks = [(c | (1 << (m + j))) for j, c in enumerate(cols or [])]
     relation = []
@@ -183,10 +192,14 @@ def fractional_factorial(
 
     achieved = min((bin(w).count("1") for w in relation), default=k)
     aliases: dict[str, list[str]] = {}
-    effects = [1 << i for i in range(k)] + [(1 << i) | (1 << j) for i, j in itertools.combinations(range(k), 2)]
+    effects = [1 << i for i in range(k)] + [
+        (1 << i) | (1 << j) for i, j in itertools.combinations(range(k), 2)
+    ]
     for e in effects:
-        al = sorted({e ^ w for w in relation if bin(e ^ w).count("1") <= max_order},
-                    key=lambda x: (bin(x).count("1"), x))
+        al = sorted(
+            {e ^ w for w in relation if bin(e ^ w).count("1") <= max_order},
+            key=lambda x: (bin(x).count("1"), x),
+        )
         aliases[":".join(word(e))] = [":".join(word(a)) for a in al]
     rows = []
     for bits in itertools.product((-1, 1), repeat=m):
@@ -199,8 +212,13 @@ def fractional_factorial(
             signs.append(s)
         rows.append({n: f[n][0 if s < 0 else 1] for n, s in zip(names, signs, strict=True)})
     return FractionalDesign(
-        factors=f, rows=rows, base=base, generators=gens,
-        defining_relation=[word(w) for w in relation], resolution=achieved, aliases=aliases,
+        factors=f,
+        rows=rows,
+        base=base,
+        generators=gens,
+        defining_relation=[word(w) for w in relation],
+        resolution=achieved,
+        aliases=aliases,
     )
 
 
@@ -262,8 +280,10 @@ def ablation_path_step(
     params = [k for k in ft if fb.get(k, _MISSING) != ft[k]]
     params += [k for k in fb if k not in ft]
     if not params:
-        raise PlanError("ablation path: the target configuration equals the baseline; "
-                        "nothing to ablate", hint="set [design] target to a different config")
+        raise PlanError(
+            "ablation path: the target configuration equals the baseline; nothing to ablate",
+            hint="set [design] target to a different config",
+        )
 
     def with_value(flat: dict[str, Any], p: str) -> dict[str, Any]:
         new = dict(flat)
@@ -298,5 +318,7 @@ def ablation_path_step(
         p, cfg = cands[best_i]
         current = with_value(current, p)
         remaining.remove(p)
-        path.append({"step": len(path), "changed": p, "config": cfg, "value": results[config_key(cfg)]})
+        path.append(
+            {"step": len(path), "changed": p, "config": cfg, "value": results[config_key(cfg)]}
+        )
     return PathStep(to_run=[], path=path, remaining=[], done=True)

@@ -17,7 +17,9 @@ from ablab.spec.model import BASELINE, StudySpec, apply_overrides, flatten
 
 
 def cell_name(levels: Mapping[str, Any]) -> str:
-    return ",".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in levels.items())
+    return ",".join(
+        f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in levels.items()
+    )
 
 
 def design_configs(spec: StudySpec) -> dict[str, dict[str, Any]]:
@@ -47,8 +49,11 @@ def reference_variant(spec: StudySpec) -> str:
     return BASELINE
 
 
-def plan_for(spec: StudySpec, known: list[tuple[dict[str, Any], float]] | None = None,
-             seeds_for: dict[str, int] | None = None) -> Plan:
+def plan_for(
+    spec: StudySpec,
+    known: list[tuple[dict[str, Any], float]] | None = None,
+    seeds_for: dict[str, int] | None = None,
+) -> Plan:
     """The study's plan. For a path design, ``known`` (configuration, mean primary metric) pairs
     decide how far the path has grown; ``seeds_for`` (variant -> seeds) is the adaptive
     allocation so far (default: every variant at every seed)."""
@@ -60,7 +65,9 @@ def plan_for(spec: StudySpec, known: list[tuple[dict[str, Any], float]] | None =
     return expand(spec, variant_configs(spec), seeds_for)
 
 
-def path_plan(spec: StudySpec, known: list[tuple[dict[str, Any], float]]) -> tuple[dict[str, dict[str, Any]], bool]:
+def path_plan(
+    spec: StudySpec, known: list[tuple[dict[str, Any], float]]
+) -> tuple[dict[str, dict[str, Any]], bool]:
     """(variant -> config for every configuration the path needs so far, whether it is complete).
 
     ``known``: configurations with results (mean of the primary metric over seeds). Each

@@ -54,8 +54,11 @@ def variant_configs(spec: StudySpec) -> dict[str, dict[str, Any]]:
     return {name: spec.resolved(name) for name in spec.variants}
 
 
-def expand(spec: StudySpec, configs: dict[str, dict[str, Any]] | None = None,
-           seeds_for: dict[str, int] | None = None) -> Plan:
+def expand(
+    spec: StudySpec,
+    configs: dict[str, dict[str, Any]] | None = None,
+    seeds_for: dict[str, int] | None = None,
+) -> Plan:
     """The study's plan.
 
     ``configs`` (variant -> resolved configuration) defaults to the one-at-a-time variants of
@@ -68,7 +71,9 @@ def expand(spec: StudySpec, configs: dict[str, dict[str, Any]] | None = None,
     for key, values in spec.sensitivity.items():
         # the baseline's own value is the main study: not run twice
         settings += [(f"{key}={v}", {key: v}) for v in values if base_flat.get(key, object()) != v]
-    split_seeds: list[int | None] = [None] if spec.split_seeds is None else list(range(spec.split_seeds))
+    split_seeds: list[int | None] = (
+        [None] if spec.split_seeds is None else list(range(spec.split_seeds))
+    )
     runs = []
     for label, override in settings:
         for variant, config in configs.items():
@@ -76,8 +81,11 @@ def expand(spec: StudySpec, configs: dict[str, dict[str, Any]] | None = None,
             n = len(spec.seeds) if seeds_for is None else seeds_for.get(variant, 0)
             for seed in spec.seeds[:n]:
                 for split in split_seeds:
-                    runs.append(RunSpec(run_key(spec.entry, cfg, seed, split), variant, cfg, seed,
-                                        split, label))
+                    runs.append(
+                        RunSpec(
+                            run_key(spec.entry, cfg, seed, split), variant, cfg, seed, split, label
+                        )
+                    )
     return Plan(tuple(runs))
 
 

@@ -123,9 +123,7 @@ def probe_model(
     from ablab.probe.metrics import effective_rank, nc1, numerical_rank
 
     if method not in METHODS:
-        raise DataError(
-            f"unknown probe method '{method}'", hint="use one of " + ", ".join(METHODS)
-        )
+        raise DataError(f"unknown probe method '{method}'", hint="use one of " + ", ".join(METHODS))
     options = dict(data_options or {})
     id_ds = _as_dataset(id_data, "ID set", seed, options)
     oods = _ood_sets(ood_data, seed, options)

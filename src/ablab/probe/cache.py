@@ -60,8 +60,12 @@ class FeatureCache:
             if meta_path.is_file():
                 meta = json.loads(meta_path.read_text())
                 out = {
-                    name: np.memmap(self.directory / key / f"{i:03d}.f16", dtype=np.float16,
-                                    mode="r", shape=tuple(shape))  # fmt: skip
+                    name: np.memmap(
+                        self.directory / key / f"{i:03d}.f16",
+                        dtype=np.float16,
+                        mode="r",
+                        shape=tuple(shape),
+                    )  # fmt: skip
                     for i, (name, shape) in enumerate(meta["layers"])
                 }
                 self._mem[key] = out

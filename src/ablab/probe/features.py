@@ -96,9 +96,7 @@ def available_points(model: Any) -> list[str]:
     return [n for n, _ in model.named_modules() if n]
 
 
-def select_points(
-    model: Any, layers: str | Sequence[str | type] | None = None
-) -> list[ProbePoint]:
+def select_points(model: Any, layers: str | Sequence[str | type] | None = None) -> list[ProbePoint]:
     """Probe points of ``model``, in module-registration order.
 
     ``layers`` may be None (the defaults above), ``"all"`` (defaults including the output

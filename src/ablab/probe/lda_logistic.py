@@ -96,8 +96,16 @@ def ledoit_wolf_shrinkage(gram, row_sq_sum: float, n: int, p: int) -> float:
     return 0.0 if beta <= 0 or delta <= 0 else beta / delta
 
 
-def _lda_directions(X, y, n_cls: int, shrinkage: float | str = "auto", project=None, rows=None,
-                    threads: int = 1, device: torch.device | None = None):
+def _lda_directions(
+    X,
+    y,
+    n_cls: int,
+    shrinkage: float | str = "auto",
+    project=None,
+    rows=None,
+    threads: int = 1,
+    device: torch.device | None = None,
+):
     """Shrinkage-LDA directions ``W`` (d, C) of fitting rows ``X[rows]`` (n, d) (all rows if
     ``rows`` is None), labels ``y`` (n,), in the coordinates of ``X`` (scores ``X W``), and the
     shrinkage used. Features are standardised by the rows' total standard deviation. With
@@ -250,9 +258,7 @@ def _whiten(Z, rtol=1e-6):
     return m, (V * inv[:, None, :])[:, :, -k:].astype(Z.dtype)
 
 
-def _fit_logistic(
-    Z, y, n_cls, lam, max_iter, init=None, tol=1e-6, ftol=FTOL, chunk_bytes=1 << 20
-):
+def _fit_logistic(Z, y, n_cls, lam, max_iter, init=None, tol=1e-6, ftol=FTOL, chunk_bytes=1 << 20):
     """Batched multinomial logistic regression: Z (B, n, k), lam (B,). Minimises the sum over
     problems of ``mean CE + lam/2 ||U||^2`` (bias unpenalised) by L-BFGS (SciPy's L-BFGS-B,
     10 corrections) with the gradient in closed form, from ``init`` (B, C, k + 1) or zero,

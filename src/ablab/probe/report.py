@@ -55,8 +55,9 @@ class ProbeReport:
     def alignment(self) -> dict[str, float]:
         """ID/OOD alignment A per OOD set, from the last layer."""
         return {
-            k: M.alignment(float(self.id_acc[-1]), self.n_classes_id, float(v[-1]),
-                           self.n_classes_ood[k])  # fmt: skip
+            k: M.alignment(
+                float(self.id_acc[-1]), self.n_classes_id, float(v[-1]), self.n_classes_ood[k]
+            )  # fmt: skip
             for k, v in self.ood.items()
         }
 
@@ -123,7 +124,8 @@ class ProbeReport:
             "rho": {k: clean(v) for k, v in self.rho.items()},
             "A": {k: clean(v) for k, v in self.alignment.items()},
             "tunnel_start": self.tunnel_start,
-            "tunnel_start_layer": None if self.tunnel_start is None
+            "tunnel_start_layer": None
+            if self.tunnel_start is None
             else self.layers[self.tunnel_start],
             "tunnel_strength": self.tunnel_strength,
             "summary": {k: clean(v) for k, v in self.summary().items()},

@@ -34,23 +34,30 @@ def render(
     """
     if fmt == "json":
         from ablab.report.text import to_json
+
         return to_json(result)
     if fmt == "md":
         from ablab.report.text import to_markdown
+
         return to_markdown(result)
     if fmt == "latex":
         from ablab.report.text import to_latex
+
         return to_latex(result)
     if fmt == "csv":
         from ablab.report.text import to_csv
+
         return to_csv(result)
     if fmt == "table":
         from ablab.report.table import to_table
+
         return to_table(result)
     if fmt == "html":
         from ablab.report.html import to_html
-        return to_html(result, runs=runs, series=series, provenance=provenance,
-                       verifications=verifications)
+
+        return to_html(
+            result, runs=runs, series=series, provenance=provenance, verifications=verifications
+        )
     raise AblabError(
         f"unknown report format {fmt!r}; expected one of {', '.join(FORMATS)}",
         hint=did_you_mean(str(fmt), FORMATS),
@@ -60,4 +67,5 @@ def render(
 def rich_table(result: Mapping[str, Any]):
     """The terminal table as a ``rich.table.Table`` (for the CLI to print with colour)."""
     from ablab.report.table import rich_table as _rt
+
     return _rt(result)

@@ -78,7 +78,10 @@ def rows(result: Mapping[str, Any]) -> Iterator[tuple[dict, str, dict, dict]]:
 
 def best_variants(result: Mapping[str, Any], metric: str, direction: str) -> set[str]:
     """Names of the variants with the best mean on ``metric`` (ties included)."""
-    means = {v["name"]: v.get("metrics", {}).get(metric, {}).get("mean") for v in result.get("variants", [])}
+    means = {
+        v["name"]: v.get("metrics", {}).get(metric, {}).get("mean")
+        for v in result.get("variants", [])
+    }
     vals = [x for x in means.values() if finite(x)]
     if not vals:
         return set()

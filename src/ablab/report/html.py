@@ -68,25 +68,55 @@ def verdict_cell(verdict: str | None, seeds: Any = None) -> Cell:
 
 
 def results_table(result: Mapping[str, Any], metric: str, tid: str) -> str:
-    headers = ["variant", "n", "mean", "std", "median", "IQM", "95% CI", "Δ", "Δ %", "Δ 95% CI",
-               "p", "Wilcoxon p", "p adj", "Hedges g", "Cliff δ", "P(better)", "verdict"]
+    headers = [
+        "variant",
+        "n",
+        "mean",
+        "std",
+        "median",
+        "IQM",
+        "95% CI",
+        "Δ",
+        "Δ %",
+        "Δ 95% CI",
+        "p",
+        "Wilcoxon p",
+        "p adj",
+        "Hedges g",
+        "Cliff δ",
+        "P(better)",
+        "verdict",
+    ]
     rows = []
     for v in result.get("variants", []):
         s = v.get("metrics", {}).get(metric, {})
         c = v.get("vs_baseline", {}).get(metric, {})
         is_base = v["name"] == result.get("baseline")
-        rows.append([
-            Cell(esc(v["name"]) + (' <span class="muted">(baseline)</span>' if is_base else "")),
-            ncell(s.get("n"), fmt=lambda x: str(x) if x is not None else DASH),
-            ncell(s.get("mean")), ncell(s.get("std")), ncell(s.get("median")), ncell(s.get("iqm")),
-            tcell(interval(s.get("ci_low"), s.get("ci_high"))),
-            ncell(c.get("delta"), fmt=signed), ncell(c.get("delta_pct"), fmt=pct),
-            tcell(interval(c.get("delta_ci_low"), c.get("delta_ci_high")) if c else DASH),
-            ncell(c.get("p_value"), fmt=pval), ncell(c.get("wilcoxon_p"), fmt=pval),
-            ncell(c.get("p_adjusted"), fmt=pval), ncell(c.get("hedges_g"), 3),
-            ncell(c.get("cliffs_delta"), 3), ncell(c.get("prob_improvement"), 3),
-            Cell("baseline") if is_base else verdict_cell(c.get("verdict"), c.get("seeds_needed")),
-        ])
+        rows.append(
+            [
+                Cell(
+                    esc(v["name"]) + (' <span class="muted">(baseline)</span>' if is_base else "")
+                ),
+                ncell(s.get("n"), fmt=lambda x: str(x) if x is not None else DASH),
+                ncell(s.get("mean")),
+                ncell(s.get("std")),
+                ncell(s.get("median")),
+                ncell(s.get("iqm")),
+                tcell(interval(s.get("ci_low"), s.get("ci_high"))),
+                ncell(c.get("delta"), fmt=signed),
+                ncell(c.get("delta_pct"), fmt=pct),
+                tcell(interval(c.get("delta_ci_low"), c.get("delta_ci_high")) if c else DASH),
+                ncell(c.get("p_value"), fmt=pval),
+                ncell(c.get("wilcoxon_p"), fmt=pval),
+                ncell(c.get("p_adjusted"), fmt=pval),
+                ncell(c.get("hedges_g"), 3),
+                ncell(c.get("cliffs_delta"), 3),
+                ncell(c.get("prob_improvement"), 3),
+                Cell("baseline")
+                if is_base
+                else verdict_cell(c.get("verdict"), c.get("seeds_needed")),
+            ]
+        )
     return table(headers, rows, sortable=True, cls="results", tid=tid)
 
 
@@ -98,12 +128,24 @@ def summary_section(result: Mapping[str, Any], runs) -> str:
         for c in v.get("vs_baseline", {}).values():
             if c.get("verdict") in counts:
                 counts[c["verdict"]] += 1
-    n_seeds = runs["seed"].nunique() if runs is not None and "seed" in getattr(runs, "columns", []) else None
-    cards = [("runs", r.get("total", 0)), ("done", r.get("done", 0)), ("failed", r.get("failed", 0)),
-             ("variants", len(variants)), ("seeds", n_seeds if n_seeds is not None else DASH),
-             ("better", counts["better"]), ("worse", counts["worse"]),
-             ("no difference", counts["no-difference"])]
-    out = ['<div class="cards">'] + [f'<div class="card"><b>{esc(v)}</b>{esc(k)}</div>' for k, v in cards]
+    n_seeds = (
+        runs["seed"].nunique()
+        if runs is not None and "seed" in getattr(runs, "columns", [])
+        else None
+    )
+    cards = [
+        ("runs", r.get("total", 0)),
+        ("done", r.get("done", 0)),
+        ("failed", r.get("failed", 0)),
+        ("variants", len(variants)),
+        ("seeds", n_seeds if n_seeds is not None else DASH),
+        ("better", counts["better"]),
+        ("worse", counts["worse"]),
+        ("no difference", counts["no-difference"]),
+    ]
+    out = ['<div class="cards">'] + [
+        f'<div class="card"><b>{esc(v)}</b>{esc(k)}</div>' for k, v in cards
+    ]
     out.append("</div>")
     items = []
     dirs = metric_dirs(result)
@@ -116,16 +158,20 @@ def summary_section(result: Mapping[str, Any], runs) -> str:
                     f"is better): Δ = {esc(signed(c.get('delta')))} "
                     f"(95% CI {esc(interval(c.get('delta_ci_low'), c.get('delta_ci_high')))}), "
                     f"Holm-adjusted p = {esc(pval(c.get('p_adjusted')))}, "
-                    f"P(better) = {esc(num(c.get('prob_improvement'), 3))}.</li>")
+                    f"P(better) = {esc(num(c.get('prob_improvement'), 3))}.</li>"
+                )
     if items:
         out.append("<h3>Verdicts</h3><ul>" + "".join(items) + "</ul>")
     else:
-        out.append('<p class="muted">No variant differs significantly from the baseline on any metric '
-                   f"(Holm-adjusted p &lt; {esc(result.get('alpha', 0.05))}).</p>")
+        out.append(
+            '<p class="muted">No variant differs significantly from the baseline on any metric '
+            f"(Holm-adjusted p &lt; {esc(result.get('alpha', 0.05))}).</p>"
+        )
     out.append(
         '<p class="muted">Intervals: BCa bootstrap (small-sample expanded level, fixed RNG). '
         "Tests: paired t-test on shared seeds (Welch's t-test otherwise), Wilcoxon signed-rank; "
-        "p adj: Holm across the variants of each metric. P(better): Mann–Whitney U / (n·m).</p>")
+        "p adj: Holm across the variants of each metric. P(better): Mann–Whitney U / (n·m).</p>"
+    )
     return "".join(out)
 
 
@@ -145,26 +191,46 @@ def to_html(
     for i, (m, d) in enumerate(dirs.items()):
         body.append(f"<h3>{esc(metric_title(m, d))}</h3>")
         body.append(results_table(result, m, f"results-{i}"))
-    cfgs = [[tcell(v["name"]), Cell(f"<code>{config_text(v.get('config', {}))}</code>")]
-            for v in result.get("variants", [])]
+    cfgs = [
+        [tcell(v["name"]), Cell(f"<code>{config_text(v.get('config', {}))}</code>")]
+        for v in result.get("variants", [])
+    ]
     body.append("<h3>Configurations</h3>" + table(["variant", "config"], cfgs))
     page.add("results", "Results", "".join(body))
     forest = [page.fig(plots.forest_plot(result, m), f"forest plot of {m}") for m in dirs]
     if any(forest):
-        page.add("forest", "Effects against the baseline",
-                 '<p class="muted">Δ with its 95% bootstrap CI; green better, red worse, grey no '
-                 "difference.</p>" + "".join(f"<h3>{esc(m)}</h3>{f}" for m, f in zip(dirs, forest, strict=True) if f))
+        page.add(
+            "forest",
+            "Effects against the baseline",
+            '<p class="muted">Δ with its 95% bootstrap CI; green better, red worse, grey no '
+            "difference.</p>"
+            + "".join(f"<h3>{esc(m)}</h3>{f}" for m, f in zip(dirs, forest, strict=True) if f),
+        )
     if runs is not None:
-        strips = [page.fig(plots.strip_plot(runs, result, m), f"per-seed values of {m}") for m in dirs]
+        strips = [
+            page.fig(plots.strip_plot(runs, result, m), f"per-seed values of {m}") for m in dirs
+        ]
         if any(strips):
-            page.add("seeds", "Per-seed values",
-                     "".join(f"<h3>{esc(m)}</h3>{f}" for m, f in zip(dirs, strips, strict=True) if f))
+            page.add(
+                "seeds",
+                "Per-seed values",
+                "".join(f"<h3>{esc(m)}</h3>{f}" for m, f in zip(dirs, strips, strict=True) if f),
+            )
     if series is not None and len(series):
         names = list(dict.fromkeys(series["name"].astype(str)))[:12]
-        curves = [page.fig(plots.learning_curves(series, result, n), f"learning curve of {n}") for n in names]
-        page.add("curves", "Learning curves",
-                 '<div class="figs">' + "".join(f"<div><h3>{esc(n)}</h3>{f}</div>"
-                                                for n, f in zip(names, curves, strict=True) if f) + "</div>")
+        curves = [
+            page.fig(plots.learning_curves(series, result, n), f"learning curve of {n}")
+            for n in names
+        ]
+        page.add(
+            "curves",
+            "Learning curves",
+            '<div class="figs">'
+            + "".join(
+                f"<div><h3>{esc(n)}</h3>{f}</div>" for n, f in zip(names, curves, strict=True) if f
+            )
+            + "</div>",
+        )
     if result.get("effects"):
         page.add("effects", "Factorial effects", effects_section(result["effects"], page))
     if result.get("sensitivity"):
@@ -180,20 +246,24 @@ def to_html(
 def assemble(result: Mapping[str, Any], page: Page) -> str:
     from ablab._version import __version__
 
-    csp = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
-           f"script-src {script_hash()}; base-uri 'none'; form-action 'none'")
+    csp = (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+        f"script-src {script_hash()}; base-uri 'none'; form-action 'none'"
+    )
     study = result.get("study", "")
     r = result.get("runs", {})
     nav = "".join(f'<a href="#{sid}">{esc(title)}</a>' for sid, title, _ in page.sections)
-    sections = "".join(f'<section id="{sid}"><h2>{esc(title)}</h2>{body}</section>'
-                       for sid, title, body in page.sections)
+    sections = "".join(
+        f'<section id="{sid}"><h2>{esc(title)}</h2>{body}</section>'
+        for sid, title, body in page.sections
+    )
     prim = result.get("primary_metric", "")
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(study)} · ablab report</title><style>{CSS}</style></head><body>"
-        f"<header><h1>{esc(study)}</h1><div class=\"muted\">Ablation study · design "
+        f'<header><h1>{esc(study)}</h1><div class="muted">Ablation study · design '
         f"{esc(result.get('design', 'one-at-a-time'))} · primary metric <b>{esc(prim)}</b> · "
         f"baseline <b>{esc(result.get('baseline', ''))}</b> · {esc(r.get('done', 0))} of "
         f"{esc(r.get('total', 0))} runs done</div></header>"
@@ -202,4 +272,3 @@ def assemble(result: Mapping[str, Any], page: Page) -> str:
         "This file is self-contained and works offline.</footer>"
         f"<script>{SCRIPT}</script></body></html>\n"
     )
-

@@ -40,8 +40,14 @@ def tcell(s: Any) -> Cell:
     return Cell(esc(s if s is not None else DASH))
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Cell | str]], *, sortable: bool = False,
-          cls: str = "", tid: str = "") -> str:
+def table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Cell | str]],
+    *,
+    sortable: bool = False,
+    cls: str = "",
+    tid: str = "",
+) -> str:
     """An HTML table; ``headers`` are plain strings (escaped here), cells :class:`Cell` or
     plain strings (escaped here)."""
     classes = " ".join(c for c in ("sortable" if sortable else "", cls) if c)
@@ -72,10 +78,14 @@ def mapping_html(obj: Any, depth: int = 0, max_items: int = 200) -> str:
         if not obj:
             return f'<span class="muted">{DASH}</span>'
         items = list(obj.items())
-        rows = [f"<tr><th>{esc(k)}</th><td>{mapping_html(v, depth + 1, max_items)}</td></tr>"
-                for k, v in items[:max_items]]
+        rows = [
+            f"<tr><th>{esc(k)}</th><td>{mapping_html(v, depth + 1, max_items)}</td></tr>"
+            for k, v in items[:max_items]
+        ]
         if len(items) > max_items:
-            rows.append(f'<tr><td colspan="2" class="muted">… {len(items) - max_items} more</td></tr>')
+            rows.append(
+                f'<tr><td colspan="2" class="muted">… {len(items) - max_items} more</td></tr>'
+            )
         return '<table class="kv">' + "".join(rows) + "</table>"
     if isinstance(obj, list | tuple):
         if not obj:
@@ -83,8 +93,11 @@ def mapping_html(obj: Any, depth: int = 0, max_items: int = 200) -> str:
         if all(not isinstance(x, Mapping | list | tuple) for x in obj):
             shown = ", ".join(esc(x) for x in obj[:max_items])
             return shown + (f" … ({len(obj)} in all)" if len(obj) > max_items else "")
-        return "<ol>" + "".join(f"<li>{mapping_html(x, depth + 1, max_items)}</li>"
-                                for x in obj[:max_items]) + "</ol>"
+        return (
+            "<ol>"
+            + "".join(f"<li>{mapping_html(x, depth + 1, max_items)}</li>" for x in obj[:max_items])
+            + "</ol>"
+        )
     if obj is None:
         return f'<span class="muted">{DASH}</span>'
     if isinstance(obj, float):

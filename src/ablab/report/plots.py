@@ -17,7 +17,12 @@ from typing import Any
 
 import numpy as np
 
-VERDICT_COLOR = {"better": "#1a7f37", "worse": "#cf222e", "no-difference": "#6e7781", None: "#6e7781"}
+VERDICT_COLOR = {
+    "better": "#1a7f37",
+    "worse": "#cf222e",
+    "no-difference": "#6e7781",
+    None: "#6e7781",
+}
 
 
 def label(s: Any, limit: int = 40) -> str:
@@ -45,11 +50,12 @@ def to_svg(fig, title: str, prefix: str) -> str:
     import matplotlib
 
     buf = io.StringIO()
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "ablab",
-                                "font.family": "sans-serif"}):
+    with matplotlib.rc_context(
+        {"svg.fonttype": "none", "svg.hashsalt": "ablab", "font.family": "sans-serif"}
+    ):
         fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     svg = buf.getvalue()
-    svg = svg[svg.index("<svg"):]
+    svg = svg[svg.index("<svg") :]
     svg = _ID.sub(lambda m: m.group(1) + prefix + m.group(2), svg)
     from html import escape
 
@@ -59,8 +65,11 @@ def to_svg(fig, title: str, prefix: str) -> str:
 def forest_plot(result: Mapping[str, Any], metric: str) -> Any:
     """Each variant's delta against the baseline with its 95% bootstrap CI (dot + bar), a
     vertical line at zero; colour = verdict."""
-    items = [(v["name"], v.get("vs_baseline", {}).get(metric, {})) for v in result.get("variants", [])
-             if v["name"] != result.get("baseline")]
+    items = [
+        (v["name"], v.get("vs_baseline", {}).get(metric, {}))
+        for v in result.get("variants", [])
+        if v["name"] != result.get("baseline")
+    ]
     items = [(n, c) for n, c in items if c.get("delta") is not None]
     if not items:
         return None
@@ -105,9 +114,19 @@ def strip_plot(runs, result: Mapping[str, Any], metric: str, max_points: int = 4
         vals = vals[np.isfinite(vals)]
         if vals.size == 0:
             continue
-        shown = vals[np.linspace(0, vals.size - 1, max_points).astype(int)] if vals.size > max_points else vals
-        ax.plot(shown, y + rng.uniform(-0.25, 0.25, shown.size), "o", ms=3, alpha=0.6,
-                color="#0969da" if n != result.get("baseline") else "#8250df")
+        shown = (
+            vals[np.linspace(0, vals.size - 1, max_points).astype(int)]
+            if vals.size > max_points
+            else vals
+        )
+        ax.plot(
+            shown,
+            y + rng.uniform(-0.25, 0.25, shown.size),
+            "o",
+            ms=3,
+            alpha=0.6,
+            color="#0969da" if n != result.get("baseline") else "#8250df",
+        )
         ax.plot([vals.mean()] * 2, [y - 0.35, y + 0.35], color="black", lw=2)
     ax.set_yticks(ys, [label(n) for n in names])
     ax.set_xlabel(label(metric, 80))
@@ -177,7 +196,9 @@ def interaction_plot(effects: Mapping[str, Any], pair: list[str]) -> Any:
     ax = fig.add_subplot()
     xs = list(range(len(levels[a])))
     for lb in levels[b]:
-        ys = [float(np.mean(table[(la, lb)])) if (la, lb) in table else math.nan for la in levels[a]]
+        ys = [
+            float(np.mean(table[(la, lb)])) if (la, lb) in table else math.nan for la in levels[a]
+        ]
         ax.plot(xs, ys, "o-", label=label(f"{b} = {lb}"))
     ax.set_xticks(xs, [label(x) for x in levels[a]])
     ax.set_xlabel(label(a))

@@ -21,8 +21,10 @@ def rich_table(result: Mapping[str, Any]):
     dirs = metric_dirs(result)
     primary = result.get("primary_metric") or next(iter(dirs), "")
     runs = result.get("runs", {})
-    title = Text(f"{result.get('study', '')}  ·  {runs.get('done', 0)}/{runs.get('total', 0)} runs done"
-                 + (f", {runs['failed']} failed" if runs.get("failed") else ""))
+    title = Text(
+        f"{result.get('study', '')}  ·  {runs.get('done', 0)}/{runs.get('total', 0)} runs done"
+        + (f", {runs['failed']} failed" if runs.get("failed") else "")
+    )
     t = Table(title=title, title_justify="left", header_style="bold")
     t.add_column("variant", no_wrap=True)
     t.add_column("n", justify="right")
@@ -55,8 +57,10 @@ def rich_table(result: Mapping[str, Any]):
             mark = {"better": " ▲", "worse": " ▼"}.get(vd, "")
             row.append(Text(mean_std(sm) + mark, style=VERDICT_STYLE.get(vd, "") if mark else ""))
         t.add_row(*row)
-    t.caption = Text(f"p adj: Holm-adjusted, alpha = {num(result.get('alpha', 0.05))}; "
-                     "▲/▼ significant on a secondary metric")
+    t.caption = Text(
+        f"p adj: Holm-adjusted, alpha = {num(result.get('alpha', 0.05))}; "
+        "▲/▼ significant on a secondary metric"
+    )
     return t
 
 
@@ -65,7 +69,12 @@ def to_table(result: Mapping[str, Any], *, width: int = 140, color: bool = False
     from rich.console import Console
 
     buf = io.StringIO()
-    console = Console(file=buf, width=width, color_system="standard" if color else None,
-                      force_terminal=color, legacy_windows=False)
+    console = Console(
+        file=buf,
+        width=width,
+        color_system="standard" if color else None,
+        force_terminal=color,
+        legacy_windows=False,
+    )
     console.print(rich_table(result))
     return buf.getvalue()

@@ -26,8 +26,20 @@ from ablab.report._fmt import (
 )
 
 SUMMARY = ("n", "mean", "std", "sem", "median", "iqm", "min", "max", "ci_low", "ci_high")
-VERSUS = ("delta", "delta_pct", "delta_ci_low", "delta_ci_high", "p_value", "wilcoxon_p",
-          "p_adjusted", "hedges_g", "cliffs_delta", "prob_improvement", "verdict", "seeds_needed")
+VERSUS = (
+    "delta",
+    "delta_pct",
+    "delta_ci_low",
+    "delta_ci_high",
+    "p_value",
+    "wilcoxon_p",
+    "p_adjusted",
+    "hedges_g",
+    "cliffs_delta",
+    "prob_improvement",
+    "verdict",
+    "seeds_needed",
+)
 
 
 def to_json(result: Mapping[str, Any]) -> str:
@@ -44,8 +56,9 @@ def to_csv(result: Mapping[str, Any]) -> str:
     dirs = metric_dirs(result)
     for v, m, s, c in rows(result):
         cells = [s.get(k) for k in SUMMARY] + [c.get(k) for k in VERSUS]
-        w.writerow([result.get("study"), v["name"], m, dirs[m],
-                    *["" if x is None else x for x in cells]])
+        w.writerow(
+            [result.get("study"), v["name"], m, dirs[m], *["" if x is None else x for x in cells]]
+        )
     return buf.getvalue()
 
 
@@ -58,8 +71,12 @@ def md_escape(s: Any) -> str:
 
 
 def _md_table(header: list[str], body: list[list[str]], align: str) -> list[str]:
-    out = ["| " + " | ".join(header) + " |",
-           "|" + "|".join(":---" if a == "l" else "---:" if a == "r" else ":---:" for a in align) + "|"]
+    out = [
+        "| " + " | ".join(header) + " |",
+        "|"
+        + "|".join(":---" if a == "l" else "---:" if a == "r" else ":---:" for a in align)
+        + "|",
+    ]
     out += ["| " + " | ".join(r) + " |" for r in body]
     return out
 
@@ -91,11 +108,23 @@ def to_markdown(result: Mapping[str, Any]) -> str:
     )
     lines.append("")
     sentences = verdict_sentences(result)
-    lines += [f"- {s}" for s in sentences] or ["- No variant differs significantly from the baseline."]
+    lines += [f"- {s}" for s in sentences] or [
+        "- No variant differs significantly from the baseline."
+    ]
     for m, d in dirs.items():
         lines += ["", f"## {md_escape(metric_title(m, d))}", ""]
-        header = ["Variant", "n", "Mean ± std", "95% CI", "Δ vs baseline", "Δ 95% CI",
-                  "p (adj.)", "Hedges' g", "P(better)", "Verdict"]
+        header = [
+            "Variant",
+            "n",
+            "Mean ± std",
+            "95% CI",
+            "Δ vs baseline",
+            "Δ 95% CI",
+            "p (adj.)",
+            "Hedges' g",
+            "P(better)",
+            "Verdict",
+        ]
         best = best_variants(result, m, d)
         body = []
         for v in result.get("variants", []):
@@ -109,16 +138,20 @@ def to_markdown(result: Mapping[str, Any]) -> str:
             verdict = "baseline" if is_base else (c.get("verdict") or DASH)
             if verdict == "no-difference" and c.get("seeds_needed"):
                 verdict += f" (≈{c['seeds_needed']} seeds to detect)"
-            body.append([
-                name + (" (baseline)" if is_base else ""), str(s.get("n", 0)), ms,
-                interval(s.get("ci_low"), s.get("ci_high")),
-                DASH if is_base else f"{signed(c.get('delta'))} ({pct(c.get('delta_pct'))})",
-                DASH if is_base else interval(c.get("delta_ci_low"), c.get("delta_ci_high")),
-                DASH if is_base else pval(c.get("p_adjusted")),
-                DASH if is_base else num(c.get("hedges_g"), 3),
-                DASH if is_base else num(c.get("prob_improvement"), 3),
-                verdict,
-            ])
+            body.append(
+                [
+                    name + (" (baseline)" if is_base else ""),
+                    str(s.get("n", 0)),
+                    ms,
+                    interval(s.get("ci_low"), s.get("ci_high")),
+                    DASH if is_base else f"{signed(c.get('delta'))} ({pct(c.get('delta_pct'))})",
+                    DASH if is_base else interval(c.get("delta_ci_low"), c.get("delta_ci_high")),
+                    DASH if is_base else pval(c.get("p_adjusted")),
+                    DASH if is_base else num(c.get("hedges_g"), 3),
+                    DASH if is_base else num(c.get("prob_improvement"), 3),
+                    verdict,
+                ]
+            )
         lines += _md_table(header, body, "lrlllllrrl")
     lines += _md_effects(result.get("effects"))
     lines += _md_sensitivity(result.get("sensitivity"))
@@ -129,17 +162,36 @@ def _md_effects(effects: Mapping[str, Any] | None) -> list[str]:
     if not effects or not effects.get("anova"):
         return []
     out = ["", f"## Factorial effects on {md_escape(effects.get('metric'))}", ""]
-    body = [[md_escape(r["term"]), num(r["df"], 3), num(r["sum_sq"]), num(r.get("F")),
-             pval(r.get("p")), num(r.get("partial_eta_sq"), 3)] for r in effects["anova"]]
+    body = [
+        [
+            md_escape(r["term"]),
+            num(r["df"], 3),
+            num(r["sum_sq"]),
+            num(r.get("F")),
+            pval(r.get("p")),
+            num(r.get("partial_eta_sq"), 3),
+        ]
+        for r in effects["anova"]
+    ]
     out += _md_table(["Term", "df", "Sum sq", "F", "p", "Partial η²"], body, "lrrrrr")
     if effects.get("aliased_terms"):
-        out += ["", "Aliased (not estimable) terms: "
-                + ", ".join(md_escape(t) for t in effects["aliased_terms"])]
+        out += [
+            "",
+            "Aliased (not estimable) terms: "
+            + ", ".join(md_escape(t) for t in effects["aliased_terms"]),
+        ]
     sh = effects.get("shapley")
     if sh:
-        out += ["", f"Shapley values (sum = {num(sh.get('total'))}, {md_escape(sh.get('target'))}):", ""]
-        out += _md_table(["Factor", "Shapley value"],
-                         [[md_escape(f), signed(x)] for f, x in sh["values"].items()], "lr")
+        out += [
+            "",
+            f"Shapley values (sum = {num(sh.get('total'))}, {md_escape(sh.get('target'))}):",
+            "",
+        ]
+        out += _md_table(
+            ["Factor", "Shapley value"],
+            [[md_escape(f), signed(x)] for f, x in sh["values"].items()],
+            "lr",
+        )
     return out
 
 
@@ -151,38 +203,61 @@ def _md_sensitivity(sens: Mapping[str, Any] | None) -> list[str]:
     items = [(v, m, r) for v, per in loso.get("variants", {}).items() for m, r in per.items()]
     if items:
         stable = sum(1 for *_, r in items if r["stable"])
-        out.append(f"- Seeds: {stable} of {len(items)} verdicts survive leaving out any one of "
-                   f"{loso.get('seeds')} seeds.")
+        out.append(
+            f"- Seeds: {stable} of {len(items)} verdicts survive leaving out any one of "
+            f"{loso.get('seeds')} seeds."
+        )
         for v, m, r in items:
             if not r["stable"]:
-                out.append(f"  - {md_escape(v)} / {md_escape(m)}: {r['verdict']} flips without seed(s) "
-                           + ", ".join(md_escape(s) for s in r["flips"]))
+                out.append(
+                    f"  - {md_escape(v)} / {md_escape(m)}: {r['verdict']} flips without seed(s) "
+                    + ", ".join(md_escape(s) for s in r["flips"])
+                )
     hp = sens.get("hyperparameters")
     if hp:
         holds = [(v, m) for v, per in hp["holds"].items() for m, ok in per.items() if ok]
         total = sum(len(per) for per in hp["holds"].values())
-        out.append(f"- Hyperparameters ({', '.join(md_escape(x) for x in hp['labels'])}): "
-                   f"{len(holds)} of {total} verdicts hold at every setting; Kendall τ of the "
-                   "ranking vs the main study: "
-                   + ", ".join(f"{md_escape(k)}: {num(t, 3)}" for k, t in hp["kendall_tau"].items()))
+        out.append(
+            f"- Hyperparameters ({', '.join(md_escape(x) for x in hp['labels'])}): "
+            f"{len(holds)} of {total} verdicts hold at every setting; Kendall τ of the "
+            "ranking vs the main study: "
+            + ", ".join(f"{md_escape(k)}: {num(t, 3)}" for k, t in hp["kendall_tau"].items())
+        )
     sp = sens.get("splits")
     if sp:
         ms = sp["mean_share"]
-        out.append(f"- Data splits: share of variance from init seeds {pct(100 * ms['seed'] if finite(ms['seed']) else None)}, "
-                   f"from splits {pct(100 * ms['split'] if finite(ms['split']) else None)}, "
-                   f"residual {pct(100 * ms['residual'] if finite(ms['residual']) else None)}.")
+        out.append(
+            f"- Data splits: share of variance from init seeds {pct(100 * ms['seed'] if finite(ms['seed']) else None)}, "
+            f"from splits {pct(100 * ms['split'] if finite(ms['split']) else None)}, "
+            f"residual {pct(100 * ms['residual'] if finite(ms['residual']) else None)}."
+        )
     mt = sens.get("metrics")
     if mt:
         names = mt["metrics"]
-        pairs = [f"{md_escape(a)}/{md_escape(b)}: {num(mt['tau'][i][j], 3)}"
-                 for i, a in enumerate(names) for j, b in enumerate(names) if j > i]
+        pairs = [
+            f"{md_escape(a)}/{md_escape(b)}: {num(mt['tau'][i][j], 3)}"
+            for i, a in enumerate(names)
+            for j, b in enumerate(names)
+            if j > i
+        ]
         out.append("- Metrics: Kendall τ between the variant rankings " + ", ".join(pairs) + ".")
     return out
 
 
-_TEX = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-        "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
-        "<": r"\textless{}", ">": r"\textgreater{}"}
+_TEX = {
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "\\": r"\textbackslash{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+}
 
 
 def tex_escape(s: Any) -> str:
@@ -200,7 +275,9 @@ def to_latex(result: Mapping[str, Any]) -> str:
     best = {m: best_variants(result, m, d) for m, d in dirs.items()}
     cols = "l" + "r" + "c" * len(dirs)
     arrows = {"max": r"($\uparrow$)", "min": r"($\downarrow$)"}
-    head = " & ".join([r"Variant", r"$n$"] + [f"{tex_escape(m)} {arrows[d]}" for m, d in dirs.items()])
+    head = " & ".join(
+        [r"Variant", r"$n$"] + [f"{tex_escape(m)} {arrows[d]}" for m, d in dirs.items()]
+    )
     lines = [
         r"% requires \usepackage{booktabs}",
         r"\begin{table}[t]",
@@ -214,8 +291,10 @@ def to_latex(result: Mapping[str, Any]) -> str:
         r"\midrule",
     ]
     for v in result.get("variants", []):
-        cells = [tex_escape(v["name"]) + (" (baseline)" if v["name"] == result.get("baseline") else ""),
-                 str(v.get("n", 0))]
+        cells = [
+            tex_escape(v["name"]) + (" (baseline)" if v["name"] == result.get("baseline") else ""),
+            str(v.get("n", 0)),
+        ]
         for m in dirs:
             s = v.get("metrics", {}).get(m, {})
             if not finite(s.get("mean")):

@@ -30,14 +30,18 @@ def load_entry(entry: str, root: Path) -> Callable[..., Any]:
     do not collide.
     """
     if ":" not in entry:
-        raise EntryError(f"entry '{entry}' has no ':function' part",
-                         hint="write 'file.py:function' or 'package.module:function'")
+        raise EntryError(
+            f"entry '{entry}' has no ':function' part",
+            hint="write 'file.py:function' or 'package.module:function'",
+        )
     target, func = entry.rsplit(":", 1)
     path = entry_file(entry, root)
     if path is not None:
         if not path.is_file():
-            raise EntryError(f"entry file '{target}' not found (looked for {path})",
-                             hint="entry paths are relative to the study file")
+            raise EntryError(
+                f"entry file '{target}' not found (looked for {path})",
+                hint="entry paths are relative to the study file",
+            )
         name = "ablab_entry_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
         module = sys.modules.get(name)
         if module is None:
@@ -58,14 +62,18 @@ def load_entry(entry: str, root: Path) -> Callable[..., Any]:
         try:
             module = importlib.import_module(target)
         except ModuleNotFoundError as e:
-            raise EntryError(f"entry module '{target}' cannot be imported: {e}",
-                             hint="check the module name, or give a file path 'train.py:train'") from None
+            raise EntryError(
+                f"entry module '{target}' cannot be imported: {e}",
+                hint="check the module name, or give a file path 'train.py:train'",
+            ) from None
     obj: Any = module
     for part in func.split("."):
         if not hasattr(obj, part):
             names = [n for n in dir(module) if not n.startswith("_")]
-            raise EntryError(f"entry '{entry}': '{target}' has no function '{func}'",
-                             hint=did_you_mean(func, names) or f"it defines: {', '.join(names[:12])}")
+            raise EntryError(
+                f"entry '{entry}': '{target}' has no function '{func}'",
+                hint=did_you_mean(func, names) or f"it defines: {', '.join(names[:12])}",
+            )
         obj = getattr(obj, part)
     if not callable(obj):
         raise EntryError(f"entry '{entry}' is not callable")

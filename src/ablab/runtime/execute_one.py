@@ -45,12 +45,16 @@ class _PeakRSS:
         return self.peak / 2**20
 
 
-def reduce_metric(series: list[tuple[str, int, float]], name: str, direction: str, how: str) -> float:
+def reduce_metric(
+    series: list[tuple[str, int, float]], name: str, direction: str, how: str
+) -> float:
     """The ``last`` (highest step) or ``best`` (max or min by direction) value of a logged series."""
     points = sorted((s, v) for n, s, v in series if n == name)
     if not points:
-        raise MetricError(f"metric '{name}' is declared reduce = \"{how}\" but the run logged no "
-                          f"'{name}' series", hint=f"call run.log(step=..., {name}=...) during training")
+        raise MetricError(
+            f"metric '{name}' is declared reduce = \"{how}\" but the run logged no '{name}' series",
+            hint=f"call run.log(step=..., {name}=...) during training",
+        )
     if how == "last":
         return points[-1][1]
     values = [v for _, v in points]
@@ -83,28 +87,54 @@ def execute_task(task: dict[str, Any]) -> dict[str, Any]:
     first = subtasks[0]
     t0, c0 = time.perf_counter(), _cpu()
     rss = _PeakRSS()
-    outs = [{"key": t["key"], "status": "failed", "metrics": {}, "series": [], "data": {}, "artifacts": {},
-             "error": None, "traceback": None} for t in subtasks]
+    outs = [
+        {
+            "key": t["key"],
+            "status": "failed",
+            "metrics": {},
+            "series": [],
+            "data": {},
+            "artifacts": {},
+            "error": None,
+            "traceback": None,
+        }
+        for t in subtasks
+    ]
     torch = None
     try:
         from ablab.runtime.seeding import seed_everything
 
-        seed_everything(first["seed"], deterministic=first.get("deterministic", True),
-                        threads=first.get("threads", 1))
+        seed_everything(
+            first["seed"],
+            deterministic=first.get("deterministic", True),
+            threads=first.get("threads", 1),
+        )
         torch = sys.modules.get("torch")
         cuda = bool(torch is not None and torch.cuda.is_available())
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         fn = load_entry(first["entry"], Path(first["root"]))
-        runs = [Run(key=t["key"], variant=t["variant"], seed=t["seed"], config=t["config"],
-                    run_dir=Path(t["run_dir"]), split_seed=t["seed"] if t.get("split_seed") is None else t["split_seed"],
-                    device="cuda" if cuda else "cpu", attempt=t.get("attempt", 1)) for t in subtasks]
+        runs = [
+            Run(
+                key=t["key"],
+                variant=t["variant"],
+                seed=t["seed"],
+                config=t["config"],
+                run_dir=Path(t["run_dir"]),
+                split_seed=t["seed"] if t.get("split_seed") is None else t["split_seed"],
+                device="cuda" if cuda else "cpu",
+                attempt=t.get("attempt", 1),
+            )
+            for t in subtasks
+        ]
         if batched:
             results = fn([dict(t["config"]) for t in subtasks], runs)
             if not isinstance(results, (list, tuple)) or len(results) != len(runs):
-                raise MetricError(f"the batched entry returned {type(results).__name__} "
-                                  f"{'of length ' + str(len(results)) if hasattr(results, '__len__') else ''}; "
-                                  f"expected a list of {len(runs)} metric dicts, one per run")
+                raise MetricError(
+                    f"the batched entry returned {type(results).__name__} "
+                    f"{'of length ' + str(len(results)) if hasattr(results, '__len__') else ''}; "
+                    f"expected a list of {len(runs)} metric dicts, one per run"
+                )
         else:
             results = [fn(dict(first["config"]), runs[0])]
         for t, run, result, out in zip(subtasks, runs, results, outs, strict=True):
@@ -121,9 +151,16 @@ def execute_task(task: dict[str, Any]) -> dict[str, Any]:
         gpu_mb = torch.cuda.max_memory_allocated() / 2**20
     k = len(subtasks)
     for out in outs:  # a batch's time is shared equally by its runs
-        out["resources"] = {"wall_seconds": (time.perf_counter() - t0) / k, "cpu_seconds": (_cpu() - c0) / k,
-                            "peak_rss_mb": peak, "peak_gpu_mb": gpu_mb, "threads": first.get("threads", 1),
-                            "host": socket.gethostname(), "pid": os.getpid(), "batch": k}
+        out["resources"] = {
+            "wall_seconds": (time.perf_counter() - t0) / k,
+            "cpu_seconds": (_cpu() - c0) / k,
+            "peak_rss_mb": peak,
+            "peak_gpu_mb": gpu_mb,
+            "threads": first.get("threads", 1),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "batch": k,
+        }
     return {"key": task["key"], "batch": outs} if batched else outs[0]
 
 
@@ -137,8 +174,16 @@ def _validate(task: dict[str, Any], run: Any, result: Any, out: dict[str, Any]) 
         metrics = check_metrics(result, declared, reduced)
         for m in task["metrics"]:
             if m["name"] in reduced and m.get("reduce") != "post":  # post: attached after the run
-                metrics[m["name"]] = reduce_metric(run.series, m["name"], m["direction"], m["reduce"])
-        out.update(status="done", metrics=metrics, series=run.series, data=run.data, artifacts=run.artifacts)
+                metrics[m["name"]] = reduce_metric(
+                    run.series, m["name"], m["direction"], m["reduce"]
+                )
+        out.update(
+            status="done",
+            metrics=metrics,
+            series=run.series,
+            data=run.data,
+            artifacts=run.artifacts,
+        )
     except AblabError as e:
         out.update(status="failed", error=_one_line(e), traceback=traceback.format_exc())
 

@@ -51,7 +51,11 @@ def hash_data(obj: Any) -> tuple[str, str]:
         h.update(arr.tobytes())
         return "array", h.hexdigest()
     if isinstance(obj, (str, os.PathLike)):
-        raise DataError(f"track_data: path '{obj}' does not exist",
-                        hint="pass an existing file or directory, an array or a tensor")
-    raise DataError(f"track_data: cannot hash an object of type {type(obj).__name__}",
-                    hint="pass a NumPy array, a torch tensor, bytes, or a file/directory path")
+        raise DataError(
+            f"track_data: path '{obj}' does not exist",
+            hint="pass an existing file or directory, an array or a tensor",
+        )
+    raise DataError(
+        f"track_data: cannot hash an object of type {type(obj).__name__}",
+        hint="pass a NumPy array, a torch tensor, bytes, or a file/directory path",
+    )

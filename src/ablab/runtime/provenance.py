@@ -10,10 +10,31 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ENV_PREFIXES = ("CUDA", "CUBLAS", "CUDNN", "OMP_", "MKL_", "OPENBLAS", "PYTHONHASHSEED", "TORCH",
-                "ABLAB_", "NCCL", "KMP_", "PYTORCH")
-_SKIP_DIRS = {".git", ".ablab", ".venv", "venv", "__pycache__", "node_modules", ".pytest_cache",
-              ".mypy_cache", ".ruff_cache"}
+ENV_PREFIXES = (
+    "CUDA",
+    "CUBLAS",
+    "CUDNN",
+    "OMP_",
+    "MKL_",
+    "OPENBLAS",
+    "PYTHONHASHSEED",
+    "TORCH",
+    "ABLAB_",
+    "NCCL",
+    "KMP_",
+    "PYTORCH",
+)
+_SKIP_DIRS = {
+    ".git",
+    ".ablab",
+    ".venv",
+    "venv",
+    "__pycache__",
+    "node_modules",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+}
 
 
 def cpu_model() -> str:
@@ -34,12 +55,22 @@ def gpu_info() -> list[dict[str, Any]]:
     out = []
     for i in range(torch.cuda.device_count()):
         p = torch.cuda.get_device_properties(i)
-        out.append({"name": p.name, "memory_gb": round(p.total_memory / 2**30, 1),
-                    "capability": f"{p.major}.{p.minor}", "cuda": torch.version.cuda,
-                    "cudnn": torch.backends.cudnn.version()})
+        out.append(
+            {
+                "name": p.name,
+                "memory_gb": round(p.total_memory / 2**30, 1),
+                "capability": f"{p.major}.{p.minor}",
+                "cuda": torch.version.cuda,
+                "cudnn": torch.backends.cudnn.version(),
+            }
+        )
     try:
-        drv = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10).stdout.split()
+        drv = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.split()
         for g, d in zip(out, drv, strict=False):
             g["driver"] = d
     except (OSError, subprocess.SubprocessError):
@@ -61,6 +92,7 @@ def packages() -> dict[str, str]:
 
 def git_state(path: Path) -> dict[str, Any] | None:
     """Commit, branch, dirty flag and a SHA-256 of ``git diff HEAD`` for the repo holding ``path``."""
+
     def git(*args: str) -> str | None:
         try:
             r = subprocess.run(["git", "-C", str(path), *args], capture_output=True, timeout=30)
@@ -73,8 +105,12 @@ def git_state(path: Path) -> dict[str, Any] | None:
         return None
     diff = git("diff", "HEAD") or ""
     status = git("status", "--porcelain", "--untracked-files=no") or ""
-    return {"commit": commit.strip(), "branch": (git("rev-parse", "--abbrev-ref", "HEAD") or "").strip(),
-            "dirty": bool(status.strip()), "diff_sha256": hashlib.sha256(diff.encode()).hexdigest()}
+    return {
+        "commit": commit.strip(),
+        "branch": (git("rev-parse", "--abbrev-ref", "HEAD") or "").strip(),
+        "dirty": bool(status.strip()),
+        "diff_sha256": hashlib.sha256(diff.encode()).hexdigest(),
+    }
 
 
 def environment(root: Path | None = None) -> dict[str, Any]:
@@ -117,7 +153,9 @@ def environment_hash(env: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(keep).encode()).hexdigest()[:16]
 
 
-def code_fingerprint(root: Path, extra: tuple[str, ...] = (), entry_file: Path | None = None) -> dict[str, Any]:
+def code_fingerprint(
+    root: Path, extra: tuple[str, ...] = (), entry_file: Path | None = None
+) -> dict[str, Any]:
     """Fingerprint of the study's code: SHA-256 of every ``*.py`` file under ``root`` (the study's
     directory), under each ``extra`` path, and of the entry file.
 
@@ -143,11 +181,15 @@ def describe_code_change(old: dict[str, Any], new: dict[str, Any]) -> str:
     """'modified: train.py; added: model.py' for two fingerprints."""
     a, b = old.get("files", {}), new.get("files", {})
     parts = []
-    for label, names in (("modified", [f for f in a if f in b and a[f] != b[f]]),
-                         ("added", [f for f in b if f not in a]),
-                         ("removed", [f for f in a if f not in b])):
+    for label, names in (
+        ("modified", [f for f in a if f in b and a[f] != b[f]]),
+        ("added", [f for f in b if f not in a]),
+        ("removed", [f for f in a if f not in b]),
+    ):
         if names:
-            parts.append(f"{label}: {', '.join(sorted(names)[:8])}" + (" ..." if len(names) > 8 else ""))
+            parts.append(
+                f"{label}: {', '.join(sorted(names)[:8])}" + (" ..." if len(names) > 8 else "")
+            )
     return "; ".join(parts) or "fingerprint differs"
 
 

@@ -59,7 +59,9 @@ class Run:
         state = model.state_dict() if hasattr(model, "state_dict") else model
         self.run_dir.mkdir(parents=True, exist_ok=True)
         path = self.run_dir / f"{name}.pt"
-        torch.save({k: v.detach().cpu() if hasattr(v, "detach") else v for k, v in state.items()}, path)
+        torch.save(
+            {k: v.detach().cpu() if hasattr(v, "detach") else v for k, v in state.items()}, path
+        )
         self.artifacts[name] = str(path)
         return path
 
@@ -82,22 +84,38 @@ class Run:
 
         return np.random.default_rng(derive_seed(self.seed, "numpy", salt))
 
-    def landscape(self, model: Any, data: Any, loss_fn: Any, second_model: Any = None, *,
-                  hessian_samples: int | None = None, mc_epochs: int = 10) -> dict[str, float]:
+    def landscape(
+        self,
+        model: Any,
+        data: Any,
+        loss_fn: Any,
+        second_model: Any = None,
+        *,
+        hessian_samples: int | None = None,
+        mc_epochs: int = 10,
+    ) -> dict[str, float]:
         """Loss-landscape metrics of a trained model (``ablab.landscape``: train error, Hessian top
         eigenvalue and log trace, and with ``second_model`` mode connectivity and CKA), seeded from
         the run, returned as a dict to merge into the entry's metrics. Sample counts are recorded
         as ``<metric>_samples``."""
         from ablab.mdtree.diagnose import landscape_metrics
 
-        metrics, n_samples, _ = landscape_metrics(model, data, loss_fn, second_model,
-                                                  hessian_samples=hessian_samples, mc_epochs=mc_epochs,
-                                                  seed=self.seed)
+        metrics, n_samples, _ = landscape_metrics(
+            model,
+            data,
+            loss_fn,
+            second_model,
+            hessian_samples=hessian_samples,
+            mc_epochs=mc_epochs,
+            seed=self.seed,
+        )
         out = {k: float(v) for k, v in metrics.items()}
         out.update({f"{k}_samples": float(n) for k, n in n_samples.items()})
         return out
 
-    def probe(self, model: Any, id_data: Any, ood_data: Any, layers: Any = None, **kwargs: Any) -> dict[str, float]:
+    def probe(
+        self, model: Any, id_data: Any, ood_data: Any, layers: Any = None, **kwargs: Any
+    ) -> dict[str, float]:
         """Layer-wise OOD probing (``ablab.probe.probe_model``) as study metrics: % OOD retained
         (r), ID/OOD correlation (rho), alignment (A), tunnel start, ... The full report is saved
         as ``run_dir/probe.json``."""
@@ -107,7 +125,11 @@ class Run:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         report.to_json(self.run_dir / "probe.json")
         self.artifacts["probe"] = str(self.run_dir / "probe.json")
-        return {k: float(v) for k, v in report.summary().items() if isinstance(v, (int, float)) and v is not None}
+        return {
+            k: float(v)
+            for k, v in report.summary().items()
+            if isinstance(v, (int, float)) and v is not None
+        }
 
     @property
     def elapsed(self) -> float:
@@ -129,8 +151,10 @@ def check_metrics(result: Any, declared: list[str], reduced: set[str]) -> dict[s
     Extra returned numbers are kept as well.
     """
     if not isinstance(result, dict):
-        raise MetricError(f"the entry returned {type(result).__name__}, expected a dict of metrics",
-                          hint=f"return e.g. {{{', '.join(repr(m) + ': ...' for m in declared)}}}")
+        raise MetricError(
+            f"the entry returned {type(result).__name__}, expected a dict of metrics",
+            hint=f"return e.g. {{{', '.join(repr(m) + ': ...' for m in declared)}}}",
+        )
     out: dict[str, float] = {}
     for k, v in result.items():
         try:
@@ -140,11 +164,15 @@ def check_metrics(result: Any, declared: list[str], reduced: set[str]) -> dict[s
                 raise
     missing = [m for m in declared if m not in out and m not in reduced]
     if missing:
-        raise MetricError(f"the entry did not return declared metric(s) {', '.join(missing)}; "
-                          f"it returned {sorted(out) or 'nothing'}",
-                          hint="return every metric declared in [metrics], or remove it from [metrics]")
+        raise MetricError(
+            f"the entry did not return declared metric(s) {', '.join(missing)}; "
+            f"it returned {sorted(out) or 'nothing'}",
+            hint="return every metric declared in [metrics], or remove it from [metrics]",
+        )
     bad = [f"{m}={out[m]}" for m in declared if m in out and not math.isfinite(out[m])]
     if bad:
-        raise MetricError(f"the entry returned non-finite metric(s): {', '.join(bad)}",
-                          hint="a NaN/inf metric usually means training diverged")
+        raise MetricError(
+            f"the entry returned non-finite metric(s): {', '.join(bad)}",
+            hint="a NaN/inf metric usually means training diverged",
+        )
     return out

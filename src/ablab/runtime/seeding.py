@@ -14,7 +14,9 @@ from typing import Any
 CUBLAS_CONFIG = ":4096:8"
 
 
-def seed_everything(seed: int, *, deterministic: bool | str = True, threads: int | None = None) -> None:
+def seed_everything(
+    seed: int, *, deterministic: bool | str = True, threads: int | None = None
+) -> None:
     """Seed all global generators and switch torch to deterministic kernels.
 
     ``deterministic``: True (error on a non-deterministic op), "warn" (warn only) or False.

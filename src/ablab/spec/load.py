@@ -21,12 +21,36 @@ from ablab.spec.model import (
     flatten,
 )
 
-TOP_KEYS = ("name", "entry", "seeds", "metrics", "baseline", "ablations", "run", "design",
-            "sensitivity", "split_seeds", "min_seeds", "max_seeds")
-RUN_KEYS = ("timeout", "retries", "threads", "cpus", "gpus", "batch", "batch_by", "deterministic", "code")
+TOP_KEYS = (
+    "name",
+    "entry",
+    "seeds",
+    "metrics",
+    "baseline",
+    "ablations",
+    "run",
+    "design",
+    "sensitivity",
+    "split_seeds",
+    "min_seeds",
+    "max_seeds",
+)
+RUN_KEYS = (
+    "timeout",
+    "retries",
+    "threads",
+    "cpus",
+    "gpus",
+    "batch",
+    "batch_by",
+    "deterministic",
+    "code",
+)
 DESIGN_TYPES = ("one-at-a-time", "factorial", "fractional", "path")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+\-]*$")
-_DURATION_RE = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
+_DURATION_RE = re.compile(
+    r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$"
+)
 
 
 def load_study(path: str | Path) -> StudySpec:
@@ -60,45 +84,70 @@ def parse_study(raw: Any, *, source: Path | None = None) -> StudySpec:
     """Validate a study given as a plain dict (the parsed file, or the Python API's arguments)."""
     where = str(source) if source is not None else "study"
     if not isinstance(raw, dict):
-        raise SpecError(f"{where}: expected a table of keys (name, entry, seeds, ...), found {_kind(raw)}")
+        raise SpecError(
+            f"{where}: expected a table of keys (name, entry, seeds, ...), found {_kind(raw)}"
+        )
     for k in raw:
         if k not in TOP_KEYS:
-            raise SpecError(f"{where}: unknown top-level key '{k}'", hint=did_you_mean(k, TOP_KEYS)
-                            or f"allowed keys: {', '.join(TOP_KEYS)}")
+            raise SpecError(
+                f"{where}: unknown top-level key '{k}'",
+                hint=did_you_mean(k, TOP_KEYS) or f"allowed keys: {', '.join(TOP_KEYS)}",
+            )
     name = _require(raw, "name", str, where)
     if not _NAME_RE.match(name):
-        raise SpecError(f"{where}: name = {name!r} is not a valid study name",
-                        hint="use letters, digits, '_', '-', '.'")
+        raise SpecError(
+            f"{where}: name = {name!r} is not a valid study name",
+            hint="use letters, digits, '_', '-', '.'",
+        )
     entry = raw.get("entry")
     if callable(entry):
         entry = f"{entry.__module__}:{entry.__qualname__}"
     if not isinstance(entry, str) or ":" not in entry:
-        raise SpecError(f"{where}: entry = {entry!r} is not an entry point",
-                        hint="write 'file.py:function' (relative to the study file) or 'package.module:function'")
+        raise SpecError(
+            f"{where}: entry = {entry!r} is not an entry point",
+            hint="write 'file.py:function' (relative to the study file) or 'package.module:function'",
+        )
     adaptive = raw.get("seeds") == "auto"
     min_seeds, max_seeds = _seed_bounds(raw, adaptive, where)
     seeds = tuple(range(max_seeds)) if adaptive else _seeds(raw.get("seeds", 5), where)
     metrics = _metrics(raw.get("metrics"), where)
     baseline = raw.get("baseline", {})
     if not isinstance(baseline, dict):
-        raise SpecError(f"{where}: [baseline] must be a table of configuration keys, found {_kind(baseline)}")
+        raise SpecError(
+            f"{where}: [baseline] must be a table of configuration keys, found {_kind(baseline)}"
+        )
     design = _design(raw.get("design", {}), baseline, where)
     variants = _ablations(raw.get("ablations", {}), baseline, where)
     if design.type != "one-at-a-time" and len(variants) > 1:
-        raise SpecError(f"{where}: [ablations] ({', '.join(n for n in variants if n != BASELINE)}) "
-                        f"cannot be combined with [design] type = \"{design.type}\": the design "
-                        "alone decides which configurations run",
-                        hint="add the variable to the design's factors, or put the ablations in a "
-                             "separate study file")
+        raise SpecError(
+            f"{where}: [ablations] ({', '.join(n for n in variants if n != BASELINE)}) "
+            f'cannot be combined with [design] type = "{design.type}": the design '
+            "alone decides which configurations run",
+            hint="add the variable to the design's factors, or put the ablations in a "
+            "separate study file",
+        )
     run = _run(raw.get("run", {}), where)
     sensitivity = _sensitivity(raw.get("sensitivity", {}), baseline, where)
     split_seeds = raw.get("split_seeds")
-    if split_seeds is not None and (not isinstance(split_seeds, int) or isinstance(split_seeds, bool)
-                                    or split_seeds < 1):
+    if split_seeds is not None and (
+        not isinstance(split_seeds, int) or isinstance(split_seeds, bool) or split_seeds < 1
+    ):
         raise SpecError(f"{where}: split_seeds = {split_seeds!r}: expected a positive integer")
-    spec = StudySpec(name=name, entry=entry, seeds=seeds, metrics=metrics, baseline=baseline,
-                     variants=variants, run=run, design=design, sensitivity=sensitivity,
-                     split_seeds=split_seeds, source=source, adaptive=adaptive, min_seeds=min_seeds)
+    spec = StudySpec(
+        name=name,
+        entry=entry,
+        seeds=seeds,
+        metrics=metrics,
+        baseline=baseline,
+        variants=variants,
+        run=run,
+        design=design,
+        sensitivity=sensitivity,
+        split_seeds=split_seeds,
+        source=source,
+        adaptive=adaptive,
+        min_seeds=min_seeds,
+    )
     _check_distinct(spec, where)
     return spec
 
@@ -114,8 +163,10 @@ def parse_duration(value: Any, where: str) -> float:
             total = h * 3600 + mi * 60 + s
             if total > 0:
                 return total
-    raise SpecError(f"{where}: timeout = {value!r} is not a duration",
-                    hint="write e.g. '90s', '10m', '1h30m' or a number of seconds")
+    raise SpecError(
+        f"{where}: timeout = {value!r} is not a duration",
+        hint="write e.g. '90s', '10m', '1h30m' or a number of seconds",
+    )
 
 
 def _kind(v: Any) -> str:
@@ -136,19 +187,27 @@ def _seeds(v: Any, where: str) -> tuple[int, ...]:
         if v < 1:
             raise SpecError(f"{where}: seeds = {v}: expected at least 1 seed")
         return tuple(range(v))
-    if isinstance(v, list) and v and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in v):
+    if (
+        isinstance(v, list)
+        and v
+        and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in v)
+    ):
         if len(set(v)) != len(v):
             raise SpecError(f"{where}: seeds = {v} repeats a seed", hint="list each seed once")
         return tuple(v)
-    raise SpecError(f"{where}: seeds = {v!r}: expected a count (e.g. 5), a list of non-negative integers "
-                    f"(e.g. [0, 1, 2]) or \"auto\" (with min_seeds, max_seeds)")
+    raise SpecError(
+        f"{where}: seeds = {v!r}: expected a count (e.g. 5), a list of non-negative integers "
+        f'(e.g. [0, 1, 2]) or "auto" (with min_seeds, max_seeds)'
+    )
 
 
 def _seed_bounds(raw: dict, adaptive: bool, where: str) -> tuple[int, int]:
     lo, hi = raw.get("min_seeds", 3), raw.get("max_seeds", 10)
     if not adaptive and ("min_seeds" in raw or "max_seeds" in raw):
-        raise SpecError(f"{where}: min_seeds/max_seeds only apply to seeds = \"auto\"",
-                        hint='write seeds = "auto" to let ablab add seeds where verdicts are undecided')
+        raise SpecError(
+            f'{where}: min_seeds/max_seeds only apply to seeds = "auto"',
+            hint='write seeds = "auto" to let ablab add seeds where verdicts are undecided',
+        )
     for k, v in (("min_seeds", lo), ("max_seeds", hi)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 2:
             raise SpecError(f"{where}: {k} = {v!r}: expected an integer >= 2")
@@ -159,8 +218,10 @@ def _seed_bounds(raw: dict, adaptive: bool, where: str) -> tuple[int, int]:
 
 def _metrics(v: Any, where: str) -> tuple[MetricSpec, ...]:
     if not isinstance(v, dict) or not v:
-        raise SpecError(f"{where}: [metrics] is missing or empty",
-                        hint='declare at least one metric, e.g. [metrics] accuracy = "max"')
+        raise SpecError(
+            f"{where}: [metrics] is missing or empty",
+            hint='declare at least one metric, e.g. [metrics] accuracy = "max"',
+        )
     out = []
     for name, decl in v.items():
         if not _NAME_RE.match(name):
@@ -169,22 +230,28 @@ def _metrics(v: Any, where: str) -> tuple[MetricSpec, ...]:
         if isinstance(decl, dict):
             for k in decl:
                 if k not in ("direction", "reduce"):
-                    raise SpecError(f"{where}: [metrics.{name}] unknown key '{k}'",
-                                    hint=did_you_mean(k, ("direction", "reduce")) or "use direction and reduce")
+                    raise SpecError(
+                        f"{where}: [metrics.{name}] unknown key '{k}'",
+                        hint=did_you_mean(k, ("direction", "reduce")) or "use direction and reduce",
+                    )
             direction = decl.get("direction", "max")
             reduce = decl.get("reduce", "value")
         else:
             direction = decl
         if direction not in ("max", "min"):
-            raise SpecError(f"{where}: [metrics] {name} = {direction!r}: expected \"max\" or \"min\"")
+            raise SpecError(f'{where}: [metrics] {name} = {direction!r}: expected "max" or "min"')
         if reduce not in ("value", "last", "best", "post"):
-            raise SpecError(f"{where}: [metrics.{name}] reduce = {reduce!r}: expected \"value\", \"last\", "
-                            "\"best\" or \"post\"")
+            raise SpecError(
+                f'{where}: [metrics.{name}] reduce = {reduce!r}: expected "value", "last", '
+                '"best" or "post"'
+            )
         out.append(MetricSpec(name, direction, reduce))
     if out[0].reduce == "post":
-        raise SpecError(f"{where}: [metrics] the primary (first) metric '{out[0].name}' is declared "
-                        "reduce = \"post\", but verdicts and adaptive seeds need it from every run",
-                        hint="list a metric the runs return first")
+        raise SpecError(
+            f"{where}: [metrics] the primary (first) metric '{out[0].name}' is declared "
+            'reduce = "post", but verdicts and adaptive seeds need it from every run',
+            hint="list a metric the runs return first",
+        )
     return tuple(out)
 
 
@@ -195,25 +262,36 @@ def _check_key(key: str, base_keys: dict[str, Any], where: str, section: str) ->
         return
     hint = did_you_mean(key, base_keys)
     new = f"prefix it with '+' to declare a new key: \"+{key}\" = ..."
-    raise SpecError(f"{where}: {section} overrides '{key}', which the baseline does not have",
-                    hint=f"{hint} (or {new})" if hint else new)
+    raise SpecError(
+        f"{where}: {section} overrides '{key}', which the baseline does not have",
+        hint=f"{hint} (or {new})" if hint else new,
+    )
 
 
 def _ablations(v: Any, baseline: dict, where: str) -> dict[str, dict[str, Any]]:
     if not isinstance(v, dict):
-        raise SpecError(f"{where}: [ablations] must be a table of variant = {{ key = value }}, found {_kind(v)}")
+        raise SpecError(
+            f"{where}: [ablations] must be a table of variant = {{ key = value }}, found {_kind(v)}"
+        )
     base_keys = flatten(baseline)
     variants: dict[str, dict[str, Any]] = {BASELINE: {}}
     for name, override in v.items():
         section = f"[ablations] {name}"
         if name == BASELINE:
-            raise SpecError(f"{where}: {section}: 'baseline' is reserved for the baseline itself",
-                            hint="choose another variant name")
+            raise SpecError(
+                f"{where}: {section}: 'baseline' is reserved for the baseline itself",
+                hint="choose another variant name",
+            )
         if not _NAME_RE.match(name):
-            raise SpecError(f"{where}: {section}: invalid variant name", hint="use letters, digits, '_', '-', '.'")
+            raise SpecError(
+                f"{where}: {section}: invalid variant name",
+                hint="use letters, digits, '_', '-', '.'",
+            )
         if not isinstance(override, dict) or not override:
-            raise SpecError(f"{where}: {section} must be a non-empty table of overrides, found {_kind(override)}",
-                            hint=f'e.g. {name} = {{ dropout = 0.0 }}')
+            raise SpecError(
+                f"{where}: {section} must be a non-empty table of overrides, found {_kind(override)}",
+                hint=f"e.g. {name} = {{ dropout = 0.0 }}",
+            )
         flat = flatten(override)
         for key in flat:
             _check_key(key, base_keys, where, section)
@@ -230,30 +308,40 @@ def _design(v: Any, baseline: dict, where: str) -> DesignSpec:
             raise SpecError(f"{where}: [design] unknown key '{k}'", hint=did_you_mean(k, allowed))
     typ = v.get("type", "one-at-a-time")
     if typ not in DESIGN_TYPES:
-        raise SpecError(f"{where}: [design] type = {typ!r} is not a design",
-                        hint=did_you_mean(str(typ), DESIGN_TYPES) or f"choose one of {', '.join(DESIGN_TYPES)}")
+        raise SpecError(
+            f"{where}: [design] type = {typ!r} is not a design",
+            hint=did_you_mean(str(typ), DESIGN_TYPES) or f"choose one of {', '.join(DESIGN_TYPES)}",
+        )
     base_keys = flatten(baseline)
     factors: dict[str, tuple[Any, ...]] = {}
     if typ in ("factorial", "fractional"):
         raw_f = v.get("factors")
         if not isinstance(raw_f, dict) or not raw_f:
-            raise SpecError(f"{where}: [design] type = {typ!r} needs factors = {{ key = [level, ...], ... }}")
+            raise SpecError(
+                f"{where}: [design] type = {typ!r} needs factors = {{ key = [level, ...], ... }}"
+            )
         for key, levels in flatten(raw_f).items():
             _check_key(key, base_keys, where, "[design] factors")
             if not isinstance(levels, list) or len(levels) < 2:
-                raise SpecError(f"{where}: [design] factors.{key} = {levels!r}: expected a list of at least 2 levels")
+                raise SpecError(
+                    f"{where}: [design] factors.{key} = {levels!r}: expected a list of at least 2 levels"
+                )
             factors[key.lstrip("+")] = tuple(levels)
     resolution = v.get("resolution")
     if typ == "fractional":
         roman = {"III": 3, "IV": 4, "V": 5, 3: 3, 4: 4, 5: 5}
         if resolution not in roman:
-            raise SpecError(f"{where}: [design] resolution = {resolution!r}: expected \"III\", \"IV\" or \"V\"")
+            raise SpecError(
+                f'{where}: [design] resolution = {resolution!r}: expected "III", "IV" or "V"'
+            )
         resolution = roman[resolution]
     target: dict[str, Any] = {}
     if typ == "path":
         raw_t = v.get("target")
         if not isinstance(raw_t, dict) or not raw_t:
-            raise SpecError(f"{where}: [design] type = \"path\" needs target = {{ key = value, ... }}")
+            raise SpecError(
+                f'{where}: [design] type = "path" needs target = {{ key = value, ... }}'
+            )
         target = flatten(raw_t)
         for key in target:
             _check_key(key, base_keys, where, "[design] target")
@@ -265,8 +353,10 @@ def _run(v: Any, where: str) -> RunOptions:
         raise SpecError(f"{where}: [run] must be a table, found {_kind(v)}")
     for k in v:
         if k not in RUN_KEYS:
-            raise SpecError(f"{where}: [run] unknown key '{k}'",
-                            hint=did_you_mean(k, RUN_KEYS) or f"allowed: {', '.join(RUN_KEYS)}")
+            raise SpecError(
+                f"{where}: [run] unknown key '{k}'",
+                hint=did_you_mean(k, RUN_KEYS) or f"allowed: {', '.join(RUN_KEYS)}",
+            )
     kw: dict[str, Any] = {}
     if "timeout" in v:
         kw["timeout"] = parse_duration(v["timeout"], f"{where}: [run]")
@@ -276,24 +366,35 @@ def _run(v: Any, where: str) -> RunOptions:
         if key in v and key not in kw:
             x = v[key]
             if not isinstance(x, int) or isinstance(x, bool) or x < lo:
-                also = ' or "auto" (split compatible runs evenly over the workers)' if key == "batch" else ""
+                also = (
+                    ' or "auto" (split compatible runs evenly over the workers)'
+                    if key == "batch"
+                    else ""
+                )
                 raise SpecError(f"{where}: [run] {key} = {x!r}: expected an integer >= {lo}{also}")
             kw[key] = x
     for key in ("cpus", "gpus"):
         if key in v:
             x = v[key]
-            if not isinstance(x, (int, float)) or isinstance(x, bool) or x < 0 or not math.isfinite(x):
+            if (
+                not isinstance(x, (int, float))
+                or isinstance(x, bool)
+                or x < 0
+                or not math.isfinite(x)
+            ):
                 raise SpecError(f"{where}: [run] {key} = {x!r}: expected a non-negative number")
             kw[key] = float(x)
     if "deterministic" in v:
         d = v["deterministic"]
         if not (isinstance(d, bool) or d == "warn"):  # `in (True, False)` would accept 1 and 0.0
-            raise SpecError(f"{where}: [run] deterministic = {d!r}: expected true, false or \"warn\"")
+            raise SpecError(f'{where}: [run] deterministic = {d!r}: expected true, false or "warn"')
         kw["deterministic"] = d
     if "batch_by" in v:
         b = v["batch_by"]
         if not isinstance(b, list) or not all(isinstance(x, str) for x in b):
-            raise SpecError(f"{where}: [run] batch_by = {b!r}: expected a list of configuration keys")
+            raise SpecError(
+                f"{where}: [run] batch_by = {b!r}: expected a list of configuration keys"
+            )
         kw["batch_by"] = tuple(b)
     if "code" in v:
         c = v["code"]
@@ -305,13 +406,17 @@ def _run(v: Any, where: str) -> RunOptions:
 
 def _sensitivity(v: Any, baseline: dict, where: str) -> dict[str, tuple[Any, ...]]:
     if not isinstance(v, dict):
-        raise SpecError(f"{where}: [sensitivity] must be a table of key = [values], found {_kind(v)}")
+        raise SpecError(
+            f"{where}: [sensitivity] must be a table of key = [values], found {_kind(v)}"
+        )
     base_keys = flatten(baseline)
     out = {}
     for key, values in flatten(v).items():
         _check_key(key, base_keys, where, "[sensitivity]")
         if not isinstance(values, list) or not values:
-            raise SpecError(f"{where}: [sensitivity] {key} = {values!r}: expected a non-empty list of values")
+            raise SpecError(
+                f"{where}: [sensitivity] {key} = {values!r}: expected a non-empty list of values"
+            )
         out[key.lstrip("+")] = tuple(values)
     return out
 
@@ -323,6 +428,8 @@ def _check_distinct(spec: StudySpec, where: str) -> None:
     for name in spec.variants:
         blob = json.dumps(spec.resolved(name), sort_keys=True, default=str)
         if blob in seen:
-            raise SpecError(f"{where}: variant '{name}' has the same configuration as '{seen[blob]}'",
-                            hint="an ablation must change at least one value of the baseline")
+            raise SpecError(
+                f"{where}: variant '{name}' has the same configuration as '{seen[blob]}'",
+                hint="an ablation must change at least one value of the baseline",
+            )
         seen[blob] = name

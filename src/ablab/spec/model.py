@@ -37,9 +37,13 @@ class RunOptions:
     cpus: float = 1.0
     gpus: float = 0.0
     batch: int | Literal["auto"] | None = None  # "auto": ceil(compatible runs / workers) per batch
-    batch_by: tuple[str, ...] = ()  # config keys that must be equal within a batch (e.g. architecture)
+    batch_by: tuple[
+        str, ...
+    ] = ()  # config keys that must be equal within a batch (e.g. architecture)
     deterministic: bool | Literal["warn"] = True
-    code: tuple[str, ...] = ()  # extra paths (relative to the study file) whose code is fingerprinted
+    code: tuple[
+        str, ...
+    ] = ()  # extra paths (relative to the study file) whose code is fingerprinted
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,22 @@ from ablab.spec.model import StudySpec
 
 def spec_to_dict(spec: StudySpec) -> dict[str, Any]:
     """A JSON-ready dict in the study-file shape; ``parse_study`` reads it back."""
-    metrics = {m.name: (m.direction if m.reduce == "value" else {"direction": m.direction, "reduce": m.reduce})
-               for m in spec.metrics}
-    run = {k: (list(v) if isinstance(v, tuple) else v)
-           for k, v in dataclasses.asdict(spec.run).items()
-           if v is not None and v != () and not (k == "deterministic" and v is True)}
+    metrics = {
+        m.name: (
+            m.direction if m.reduce == "value" else {"direction": m.direction, "reduce": m.reduce}
+        )
+        for m in spec.metrics
+    }
+    run = {
+        k: (list(v) if isinstance(v, tuple) else v)
+        for k, v in dataclasses.asdict(spec.run).items()
+        if v is not None and v != () and not (k == "deterministic" and v is True)
+    }
     out: dict[str, Any] = {
-        "name": spec.name, "entry": spec.entry, "seeds": list(spec.seeds), "metrics": metrics,
+        "name": spec.name,
+        "entry": spec.entry,
+        "seeds": list(spec.seeds),
+        "metrics": metrics,
         "baseline": spec.baseline,
         "ablations": {k: v for k, v in spec.variants.items() if k != "baseline"},
         "run": run,

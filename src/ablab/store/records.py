@@ -9,18 +9,31 @@ from typing import Any
 from ablab.store.db import Store, _study_dict
 
 
-def add_verification(store: Store, run_id: int, kind: str, verdict: str, details: dict[str, Any],
-                     environment_id: int | None) -> None:
+def add_verification(
+    store: Store,
+    run_id: int,
+    kind: str,
+    verdict: str,
+    details: dict[str, Any],
+    environment_id: int | None,
+) -> None:
     with store.tx() as c:
-        c.execute("INSERT INTO verifications (run_id, kind, verdict, details, environment_id, created_at) "
-                  "VALUES (?, ?, ?, ?, ?, ?)",
-                  (run_id, kind, verdict, json.dumps(details, default=str), environment_id, time.time()))
+        c.execute(
+            "INSERT INTO verifications (run_id, kind, verdict, details, environment_id, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (run_id, kind, verdict, json.dumps(details, default=str), environment_id, time.time()),
+        )
 
 
-def verifications(store: Store, *, study_id: int | None = None, key: str | None = None) -> list[dict[str, Any]]:
+def verifications(
+    store: Store, *, study_id: int | None = None, key: str | None = None
+) -> list[dict[str, Any]]:
     """Verification records of one study or one run key, oldest first."""
-    sql = ("SELECT v.*, r.key, r.variant, r.seed FROM verifications v JOIN runs r ON r.id = v.run_id WHERE "
-           + ("r.study_id = ?" if study_id is not None else "r.key = ?") + " ORDER BY v.id")
+    sql = (
+        "SELECT v.*, r.key, r.variant, r.seed FROM verifications v JOIN runs r ON r.id = v.run_id WHERE "
+        + ("r.study_id = ?" if study_id is not None else "r.key = ?")
+        + " ORDER BY v.id"
+    )
     out = []
     for row in store.conn.execute(sql, (study_id if study_id is not None else key,)):
         d = dict(row)
@@ -29,8 +42,12 @@ def verifications(store: Store, *, study_id: int | None = None, key: str | None 
     return out
 
 
-def import_study(store: Store, study: dict[str, Any], environments: dict[str, dict[str, Any]],
-                 runs: list[dict[str, Any]]) -> dict[str, Any]:
+def import_study(
+    store: Store,
+    study: dict[str, Any],
+    environments: dict[str, dict[str, Any]],
+    runs: list[dict[str, Any]],
+) -> dict[str, Any]:
     """Load a study revision and its run records (as exported) in ONE transaction.
 
     ``environments``: hash -> environment dict; each run names its environment by hash.
@@ -42,45 +59,91 @@ def import_study(store: Store, study: dict[str, Any], environments: dict[str, di
     with store.tx() as c:
         env_ids: dict[str, int] = {}
         for h, env in environments.items():
-            c.execute("INSERT OR IGNORE INTO environments (hash, data) VALUES (?, ?)", (h, json.dumps(env)))
+            c.execute(
+                "INSERT OR IGNORE INTO environments (hash, data) VALUES (?, ?)",
+                (h, json.dumps(env)),
+            )
             env_ids[h] = c.execute("SELECT id FROM environments WHERE hash = ?", (h,)).fetchone()[0]
-        row = c.execute("SELECT * FROM studies WHERE name = ? AND revision = ?",
-                        (study["name"], study["revision"])).fetchone()
+        row = c.execute(
+            "SELECT * FROM studies WHERE name = ? AND revision = ?",
+            (study["name"], study["revision"]),
+        ).fetchone()
         if row is not None:
-            existing = {r[0] for r in c.execute("SELECT key FROM runs WHERE study_id = ?", (row["id"],))}
+            existing = {
+                r[0] for r in c.execute("SELECT key FROM runs WHERE study_id = ?", (row["id"],))
+            }
             if existing and existing != {r["key"] for r in runs}:
-                raise StoreError(f"the store already holds study '{study['name']}' revision "
-                                 f"'{study['revision']}' with other runs",
-                                 hint="import into another --store directory")
+                raise StoreError(
+                    f"the store already holds study '{study['name']}' revision "
+                    f"'{study['revision']}' with other runs",
+                    hint="import into another --store directory",
+                )
             study_id = row["id"]
         else:
-            cur = c.execute("INSERT INTO studies (name, revision, source, spec, code_digest, fingerprint, "
-                            "environment_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                            (study["name"], study["revision"], study.get("source"), json.dumps(study["spec"]),
-                             study["code_digest"], json.dumps(study["fingerprint"]),
-                             env_ids.get(study.get("environment_hash", "")), study["created_at"]))
+            cur = c.execute(
+                "INSERT INTO studies (name, revision, source, spec, code_digest, fingerprint, "
+                "environment_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    study["name"],
+                    study["revision"],
+                    study.get("source"),
+                    json.dumps(study["spec"]),
+                    study["code_digest"],
+                    json.dumps(study["fingerprint"]),
+                    env_ids.get(study.get("environment_hash", "")),
+                    study["created_at"],
+                ),
+            )
             study_id = cur.lastrowid
         for r in runs:
-            if c.execute("SELECT 1 FROM runs WHERE study_id = ? AND key = ?", (study_id, r["key"])).fetchone():
+            if c.execute(
+                "SELECT 1 FROM runs WHERE study_id = ? AND key = ?", (study_id, r["key"])
+            ).fetchone():
                 continue
             cur = c.execute(
                 "INSERT INTO runs (study_id, key, variant, seed, split_seed, sensitivity, config, status, "
                 "attempts, max_attempts, host, started_at, ended_at, wall_seconds, cpu_seconds, peak_rss_mb, "
                 "peak_gpu_mb, threads, code_digest, environment_id, error, traceback, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (study_id, r["key"], r["variant"], r["seed"], r.get("split_seed"), r.get("sensitivity"),
-                 json.dumps(r["config"], sort_keys=True), r["status"], r.get("attempts", 1), r.get("attempts", 1),
-                 r.get("host"), r.get("started_at"), r.get("ended_at"), r.get("wall_seconds"),
-                 r.get("cpu_seconds"), r.get("peak_rss_mb"), r.get("peak_gpu_mb"), r.get("threads"),
-                 r.get("code_digest"), env_ids.get(r.get("environment_hash") or ""), r.get("error"),
-                 r.get("traceback"), r.get("created_at") or time.time()))
+                (
+                    study_id,
+                    r["key"],
+                    r["variant"],
+                    r["seed"],
+                    r.get("split_seed"),
+                    r.get("sensitivity"),
+                    json.dumps(r["config"], sort_keys=True),
+                    r["status"],
+                    r.get("attempts", 1),
+                    r.get("attempts", 1),
+                    r.get("host"),
+                    r.get("started_at"),
+                    r.get("ended_at"),
+                    r.get("wall_seconds"),
+                    r.get("cpu_seconds"),
+                    r.get("peak_rss_mb"),
+                    r.get("peak_gpu_mb"),
+                    r.get("threads"),
+                    r.get("code_digest"),
+                    env_ids.get(r.get("environment_hash") or ""),
+                    r.get("error"),
+                    r.get("traceback"),
+                    r.get("created_at") or time.time(),
+                ),
+            )
             rid = cur.lastrowid
-            c.executemany("INSERT INTO metrics (run_id, name, value) VALUES (?, ?, ?)",
-                          [(rid, k, v) for k, v in r.get("metrics", {}).items()])
-            c.executemany("INSERT INTO series (run_id, name, step, value) VALUES (?, ?, ?, ?)",
-                          [(rid, n, s, v) for n, s, v in r.get("series", [])])
-            c.executemany("INSERT INTO data_hashes (run_id, name, kind, sha256) VALUES (?, ?, ?, ?)",
-                          [(rid, n, kd[0], kd[1]) for n, kd in r.get("data", {}).items()])
+            c.executemany(
+                "INSERT INTO metrics (run_id, name, value) VALUES (?, ?, ?)",
+                [(rid, k, v) for k, v in r.get("metrics", {}).items()],
+            )
+            c.executemany(
+                "INSERT INTO series (run_id, name, step, value) VALUES (?, ?, ?, ?)",
+                [(rid, n, s, v) for n, s, v in r.get("series", [])],
+            )
+            c.executemany(
+                "INSERT INTO data_hashes (run_id, name, kind, sha256) VALUES (?, ?, ?, ?)",
+                [(rid, n, kd[0], kd[1]) for n, kd in r.get("data", {}).items()],
+            )
         srow = c.execute("SELECT * FROM studies WHERE id = ?", (study_id,)).fetchone()
     return _study_dict(srow)
 
@@ -95,8 +158,11 @@ def environment_hash_of(store: Store, env_id: int | None) -> str | None:
 def run_artifacts(store: Store, study_id: int) -> dict[int, dict[str, str]]:
     """Run id -> {artifact name: absolute path} for every recorded artifact of a study's runs."""
     out: dict[int, dict[str, str]] = {}
-    for row in store.conn.execute("SELECT a.run_id, a.name, a.path FROM artifacts a JOIN runs r "
-                                  "ON r.id = a.run_id WHERE r.study_id = ?", (study_id,)):
+    for row in store.conn.execute(
+        "SELECT a.run_id, a.name, a.path FROM artifacts a JOIN runs r "
+        "ON r.id = a.run_id WHERE r.study_id = ?",
+        (study_id,),
+    ):
         out.setdefault(row[0], {})[row[1]] = store.artifact_path(row[2])
     return out
 
@@ -109,11 +175,19 @@ def attach_metrics(store: Store, metrics: dict[int, dict[str, float]]) -> None:
 
     from ablab.errors import StoreError
 
-    bad = [f"run {rid}: {k}={v}" for rid, m in metrics.items() for k, v in m.items()
-           if not math.isfinite(float(v))]
+    bad = [
+        f"run {rid}: {k}={v}"
+        for rid, m in metrics.items()
+        for k, v in m.items()
+        if not math.isfinite(float(v))
+    ]
     if bad:
-        raise StoreError(f"cannot record non-finite metric(s): {', '.join(bad[:5])}",
-                         hint="leave undefined values out")
+        raise StoreError(
+            f"cannot record non-finite metric(s): {', '.join(bad[:5])}",
+            hint="leave undefined values out",
+        )
     with store.tx() as c:
-        c.executemany("INSERT OR REPLACE INTO metrics (run_id, name, value) VALUES (?, ?, ?)",
-                      [(rid, k, float(v)) for rid, m in metrics.items() for k, v in m.items()])
+        c.executemany(
+            "INSERT OR REPLACE INTO metrics (run_id, name, value) VALUES (?, ?, ?)",
+            [(rid, k, float(v)) for rid, m in metrics.items() for k, v in m.items()],
+        )

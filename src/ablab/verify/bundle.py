@@ -38,7 +38,9 @@ def _sha(b: bytes) -> str:
     return hashlib.sha256(b).hexdigest()
 
 
-def export_bundle(spec: StudySpec, store: Store, out: Path, revision: str | None = None) -> dict[str, Any]:
+def export_bundle(
+    spec: StudySpec, store: Store, out: Path, revision: str | None = None
+) -> dict[str, Any]:
     """Write the bundle of ``spec``'s recorded study to ``out``; returns the manifest."""
     from ablab.api import current_plan
     from ablab.runtime.entry import entry_file
@@ -47,8 +49,10 @@ def export_bundle(spec: StudySpec, store: Store, out: Path, revision: str | None
 
     study = store.study(spec.name, revision)
     if study is None:
-        raise BundleError(f"{spec.label}: nothing recorded for study '{spec.name}' in {store.dir}",
-                          hint=f"run it first: ablab run {spec.source}")
+        raise BundleError(
+            f"{spec.label}: nothing recorded for study '{spec.name}' in {store.dir}",
+            hint=f"run it first: ablab run {spec.source}",
+        )
     files: dict[str, bytes] = {}
     root = spec.root
     if spec.source is not None:
@@ -68,31 +72,77 @@ def export_bundle(spec: StudySpec, store: Store, out: Path, revision: str | None
             continue  # code outside the study directory is recorded by hash only
         files[f"study/{rel}"] = f.read_bytes()
     plan = current_plan(spec, store, study["id"])
-    files["plan.json"] = _json([{"key": r.key, "variant": r.variant, "seed": r.seed, "split_seed": r.split_seed,
-                                 "sensitivity": r.sensitivity, "config": r.config} for r in plan.runs])
+    files["plan.json"] = _json(
+        [
+            {
+                "key": r.key,
+                "variant": r.variant,
+                "seed": r.seed,
+                "split_seed": r.split_seed,
+                "sensitivity": r.sensitivity,
+                "config": r.config,
+            }
+            for r in plan.runs
+        ]
+    )
     keys = {r.key for r in plan.runs}
     runs, envs = [], {}
     for row in store.runs(study["id"]):
         if row["key"] not in keys:
             continue
-        full = store.find_run(row["key"]) if row["status"] == "done" else {**row, "series": [], "data": {}}
+        full = (
+            store.find_run(row["key"])
+            if row["status"] == "done"
+            else {**row, "series": [], "data": {}}
+        )
         h = environment_hash_of(store, row["environment_id"])
         if h and h not in envs:
             envs[h] = store.environment(row["environment_id"])
-        runs.append({k: full.get(k) for k in (
-            "key", "variant", "seed", "split_seed", "sensitivity", "config", "status", "attempts", "host",
-            "started_at", "ended_at", "wall_seconds", "cpu_seconds", "peak_rss_mb", "peak_gpu_mb", "threads",
-            "code_digest", "error", "traceback", "created_at", "metrics", "series", "data")}
-            | {"environment_hash": h})
+        runs.append(
+            {
+                k: full.get(k)
+                for k in (
+                    "key",
+                    "variant",
+                    "seed",
+                    "split_seed",
+                    "sensitivity",
+                    "config",
+                    "status",
+                    "attempts",
+                    "host",
+                    "started_at",
+                    "ended_at",
+                    "wall_seconds",
+                    "cpu_seconds",
+                    "peak_rss_mb",
+                    "peak_gpu_mb",
+                    "threads",
+                    "code_digest",
+                    "error",
+                    "traceback",
+                    "created_at",
+                    "metrics",
+                    "series",
+                    "data",
+                )
+            }
+            | {"environment_hash": h}
+        )
     study_env_hash = environment_hash_of(store, study["environment_id"])
     if study_env_hash and study_env_hash not in envs:
         envs[study_env_hash] = store.environment(study["environment_id"])
-    study_rec = {k: study[k] for k in ("name", "revision", "spec", "code_digest", "fingerprint", "created_at")}
+    study_rec = {
+        k: study[k]
+        for k in ("name", "revision", "spec", "code_digest", "fingerprint", "created_at")
+    }
     study_rec["environment_hash"] = study_env_hash
     study_rec["source_name"] = spec.source.name if spec.source else None
     files["records.json"] = _json({"study": study_rec, "environments": envs, "runs": runs})
     env = envs.get(study_env_hash or "", {}) or {}
-    files["requirements.lock"] = "".join(f"{n}=={v}\n" for n, v in (env.get("packages") or {}).items()).encode()
+    files["requirements.lock"] = "".join(
+        f"{n}=={v}\n" for n, v in (env.get("packages") or {}).items()
+    ).encode()
     files["environment.json"] = _json({k: v for k, v in env.items() if k != "packages"})
     files["data_hashes.json"] = _json({r["key"]: r["data"] for r in runs if r.get("data")})
     files["runs.csv"] = _runs_csv(spec, runs)
@@ -100,9 +150,14 @@ def export_bundle(spec: StudySpec, store: Store, out: Path, revision: str | None
     if html is not None:
         files["report.html"] = html.encode()
     files["README.md"] = _readme(spec, study, runs, skipped).encode()
-    manifest = {"format": FORMAT, "version": VERSION, "study": spec.name, "revision": study["revision"],
-                "study_file": f"study/{spec.source.name}" if spec.source else None,
-                "files": {name: _sha(data) for name, data in sorted(files.items())}}
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "study": spec.name,
+        "revision": study["revision"],
+        "study_file": f"study/{spec.source.name}" if spec.source else None,
+        "files": {name: _sha(data) for name, data in sorted(files.items())},
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
@@ -123,17 +178,28 @@ def read_bundle(path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
     try:
         z = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as e:
-        raise BundleError(f"{path}: not a readable zip bundle ({e}); the file may be truncated or corrupt",
-                          hint="export it again with: ablab export STUDY_FILE -o FILE.zip") from None
+        raise BundleError(
+            f"{path}: not a readable zip bundle ({e}); the file may be truncated or corrupt",
+            hint="export it again with: ablab export STUDY_FILE -o FILE.zip",
+        ) from None
     with z:
         names = z.namelist()
         for n in names:
             p = PurePosixPath(n)
-            if n.startswith("/") or "\\" in n or ".." in p.parts or (p.parts and p.parts[0].endswith(":")):
-                raise BundleError(f"{path}: unsafe path '{n}' in the bundle (it escapes the bundle's root)",
-                                  hint="do not use this bundle; it was not written by ablab export")
+            if (
+                n.startswith("/")
+                or "\\" in n
+                or ".." in p.parts
+                or (p.parts and p.parts[0].endswith(":"))
+            ):
+                raise BundleError(
+                    f"{path}: unsafe path '{n}' in the bundle (it escapes the bundle's root)",
+                    hint="do not use this bundle; it was not written by ablab export",
+                )
         if sum(i.file_size for i in z.infolist()) > MAX_BUNDLE_BYTES:
-            raise BundleError(f"{path}: the bundle unpacks to more than {MAX_BUNDLE_BYTES // 2**30} GiB")
+            raise BundleError(
+                f"{path}: the bundle unpacks to more than {MAX_BUNDLE_BYTES // 2**30} GiB"
+            )
         try:
             bad = z.testzip()
         except (zipfile.BadZipFile, OSError, EOFError) as e:
@@ -146,27 +212,41 @@ def read_bundle(path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
             manifest = json.loads(z.read("MANIFEST.json"))
         except ValueError as e:
             raise BundleError(f"{path}: MANIFEST.json is not valid JSON ({e})") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(manifest.get("files"), dict):
+        if (
+            not isinstance(manifest, dict)
+            or manifest.get("format") != FORMAT
+            or not isinstance(manifest.get("files"), dict)
+        ):
             raise BundleError(f"{path}: MANIFEST.json does not describe an ablab bundle")
         if manifest.get("version", 0) > VERSION:
-            raise BundleError(f"{path}: bundle version {manifest.get('version')} is newer than this ablab reads",
-                              hint="upgrade ablab")
+            raise BundleError(
+                f"{path}: bundle version {manifest.get('version')} is newer than this ablab reads",
+                hint="upgrade ablab",
+            )
         files: dict[str, bytes] = {}
         for name, digest in manifest["files"].items():
             if name not in names:
-                raise BundleError(f"{path}: '{name}' is listed in the manifest but missing from the bundle")
+                raise BundleError(
+                    f"{path}: '{name}' is listed in the manifest but missing from the bundle"
+                )
             data = z.read(name)
             if _sha(data) != digest:
-                raise BundleError(f"{path}: hash mismatch for '{name}': the bundle was modified after export")
+                raise BundleError(
+                    f"{path}: hash mismatch for '{name}': the bundle was modified after export"
+                )
             files[name] = data
         extra = set(names) - set(manifest["files"]) - {"MANIFEST.json"}
         if extra:
-            raise BundleError(f"{path}: files not listed in the manifest: {', '.join(sorted(extra)[:5])}")
+            raise BundleError(
+                f"{path}: files not listed in the manifest: {', '.join(sorted(extra)[:5])}"
+            )
     for required in ("records.json", "plan.json"):
         if required not in files:
             raise BundleError(f"{path}: the bundle has no {required}")
     if manifest.get("study_file") and manifest["study_file"] not in files:
-        raise BundleError(f"{path}: the study file '{manifest['study_file']}' is missing from the bundle")
+        raise BundleError(
+            f"{path}: the study file '{manifest['study_file']}' is missing from the bundle"
+        )
     return manifest, files
 
 
@@ -188,12 +268,12 @@ def extract_study(files: dict[str, bytes], manifest: dict[str, Any], dest: Path)
     """Write the bundle's study directory under ``dest``; returns the study file's path."""
     for name, data in files.items():
         if name.startswith("study/"):
-            p = dest / name[len("study/"):]
+            p = dest / name[len("study/") :]
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_bytes(data)
     if not manifest.get("study_file"):
         raise BundleError("the bundle carries no study file, so its runs cannot be re-executed")
-    return dest / manifest["study_file"][len("study/"):]
+    return dest / manifest["study_file"][len("study/") :]
 
 
 def _json(obj: Any) -> bytes:
@@ -208,8 +288,16 @@ def _runs_csv(spec: StudySpec, runs: list[dict[str, Any]]) -> bytes:
     w = csv.writer(buf)
     w.writerow(["key", "variant", "seed", "status", *names, "wall_seconds"])
     for r in runs:
-        w.writerow([r["key"], r["variant"], r["seed"], r["status"],
-                    *((r.get("metrics") or {}).get(m, "") for m in names), r.get("wall_seconds") or ""])
+        w.writerow(
+            [
+                r["key"],
+                r["variant"],
+                r["seed"],
+                r["status"],
+                *((r.get("metrics") or {}).get(m, "") for m in names),
+                r.get("wall_seconds") or "",
+            ]
+        )
     return buf.getvalue().encode()
 
 
@@ -221,19 +309,35 @@ def _report_html(spec: StudySpec, store: Store) -> str | None:
         res = load_results(spec, store)
         if not (res.runs["status"] == "done").any():
             return None
-        return render(analyze_results(res), "html", runs=res.runs, series=res.series, provenance=res.provenance)
-    except Exception:  # the report is a convenience of the bundle, never a reason to fail the export
+        return render(
+            analyze_results(res),
+            "html",
+            runs=res.runs,
+            series=res.series,
+            provenance=res.provenance,
+        )
+    except (
+        Exception
+    ):  # the report is a convenience of the bundle, never a reason to fail the export
         return None
 
 
-def _readme(spec: StudySpec, study: dict[str, Any], runs: list[dict[str, Any]], skipped: list[str]) -> str:
+def _readme(
+    spec: StudySpec, study: dict[str, Any], runs: list[dict[str, Any]], skipped: list[str]
+) -> str:
     done = sum(r["status"] == "done" for r in runs)
-    left_out = ("\nFiles of the study directory left out (too large; their hashes are in `data_hashes.json` "
-                "when the runs tracked them): " + ", ".join(skipped) + "\n") if skipped else ""
+    left_out = (
+        (
+            "\nFiles of the study directory left out (too large; their hashes are in `data_hashes.json` "
+            "when the runs tracked them): " + ", ".join(skipped) + "\n"
+        )
+        if skipped
+        else ""
+    )
     name = spec.source.name if spec.source else "study.toml"
     return f"""# {spec.name}: an ablab study bundle
 
-Revision `{study['revision']}`, {done} of {len(runs)} runs done, exported by ablab.
+Revision `{study["revision"]}`, {done} of {len(runs)} runs done, exported by ablab.
 
 ## What is inside
 - `study/` — the study file (`{name}`) and its code

@@ -24,22 +24,33 @@ def _close(a: float, b: float, rtol: float, atol: float) -> bool:
     return math.isclose(a, b, rel_tol=rtol, abs_tol=atol) or (math.isnan(a) and math.isnan(b))
 
 
-def compare_metrics(old: dict[str, float], new: dict[str, float], rtol: float, atol: float) -> dict[str, Any]:
+def compare_metrics(
+    old: dict[str, float], new: dict[str, float], rtol: float, atol: float
+) -> dict[str, Any]:
     rows = []
     for name in sorted(set(old) | set(new)):
         a, b = old.get(name), new.get(name)
         if a is None or b is None:
             rows.append({"metric": name, "recorded": a, "rerun": b, "status": "missing"})
             continue
-        status = "identical" if a == b or (math.isnan(a) and math.isnan(b)) else (
-            "within tolerance" if _close(a, b, rtol, atol) else "differs")
-        rows.append({"metric": name, "recorded": a, "rerun": b, "abs_diff": abs(a - b), "status": status})
-    return {"rows": rows, "identical": all(r["status"] == "identical" for r in rows),
-            "within": all(r["status"] in ("identical", "within tolerance") for r in rows)}
+        status = (
+            "identical"
+            if a == b or (math.isnan(a) and math.isnan(b))
+            else ("within tolerance" if _close(a, b, rtol, atol) else "differs")
+        )
+        rows.append(
+            {"metric": name, "recorded": a, "rerun": b, "abs_diff": abs(a - b), "status": status}
+        )
+    return {
+        "rows": rows,
+        "identical": all(r["status"] == "identical" for r in rows),
+        "within": all(r["status"] in ("identical", "within tolerance") for r in rows),
+    }
 
 
-def compare_series(old: list[tuple[str, int, float]], new: list[tuple[str, int, float]], rtol: float,
-                   atol: float) -> dict[str, Any]:
+def compare_series(
+    old: list[tuple[str, int, float]], new: list[tuple[str, int, float]], rtol: float, atol: float
+) -> dict[str, Any]:
     """Series equal point by point; reports the first (name, step) that differs."""
     a = {(n, s): v for n, s, v in old}
     b = {(n, s): v for n, s, v in new}
@@ -60,7 +71,11 @@ def compare_series(old: list[tuple[str, int, float]], new: list[tuple[str, int, 
 
 def compare_data(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     changed = sorted(n for n in set(old) & set(new) if tuple(old[n])[1] != tuple(new[n])[1])
-    return {"changed": changed, "missing": sorted(set(old) - set(new)), "added": sorted(set(new) - set(old))}
+    return {
+        "changed": changed,
+        "missing": sorted(set(old) - set(new)),
+        "added": sorted(set(new) - set(old)),
+    }
 
 
 def compare_environment(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
@@ -71,12 +86,18 @@ def compare_environment(old: dict[str, Any] | None, new: dict[str, Any]) -> dict
     for k in ("python", "implementation", "platform", "machine", "cpu", "torch"):
         if old.get(k) != new.get(k):
             diffs.append({"what": k, "recorded": old.get(k), "now": new.get(k)})
-    if [g.get("name") for g in old.get("gpus") or []] != [g.get("name") for g in new.get("gpus") or []] or \
-            [g.get("driver") for g in old.get("gpus") or []] != [g.get("driver") for g in new.get("gpus") or []]:
+    if [g.get("name") for g in old.get("gpus") or []] != [
+        g.get("name") for g in new.get("gpus") or []
+    ] or [g.get("driver") for g in old.get("gpus") or []] != [
+        g.get("driver") for g in new.get("gpus") or []
+    ]:
         diffs.append({"what": "gpus", "recorded": old.get("gpus"), "now": new.get("gpus")})
     po, pn = old.get("packages") or {}, new.get("packages") or {}
-    pk = [{"package": p, "recorded": po.get(p), "now": pn.get(p)}
-          for p in sorted(set(po) | set(pn), key=str.lower) if po.get(p) != pn.get(p)]
+    pk = [
+        {"package": p, "recorded": po.get(p), "now": pn.get(p)}
+        for p in sorted(set(po) | set(pn), key=str.lower)
+        if po.get(p) != pn.get(p)
+    ]
     return {"known": True, "differences": diffs, "packages": pk}
 
 
@@ -88,7 +109,9 @@ def verdict(metrics: dict[str, Any], series: dict[str, Any]) -> str:
     return DIFFERS
 
 
-def likely_causes(v: str, data: dict[str, Any], code_changed: bool, env: dict[str, Any]) -> list[str]:
+def likely_causes(
+    v: str, data: dict[str, Any], code_changed: bool, env: dict[str, Any]
+) -> list[str]:
     """Most likely causes of a difference, most specific first."""
     if v != DIFFERS:
         return []
@@ -98,7 +121,9 @@ def likely_causes(v: str, data: dict[str, Any], code_changed: bool, env: dict[st
     if code_changed:
         causes.append("code changed since the run was recorded")
     if env.get("differences") or env.get("packages"):
-        what = [d["what"] for d in env.get("differences", [])] + [p["package"] for p in env.get("packages", [])[:5]]
+        what = [d["what"] for d in env.get("differences", [])] + [
+            p["package"] for p in env.get("packages", [])[:5]
+        ]
         causes.append("environment drift: " + ", ".join(what))
     if not causes:
         causes.append("non-determinism: same code, data and environment gave different numbers")

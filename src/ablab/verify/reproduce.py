@@ -45,8 +45,15 @@ def spec_of_study(study: dict[str, Any], source: Path | None = None) -> StudySpe
     return parse_study(study["spec"], source=src)
 
 
-def select_runs(store: Store, study: dict[str, Any], *, variant: str | None = None, seed: int | None = None,
-                sample: int | None = None, sample_seed: int = 0) -> list[dict[str, Any]]:
+def select_runs(
+    store: Store,
+    study: dict[str, Any],
+    *,
+    variant: str | None = None,
+    seed: int | None = None,
+    sample: int | None = None,
+    sample_seed: int = 0,
+) -> list[dict[str, Any]]:
     """Done runs to verify: all matching ``variant``/``seed``, or ``sample`` of them drawn
     reproducibly (one per variant first when ``sample`` allows, then at random)."""
     done = [r for r in store.runs(study["id"]) if r["status"] == "done"]
@@ -55,16 +62,23 @@ def select_runs(store: Store, study: dict[str, Any], *, variant: str | None = No
         if variant not in variants:
             from ablab.errors import did_you_mean
 
-            raise AblabError(f"study '{study['name']}' has no done run of variant '{variant}'",
-                             hint=did_you_mean(variant, variants) or f"variants with done runs: {', '.join(variants)}")
+            raise AblabError(
+                f"study '{study['name']}' has no done run of variant '{variant}'",
+                hint=did_you_mean(variant, variants)
+                or f"variants with done runs: {', '.join(variants)}",
+            )
         done = [r for r in done if r["variant"] == variant]
     if seed is not None:
         done = [r for r in done if r["seed"] == seed]
         if not done:
-            raise AblabError(f"study '{study['name']}' has no done run with seed {seed}"
-                             + (f" for variant '{variant}'" if variant else ""))
+            raise AblabError(
+                f"study '{study['name']}' has no done run with seed {seed}"
+                + (f" for variant '{variant}'" if variant else "")
+            )
     if not done:
-        raise StoreError(f"study '{study['name']}' has no done runs to reproduce", hint="run the study first")
+        raise StoreError(
+            f"study '{study['name']}' has no done runs to reproduce", hint="run the study first"
+        )
     if sample is None or sample >= len(done):
         return done
     if sample < 1:
@@ -81,8 +95,16 @@ def select_runs(store: Store, study: dict[str, Any], *, variant: str | None = No
     return sorted(picked, key=lambda r: r["id"])
 
 
-def reproduce(store: Store, spec: StudySpec, runs: list[dict[str, Any]], *, rtol: float = 0.0, atol: float = 0.0,
-              jobs: int = 1, record: bool = True) -> list[Verification]:
+def reproduce(
+    store: Store,
+    spec: StudySpec,
+    runs: list[dict[str, Any]],
+    *,
+    rtol: float = 0.0,
+    atol: float = 0.0,
+    jobs: int = 1,
+    record: bool = True,
+) -> list[Verification]:
     """Re-execute ``runs`` with their recorded config and seed in fresh workers, into a scratch
     folder (never the original run's), compare, and record a verification per run."""
     from ablab.execute.engine import build_task
@@ -99,13 +121,23 @@ def reproduce(store: Store, spec: StudySpec, runs: list[dict[str, Any]], *, rtol
     outcomes = execute_tasks(tasks, slots=jobs)
     env_now = environment(spec.root)
     env_id = store.environment_id(env_now, environment_hash(env_now))
-    code_now = code_fingerprint(spec.root, spec.run.code, entry_file(spec.entry, spec.root))["digest"]
+    code_now = code_fingerprint(spec.root, spec.run.code, entry_file(spec.entry, spec.root))[
+        "digest"
+    ]
     results = []
     for r, out in zip(runs, outcomes, strict=True):
         full = store.find_run(r["key"])
-        post = {m.name for m in spec.metrics if m.reduce == "post"}  # attached after the run, not re-run
-        details = _compare({**full, "metrics": {k: v for k, v in full["metrics"].items() if k not in post}},
-                           out, rtol, atol, env_now, code_now)
+        post = {
+            m.name for m in spec.metrics if m.reduce == "post"
+        }  # attached after the run, not re-run
+        details = _compare(
+            {**full, "metrics": {k: v for k, v in full["metrics"].items() if k not in post}},
+            out,
+            rtol,
+            atol,
+            env_now,
+            code_now,
+        )
         details["scratch_dir"] = str(scratch / r["key"])
         v = Verification(r["key"], r["variant"], r["seed"], details["verdict"], details)
         if record:
@@ -114,11 +146,23 @@ def reproduce(store: Store, spec: StudySpec, runs: list[dict[str, Any]], *, rtol
     return results
 
 
-def _compare(full: dict[str, Any], out: dict[str, Any], rtol: float, atol: float, env_now: dict[str, Any],
-             code_now: str) -> dict[str, Any]:
+def _compare(
+    full: dict[str, Any],
+    out: dict[str, Any],
+    rtol: float,
+    atol: float,
+    env_now: dict[str, Any],
+    code_now: str,
+) -> dict[str, Any]:
     if out["status"] != "done":
-        return {"verdict": DIFFERS, "error": out["error"], "traceback": out.get("traceback"),
-                "causes": ["the re-run failed: " + str(out["error"])], "rtol": rtol, "atol": atol}
+        return {
+            "verdict": DIFFERS,
+            "error": out["error"],
+            "traceback": out.get("traceback"),
+            "causes": ["the re-run failed: " + str(out["error"])],
+            "rtol": rtol,
+            "atol": atol,
+        }
     m = compare_metrics(full["metrics"], out["metrics"], rtol, atol)
     s = compare_series(full["series"], [tuple(x) for x in out["series"]], rtol, atol)
     d = compare_data(full["data"], out["data"])
@@ -127,9 +171,17 @@ def _compare(full: dict[str, Any], out: dict[str, Any], rtol: float, atol: float
     v = verdict(m, s)
     if v != DIFFERS and (d["changed"] or d["missing"]):
         v = DIFFERS
-    return {"verdict": v, "metrics": m, "series": s, "data": d, "environment": e,
-            "code": {"recorded": full.get("code_digest"), "now": code_now, "changed": code_changed},
-            "causes": likely_causes(v, d, code_changed, e), "rtol": rtol, "atol": atol}
+    return {
+        "verdict": v,
+        "metrics": m,
+        "series": s,
+        "data": d,
+        "environment": e,
+        "code": {"recorded": full.get("code_digest"), "now": code_now, "changed": code_changed},
+        "causes": likely_causes(v, d, code_changed, e),
+        "rtol": rtol,
+        "atol": atol,
+    }
 
 
 def check_determinism(spec: StudySpec, variant: str, seed: int, scratch: Path) -> dict[str, Any]:
@@ -139,27 +191,53 @@ def check_determinism(spec: StudySpec, variant: str, seed: int, scratch: Path) -
     from ablab.plan.designs_bridge import plan_for
 
     plan = plan_for(spec)
-    match = [r for r in plan.runs if r.variant == variant and r.seed == seed and r.sensitivity is None]
+    match = [
+        r for r in plan.runs if r.variant == variant and r.seed == seed and r.sensitivity is None
+    ]
     if not match:
         from ablab.errors import did_you_mean
 
         variants = plan.variants()
-        raise AblabError(f"{spec.label}: no run of variant '{variant}' with seed {seed}",
-                         hint=did_you_mean(variant, variants) or f"variants: {', '.join(variants)}; "
-                                                                 f"seeds: {list(spec.seeds)}")
+        raise AblabError(
+            f"{spec.label}: no run of variant '{variant}' with seed {seed}",
+            hint=did_you_mean(variant, variants)
+            or f"variants: {', '.join(variants)}; seeds: {list(spec.seeds)}",
+        )
     r = match[0]
-    row = {"key": r.key, "variant": r.variant, "seed": r.seed, "split_seed": r.split_seed,
-           "config": r.config, "attempts": 1}
+    row = {
+        "key": r.key,
+        "variant": r.variant,
+        "seed": r.seed,
+        "split_seed": r.split_seed,
+        "config": r.config,
+        "attempts": 1,
+    }
     outs = [execute_tasks([build_task(spec, row, scratch / f"{r.key}-{i}")])[0] for i in (1, 2)]
     failed = [o for o in outs if o["status"] != "done"]
     if failed:
-        return {"key": r.key, "variant": variant, "seed": seed, "deterministic": False,
-                "error": failed[0]["error"], "traceback": failed[0].get("traceback")}
+        return {
+            "key": r.key,
+            "variant": variant,
+            "seed": seed,
+            "deterministic": False,
+            "error": failed[0]["error"],
+            "traceback": failed[0].get("traceback"),
+        }
     m = compare_metrics(outs[0]["metrics"], outs[1]["metrics"], 0.0, 0.0)
-    s = compare_series([tuple(x) for x in outs[0]["series"]], [tuple(x) for x in outs[1]["series"]], 0.0, 0.0)
+    s = compare_series(
+        [tuple(x) for x in outs[0]["series"]], [tuple(x) for x in outs[1]["series"]], 0.0, 0.0
+    )
     ok = m["identical"] and s["identical"]
     first_metric = next((row for row in m["rows"] if row["status"] != "identical"), None)
-    return {"key": r.key, "variant": variant, "seed": seed, "deterministic": ok,
-            "verdict": BIT_IDENTICAL if ok else DIFFERS, "metrics": m, "series": s,
-            "first_metric": first_metric, "first_series_point": s["first_difference"],
-            "checklist": [] if ok else DETERMINISM_CHECKLIST}
+    return {
+        "key": r.key,
+        "variant": variant,
+        "seed": seed,
+        "deterministic": ok,
+        "verdict": BIT_IDENTICAL if ok else DIFFERS,
+        "metrics": m,
+        "series": s,
+        "first_metric": first_metric,
+        "first_series_point": s["first_difference"],
+        "checklist": [] if ok else DETERMINISM_CHECKLIST,
+    }
