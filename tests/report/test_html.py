@@ -73,3 +73,26 @@ def test_minimal_result_renders_without_extras(study):
     html = render(study["result"], "html")
     assert '<section id="seeds">' not in html and '<section id="provenance">' not in html
     assert "not recorded" in html  # checklist says what is missing
+
+
+def test_provenance_reads_like_a_record(study):
+    """Timestamps in ISO 8601, the command as a shell command, no 'None' for a missing git
+    state, the package list folded away, mean runtime from the recorded wall time, counts
+    with thousands separators (issue 16)."""
+    from ablab.report._fmt import num
+
+    runs = study["runs"].rename(columns={"wall_s": "wall_seconds"})
+    prov = {
+        "python": "3.11.7",
+        "recorded_at": 1796220278.97,
+        "command": ["/x/.venv/bin/ablab", "run", "my study.toml"],
+        "git": None,
+        "packages": {f"pkg{i}": f"1.{i}" for i in range(104)},
+    }
+    html = render(study["result"], "html", runs=runs, provenance=prov)
+    assert "2026-12-02T" in html and "1.7962e+09" not in html
+    assert "ablab run &#x27;my study.toml&#x27;" in html
+    assert "not a git repository" in html and ">None<" not in html
+    assert "<details><summary>104 installed packages</summary>" in html
+    assert "not recorded" not in html.split("Mean runtime per run", 1)[1][:200]
+    assert num(205_000.0) == "205,000" and num(3.0) == "3" and num(0.12345) == "0.1235"

@@ -21,6 +21,8 @@ def num(x: Any, digits: int = 4) -> str:
         return DASH
     if x == 0:
         return "0"
+    if float(x).is_integer() and abs(x) < 1e15:
+        return f"{int(x):,}"  # counts (parameters, examples): 205,000, never 2.05e+05
     if abs(x) >= 1e5 or abs(x) < 1e-4:
         return f"{x:.{max(digits - 2, 1)}e}"
     return f"{x:.{digits}g}"

@@ -12,6 +12,7 @@ from ablab.report._fmt import DASH, config_diff, finite, num, pval, signed
 from ablab.report.html_parts import Cell, esc, mapping_html, ncell, table, tcell
 
 RUNTIME_KEYS = (
+    "wall_seconds",  # what the store records per run
     "wall_time_s",
     "wall_s",
     "duration_s",
@@ -334,7 +335,7 @@ def checklist_section(result: Mapping[str, Any], runs, provenance: Mapping[str, 
     items.append(
         (
             "Code version (git)",
-            esc(git)
+            esc(git or "not a git repository")
             if not isinstance(git, Mapping)
             else ", ".join(f"{esc(k)}: {esc(v)}" for k, v in git.items()),
             bool(git),
@@ -363,11 +364,51 @@ def checklist_section(result: Mapping[str, Any], runs, provenance: Mapping[str, 
     return table(["", "item", "details"], rows, tid="checklist-table")
 
 
+def iso_time(t: Any) -> str:
+    """A Unix timestamp as ISO 8601 in UTC (``2026-12-02T14:03:11Z``)."""
+    import datetime as dt
+
+    try:
+        return dt.datetime.fromtimestamp(float(t), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (TypeError, ValueError, OverflowError, OSError):
+        return str(t)
+
+
+def shell_command(argv: Any) -> str:
+    """The recorded ``sys.argv`` as the shell command that would repeat it."""
+    import shlex
+
+    if isinstance(argv, list | tuple):
+        parts = [str(a) for a in argv]
+        if parts:
+            parts[0] = parts[0].rsplit("/", 1)[-1]  # "/path/.venv/bin/ablab" -> "ablab"
+        return shlex.join(parts)
+    return str(argv)
+
+
 def provenance_section(provenance: Mapping[str, Any]) -> str:
+    """Provenance as a key/value table: timestamps in ISO 8601, the command as a shell command,
+    "not a git repository" for a missing git state, the package list collapsed."""
     prov = dict(provenance)
     out = []
     res = prov.pop("resources", None)
+    packages = prov.pop("packages", None)
+    for k in ("recorded_at", "created_at"):
+        if finite(prov.get(k)):
+            prov[k] = iso_time(prov[k])
+    if "command" in prov:
+        prov["command"] = shell_command(prov["command"])
+    if "git" in prov and not prov["git"]:
+        prov["git"] = "not a git repository"
     out.append(mapping_html(prov))
+    if packages:
+        items = packages.items() if isinstance(packages, Mapping) else enumerate(packages)
+        rows = [[tcell(k), tcell(v)] for k, v in items]
+        out.append(
+            f"<details><summary>{len(rows)} installed packages</summary>"
+            + table(["package", "version"], rows, sortable=True, tid="packages-table")
+            + "</details>"
+        )
     if res:
         entries = list(res.items()) if isinstance(res, Mapping) else list(enumerate(res))
         fields = list(
