@@ -96,3 +96,24 @@ def test_provenance_reads_like_a_record(study):
     assert "<details><summary>104 installed packages</summary>" in html
     assert "not recorded" not in html.split("Mean runtime per run", 1)[1][:200]
     assert num(205_000.0) == "205,000" and num(3.0) == "3" and num(0.12345) == "0.1235"
+
+
+def test_plots_keep_ticks_apart_and_legends_off_the_data(study):
+    """Forest plot: at most 6 x ticks (long labels never overlap); learning curves: the legend
+    sits right of the axes, outside the data area (issue 16)."""
+    from ablab.report import plots
+
+    fig = plots.forest_plot(study["result"], "acc")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()
+    ax = fig.axes[0]
+    assert len(ax.get_xticks()) <= 7
+    boxes = [t.get_window_extent() for t in ax.get_xticklabels() if t.get_text()]
+    assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:], strict=False))
+    assert "vs the baseline" in ax.get_xlabel()
+    fig = plots.learning_curves(study["series"], study["result"], "val_acc")
+    FigureCanvasAgg(fig).draw()
+    ax = fig.axes[0]
+    legend = ax.get_legend().get_window_extent()
+    assert legend.x0 >= ax.get_window_extent().x1

@@ -84,9 +84,23 @@ def forest_plot(result: Mapping[str, Any], metric: str) -> Any:
         ax.plot([c["delta"]], [y], "o", color=col, ms=6)
     ax.axvline(0, color="#24292f", lw=0.8, ls="--")
     ax.set_yticks(ys, [label(n) for n, _ in items])
-    ax.set_xlabel(label(f"Δ {metric} vs baseline ({result.get('baseline')})", 80))
+    base = result.get("baseline")
+    ax.set_xlabel(
+        label(f"Δ {metric} vs " + ("the baseline" if base == "baseline" else f"'{base}'"), 80)
+    )
+    _sparse_ticks(ax)
     ax.grid(axis="x", alpha=0.3)
     return fig
+
+
+def _sparse_ticks(ax, nbins: int = 5) -> None:
+    """At most ``nbins`` x ticks with a shared offset, so long tick labels never overlap."""
+    from matplotlib.ticker import MaxNLocator, ScalarFormatter
+
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=nbins))
+    fmt = ScalarFormatter(useOffset=True)
+    fmt.set_powerlimits((-3, 4))
+    ax.xaxis.set_major_formatter(fmt)
 
 
 def strip_plot(runs, result: Mapping[str, Any], metric: str, max_points: int = 400) -> Any:
@@ -130,6 +144,7 @@ def strip_plot(runs, result: Mapping[str, Any], metric: str, max_points: int = 4
         ax.plot([vals.mean()] * 2, [y - 0.35, y + 0.35], color="black", lw=2)
     ax.set_yticks(ys, [label(n) for n in names])
     ax.set_xlabel(label(metric, 80))
+    _sparse_ticks(ax)
     ax.grid(axis="x", alpha=0.3)
     return fig
 
@@ -159,7 +174,8 @@ def learning_curves(series, result: Mapping[str, Any], name: str, max_variants: 
         return None
     ax.set_xlabel("step")
     ax.set_ylabel(label(name, 60))
-    ax.legend(fontsize=8, loc="best")
+    # beside the axes, never over the curves (bbox_inches="tight" keeps it in the SVG)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     ax.grid(alpha=0.3)
     return fig
 
