@@ -234,9 +234,8 @@ def analyze(
             metric=primary,
             direction=decls[primary][0],
             baseline=baseline,
+            design_info=design_info,
         )
-        if design_info:
-            result["effects"]["design"] = dict(design_info)
     if sensitivity:
         from ablab.analysis.sensitivity import sensitivity_report
 

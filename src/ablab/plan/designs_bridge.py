@@ -40,6 +40,33 @@ def design_configs(spec: StudySpec) -> dict[str, dict[str, Any]]:
     return configs
 
 
+def design_info(spec: StudySpec) -> dict[str, Any] | None:
+    """The planned design as the report carries it (``effects.design``): for a fractional
+    design its generators, defining relation, resolution and alias chains
+    (``FractionalDesign.to_dict()``, which says when the full factorial was run because no
+    fraction of the requested resolution exists); for a factorial design that it is full."""
+    from ablab.plan.designs import fractional_factorial
+
+    d = spec.design
+    if d.type == "fractional":
+        return fractional_factorial(d.factors, d.resolution or 4).to_dict()
+    if d.type == "factorial":
+        runs = 1
+        for levels in d.factors.values():
+            runs *= len(levels)
+        return {
+            "type": "full factorial",
+            "runs": runs,
+            "resolution": None,
+            "resolution_roman": "full",
+            "generators": [],
+            "defining_relation": [],
+            "alias_chains": [],
+            "note": "full factorial: every cell is planned, nothing aliased",
+        }
+    return None
+
+
 def reference_variant(spec: StudySpec) -> str:
     """The variant others are compared with: ``baseline``, or the first cell of a design that
     does not contain the baseline configuration."""
