@@ -137,7 +137,8 @@ def effects_section(effects: Mapping[str, Any], page) -> str:
         figs = [
             page.fig(
                 plots.interaction_plot(effects, i["factors"]),
-                f"interaction {i.get('chain') or ':'.join(i['factors'])}",
+                f"interaction of {i['factors'][0]} and {i['factors'][1]}"
+                + (f" (alias chain {i.get('chain')})" if i.get("aliased") else ""),
             )
             for i in top
         ]
