@@ -270,3 +270,11 @@ def test_shapley_predicts_a_missing_cell_only_under_a_stated_model():
     # the three-way term lost a cell: partially confounded, named, not silently dropped
     abc = e["model"]
     assert "a:b:c" not in abc["terms"]
+
+
+def test_pooling_on_request_is_labelled():
+    factors = {c: [0, 1] for c in "abc"}
+    runs, configs = factorial_runs(factors, lambda c: c["a"], n_seeds=3)
+    m = _analyze(runs, configs, factors, design_info={"max_order": 2})["effects"]["model"]
+    assert m["pooled"] == ["a:b:c"] and "on request" in m["pooled_reason"]
+    assert m["residual_df"] == 24 - 7 and "a:b:c" not in m["terms"]

@@ -157,3 +157,34 @@ def test_full_factorial_fallback_says_so():
     assert info["requested_resolution"] == 5 and "no 2^(3-p) fraction" in info["note"]
     assert info["alias_chains"] == [] and info["defining_relation"] == []
     assert not fractional_factorial({c: [0, 1] for c in "abcd"}, "IV").full
+
+
+def _factorial_spec(**design):
+    from ablab.spec import parse_study
+
+    raw = {
+        "name": "f",
+        "entry": "m:f",
+        "seeds": 2,
+        "metrics": {"acc": "max"},
+        "baseline": {"a": 0, "b": 0, "c": 0},
+        "design": {"factors": {"a": [0, 1], "b": [0, 1], "c": [0, 1]}, **design},
+    }
+    return parse_study(raw)
+
+
+def test_design_info_reaches_the_report_with_the_requested_anova_order():
+    from ablab.errors import SpecError
+    from ablab.plan.designs_bridge import design_info
+
+    info = design_info(_factorial_spec(type="fractional", resolution="III"))
+    assert info["generators"] == ["c = a*b"] and info["alias_chains"] == [
+        ["a", "b:c"],
+        ["b", "a:c"],
+        ["c", "a:b"],
+    ]
+    full = design_info(_factorial_spec(type="factorial", max_order=2))
+    assert full["type"] == "full factorial" and full["max_order"] == 2
+    for bad in (0, "2", True):
+        with pytest.raises(SpecError, match="max_order"):
+            _factorial_spec(type="factorial", max_order=bad)

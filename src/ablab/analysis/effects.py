@@ -117,7 +117,8 @@ def factorial_effects(
     first (means of cell means); interaction contrast of two two-level factors =
     ``m11 - m10 - m01 + m00``. Shapley values: :func:`ablab.analysis.effects_shapley.shapley`.
     ``design_info`` (the planned design, e.g. ``FractionalDesign.to_dict()``) is reported as
-    ``design`` with the alias structure observed in the finished runs.
+    ``design`` with the alias structure observed in the finished runs; its ``max_order`` (the
+    study's ``[design] max_order``) is used when ``max_order`` is not given.
     """
     from ablab.analysis.effects_design import design_summary, term_report
     from ablab.analysis.effects_model import fit_model, select_terms
@@ -128,6 +129,8 @@ def factorial_effects(
             "factorial analysis needs the design's factors (name -> levels)",
             hint="declare them under [design] factors = { name = [level, ...] }",
         )
+    if max_order is None and design_info:
+        max_order = design_info.get("max_order")
     if max_order is not None and (not isinstance(max_order, int) or max_order < 1):
         raise SpecError(
             f"factorial analysis: max_order must be a positive integer, not {max_order!r}"

@@ -44,7 +44,16 @@ def design_info(spec: StudySpec) -> dict[str, Any] | None:
     """The planned design as the report carries it (``effects.design``): for a fractional
     design its generators, defining relation, resolution and alias chains
     (``FractionalDesign.to_dict()``, which says when the full factorial was run because no
-    fraction of the requested resolution exists); for a factorial design that it is full."""
+    fraction of the requested resolution exists); for a factorial design that it is full.
+    ``max_order`` ([design] max_order) asks the ANOVA to pool higher interactions."""
+    d = spec.design
+    info = _planned(spec)
+    if info is not None and d.max_order is not None:
+        info["max_order"] = d.max_order
+    return info
+
+
+def _planned(spec: StudySpec) -> dict[str, Any] | None:
     from ablab.plan.designs import fractional_factorial
 
     d = spec.design
