@@ -4,6 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from statsmodels.stats.anova import anova_lm
 
 from ablab.analysis import analyze
@@ -261,7 +263,10 @@ def test_shapley_predicts_a_missing_cell_only_under_a_stated_model():
 
     runs, configs = factorial_runs(factors, resp, n_seeds=3, noise=0.01)
     missing = runs["variant"].map(lambda v: configs[v] == {"a": 1, "b": 0, "c": 1})
-    e = _analyze(runs[~missing], configs, factors)["effects"]
+    planned = {"type": "full factorial", "runs": 8, "defining_relation": []}
+    e = _analyze(runs[~missing], configs, factors, design_info=planned)["effects"]
+    assert e["design"]["observed"]["cells_run"] == 7
+    assert "do not form the planned design" in e["design"]["notes"][0]
     sh = e["shapley"]
     assert "OLS predictions" in sh["value_function"] and "order >= 3" in sh["value_function"]
     assert sh["predicted_cells"] == [{"a": "1", "b": "0", "c": "1"}]
@@ -278,3 +283,38 @@ def test_pooling_on_request_is_labelled():
     m = _analyze(runs, configs, factors, design_info={"max_order": 2})["effects"]["model"]
     assert m["pooled"] == ["a:b:c"] and "on request" in m["pooled_reason"]
     assert m["residual_df"] == 24 - 7 and "a:b:c" not in m["terms"]
+
+
+@settings(max_examples=6, deadline=None)
+@given(
+    k=st.integers(4, 7),
+    res=st.sampled_from(["III", "IV"]),
+    planted=st.integers(0, 20),
+    seed=st.integers(0, 2**16),
+)
+def test_chains_from_the_runs_match_the_plan_and_share_one_test(k, res, planted, seed):
+    names = "abcdefg"[:k]
+    factors = {c: [0, 1] for c in names}
+    design = fractional_factorial(factors, res)
+    pairs = list(itertools.combinations(names, 2))
+    x, y = pairs[planted % len(pairs)]
+
+    def resp(cfg):
+        return 1.0 + 0.2 * (2 * cfg[x] - 1) * (2 * cfg[y] - 1)
+
+    runs, configs = factorial_runs(factors, resp, rows_=design.rows, n_seeds=2, seed=seed)
+    e = _analyze(runs, configs, factors, design="fractional")["effects"]
+    assert sorted(map(sorted, e["design"]["alias_chains"])) == sorted(
+        map(sorted, design.alias_chains())
+    )
+    hit = next(i for i in e["interactions"] if i["factors"] == [x, y])
+    for other in hit["aliases"]:
+        if other.count(":") == 1:
+            twin = next(i for i in e["interactions"] if ":".join(i["factors"]) == other)
+            assert twin["p"] == hit["p"] and twin["aliased"]
+    # the planted term's chain is found, whichever member names it (in III it may be a main
+    # effect's chain: then the main effect row carries it)
+    if hit["status"] in ("fitted", "aliased"):
+        assert hit["p"] < 1e-3
+    else:
+        assert hit["aliased"]

@@ -160,7 +160,9 @@ def factorial_effects(
     out["model"] = report["model"]
     out["anova"] = report["anova"]
     out["aliased_terms"] = report["aliased_terms"]
-    out["design"] = design_summary(fl, sel, design_info, full=len(cells_coded) == math.prod(nlev))
+    out["design"] = design_summary(
+        fl, sel, design_info, full=len(cells_coded) == math.prod(nlev), cells=len(cells_coded)
+    )
     fit = model.fit
     out["r_squared"] = float(fit.rsquared) if fit.df_resid > 0 else math.nan
 
@@ -184,6 +186,9 @@ def factorial_effects(
         if len(labels[f]) == 2 and all(lab in lv for lab in labels[f]):
             effect = lv[labels[f][1]] - lv[labels[f][0]]
         main[f] = {"level_means": lv, "effect": effect, **info[(i,)]}
+        never = [lab for lab in labels[f] if lab not in lv]
+        if never:
+            main[f]["reason"] = f"level(s) {', '.join(never)} never ran (no finished run)"
     out["main_effects"] = main
 
     k = len(fl)

@@ -152,7 +152,12 @@ def _word(fl: list[str], mask: int) -> str:
 
 
 def design_summary(
-    fl: list[str], sel: TermSelection, planned: Mapping[str, Any] | None, *, full: bool
+    fl: list[str],
+    sel: TermSelection,
+    planned: Mapping[str, Any] | None,
+    *,
+    full: bool,
+    cells: int | None = None,
 ) -> dict[str, Any]:
     """The design as planned (``planned``, e.g. ``FractionalDesign.to_dict()``) and as observed
     in the finished runs: defining relation (terms constant over the runs), generators (a
@@ -170,12 +175,15 @@ def design_summary(
         if len(low) >= 2:
             chains.append(low)
     observed: dict[str, Any] = {
-        "type": "full factorial" if full else "fraction",
+        "type": "full factorial"
+        if full
+        else ("fraction" if sel.words else "incomplete factorial (some cells never ran)"),
         "generators": generators,
         "defining_relation": ["I = " + _word(fl, m) for m in masks],
         "resolution": min((len(w) for w in sel.words), default=None),
         "alias_chains": chains,
         "enumerated_order": sel.order,
+        "cells_run": cells,
     }
     if full and not sel.words:
         observed["note"] = "every cell ran: a full factorial, nothing aliased"
@@ -184,6 +192,8 @@ def design_summary(
     out = {**dict(planned), "source": "planned design"}
     out.setdefault("alias_chains", chains)
     same = sorted(out.get("defining_relation") or []) == sorted(observed["defining_relation"])
+    if cells is not None and isinstance(out.get("runs"), int) and cells < out["runs"]:
+        same = False
     if not same:
         out["observed"] = observed
         out.setdefault("notes", []).append(
