@@ -86,6 +86,7 @@ def test_every_format_prints_the_chain_design_and_adjustment(fractional_report, 
     assert CHAIN in plain
     assert "resolution IV" in plain and "e = a*b*c" in plain.replace("e = a\\*b\\*c", "e = a*b*c")
     assert "Holm" in plain and "unadj" in plain
+    assert "Residual (pooled: a:c:d = " in plain  # one seed: the 3-way chains went there
     assert "Aliased (not estimable)" not in text
     if fmt != "latex":
         assert "Shapley values: undefined" in text

@@ -95,6 +95,7 @@ def term_report(fl: list[str], sel: TermSelection, model: ModelFit) -> dict[str,
                     "aliases": [],
                     **base,
                     "p_adjusted": math.nan,
+                    "pooled": [chain_label(fl, sel, p) for p in model.pooled],
                 }
             )
             continue

@@ -13,6 +13,13 @@ from ablab.report._fmt import num
 ANOVA_HEADER = ["Term (alias chain)", "df", "Sum sq", "F", "p (unadj.)", "p (Holm)", "Partial η²"]
 
 
+def term_label(row: Mapping[str, Any]) -> str:
+    """An ANOVA row's name; the residual names the interactions pooled into it."""
+    if row.get("term") == "Residual" and row.get("pooled"):
+        return "Residual (pooled: " + ", ".join(row["pooled"]) + ")"
+    return str(row.get("term"))
+
+
 def model_sentence(effects: Mapping[str, Any]) -> str:
     """E.g. ``Model: OLS with every estimable term ...; type II sums of squares ...; residual
     32 df. p: unadjusted F test per term; p (Holm): Holm-adjusted within this table.``"""

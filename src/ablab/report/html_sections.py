@@ -59,7 +59,7 @@ def effects_section(effects: Mapping[str, Any], page) -> str:
             )
     rows = [
         [
-            tcell(r["term"]),
+            tcell(et.term_label(r)),
             ncell(r.get("df"), 3),
             ncell(r.get("sum_sq")),
             ncell(r.get("F")),

@@ -84,7 +84,7 @@ def effects_table(result: Mapping[str, Any]):
         t.add_column(h, justify="left" if i == 0 else "right")
     for r in effects["anova"]:
         t.add_row(
-            Text(str(r["term"])),
+            Text(et.term_label(r)),
             Text(num(r.get("df"), 3)),
             Text(num(r.get("sum_sq"))),
             Text(num(r.get("F"))),

@@ -173,7 +173,7 @@ def _md_effects(effects: Mapping[str, Any] | None) -> list[str]:
         out += [f"- {md_escape(c)}" for c in chains] + [""]
     body = [
         [
-            md_escape(r["term"]),
+            md_escape(et.term_label(r)),
             num(r["df"], 3),
             num(r["sum_sq"]),
             num(r.get("F")),
@@ -342,7 +342,7 @@ def _tex_effects(effects: Mapping[str, Any] | None) -> list[str]:
         r"\midrule",
     ]
     for r in effects["anova"]:
-        cells = [tex_escape(r["term"])] + [
+        cells = [tex_escape(et.term_label(r))] + [
             f"${_tex_num(x)}$" if finite(x) else "--"
             for x in (r.get("df"), r.get("sum_sq"), r.get("F"))
         ]
