@@ -32,6 +32,13 @@ def chain_label(fl: list[str], sel: TermSelection, rep: Term) -> str:
     return text + (f" (+{hidden} higher-order)" if hidden else "")
 
 
+def _formula_term(fl: list[str], sel: TermSelection, rep: Term) -> str:
+    """A fitted term in the formula: its chain in brackets when it has aliases of its order or
+    lower (``(a:b = c:e = d:f)``), so no aliased term is shown alone."""
+    label = chain_label(fl, sel, rep).split(" (+")[0]
+    return f"({label})" if " = " in label else label
+
+
 def term_report(fl: list[str], sel: TermSelection, model: ModelFit) -> dict[str, Any]:
     """``terms``: every main effect and two-way interaction (and every fitted term) -> its
     statistics and alias status; ``anova``: the table rows; ``model``: what was fitted."""
@@ -133,7 +140,7 @@ def term_report(fl: list[str], sel: TermSelection, model: ModelFit) -> dict[str,
         "aliased_terms": aliased_terms,
         "model": {
             "description": desc,
-            "formula": "y ~ " + (" + ".join(_name(fl, t) for t in model.terms) or "1"),
+            "formula": "y ~ " + (" + ".join(_formula_term(fl, sel, t) for t in model.terms) or "1"),
             "terms": fitted,
             "order": model.order,
             "full": full_model,

@@ -37,6 +37,11 @@ def model_sentence(effects: Mapping[str, Any]) -> str:
         " p (unadj.): F test of each term, not corrected for the number of terms; "
         "p (Holm): Holm-adjusted within this table."
     )
+    if any("higher-order)" in str(r.get("term")) for r in effects.get("anova") or []):
+        text += (
+            " (+n higher-order): the term's contrast also carries n interactions of order three "
+            "or more (listed under aliases in the JSON), assumed negligible."
+        )
     for note in m.get("notes") or []:
         text += f" Note: {note}."
     return text
@@ -90,7 +95,7 @@ def shapley_sentence(effects: Mapping[str, Any]) -> str:
     if not sh:
         return ""
     if sh.get("values") is None:
-        return f"Shapley values: undefined. {sh.get('reason')}"
+        return f"Shapley values: undefined. {sh.get('reason')}."
     return (
         f"Shapley values (sum = {num(sh.get('total'))}, {sh.get('target')}; "
         f"value function: {sh.get('value_function')}):"
