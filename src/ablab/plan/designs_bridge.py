@@ -65,13 +65,13 @@ def _planned(spec: StudySpec) -> dict[str, Any] | None:
             runs *= len(levels)
         return {
             "type": "full factorial",
+            "notation": " x ".join(str(len(levels)) for levels in d.factors.values()),
             "runs": runs,
             "resolution": None,
             "resolution_roman": "full",
             "generators": [],
             "defining_relation": [],
             "alias_chains": [],
-            "note": "full factorial: every cell is planned, nothing aliased",
         }
     return None
 
