@@ -318,3 +318,11 @@ def test_chains_from_the_runs_match_the_plan_and_share_one_test(k, res, planted,
         assert hit["p"] < 1e-3
     else:
         assert hit["aliased"]
+
+
+def test_constant_response_gets_no_p_values():
+    factors = {c: [0, 1] for c in "ab"}
+    runs, configs = factorial_runs(factors, lambda c: 0.9, n_seeds=3, noise=0.0)
+    e = _analyze(runs, configs, factors)["effects"]
+    assert all(r["p"] is None and r["F"] is None for r in e["anova"])
+    assert e["model"]["notes"]

@@ -164,7 +164,8 @@ def factorial_effects(
         fl, sel, design_info, full=len(cells_coded) == math.prod(nlev), cells=len(cells_coded)
     )
     fit = model.fit
-    out["r_squared"] = float(fit.rsquared) if fit.df_resid > 0 else math.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["r_squared"] = float(fit.rsquared) if fit.df_resid > 0 else math.nan
 
     cells = data.groupby([names[f] for f in fl], observed=True)["_y"].agg(["mean", "count"])
     cell_mean = {

@@ -199,7 +199,10 @@ def design_summary(
         return {**observed, "source": "derived from the finished runs (no planned design given)"}
     out = {**dict(planned), "source": "planned design"}
     out.setdefault("alias_chains", chains)
-    same = sorted(out.get("defining_relation") or []) == sorted(observed["defining_relation"])
+    planned_words = [  # compared up to the order enumerated in the runs
+        w for w in out.get("defining_relation") or [] if w.count("*") + 1 <= sel.order
+    ]
+    same = sorted(planned_words) == sorted(observed["defining_relation"])
     if cells is not None and isinstance(out.get("runs"), int) and cells < out["runs"]:
         same = False
     if not same:

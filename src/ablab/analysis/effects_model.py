@@ -174,7 +174,7 @@ def fit_model(
     When the model leaves no residual degrees of freedom (an unreplicated design), the highest
     order is pooled into the residual, then the next, until one error df remains; the pooled
     terms and the reason are returned. With no variation left over (noise-free data, residual
-    SS below ``1e-10`` of the total) F is undefined: terms with zero SS get F = p = NaN, terms
+    SS below ``1e-10`` of the total, or at the rounding level of the values) F is undefined: terms with zero SS get F = p = NaN, terms
     with a nonzero SS F = inf, p = 0 (an exact fit), instead of ratios of rounding noise.
     """
     import statsmodels.formula.api as smf
@@ -205,8 +205,10 @@ def fit_model(
     if table is None:
         out.rows = [_row(t, _df(t, nlev), math.nan, math.nan, math.nan, math.nan) for t in terms]
         return out
-    total = float(((data["_y"] - data["_y"].mean()) ** 2).sum())
-    zero = ZERO_REL * max(total, 1e-300)
+    y = data["_y"].to_numpy(float)
+    total = float(((y - y.mean()) ** 2).sum())
+    # rounding noise of a sum of squares is ~ n (eps |y|)^2; anything that small is zero
+    zero = max(ZERO_REL * total, y.size * (1e-12 * float(np.abs(y).max())) ** 2, 1e-300)
     ss_res = float(table.loc["Residual", "sum_sq"])
     df_res = float(table.loc["Residual", "df"])
     out.exact = ss_res <= zero

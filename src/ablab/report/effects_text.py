@@ -64,7 +64,8 @@ def design_sentence(effects: Mapping[str, Any]) -> str:
         bits.append("generators " + ", ".join(d["generators"]))
     if d.get("defining_relation"):
         words = [w.removeprefix("I = ") for w in d["defining_relation"]]
-        bits.append("defining relation I = " + " = ".join(words))
+        more = f" = ... ({len(words)} words)" if len(words) > 15 else ""
+        bits.append("defining relation I = " + " = ".join(words[:15]) + more)
     text = "; ".join(bits) + "."
     if d.get("note"):
         text += f" {d['note'][0].upper()}{d['note'][1:]}."
