@@ -165,3 +165,42 @@ def test_sync_errors_are_user_errors(study, cli, monkeypatch):
     monkeypatch.setitem(sys.modules, "mlflow", None)  # as if not installed
     code, _, err = cli("sync", study / "study.toml", "--to", "mlflow")
     assert code == 2 and "needs MLflow" in err and "ablab[mlflow]" in err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="mlflow not installed")
+def test_watch_follows_a_running_study_until_it_finishes(tmp_path, tools, drivers):
+    import subprocess
+
+    path = tools.write_study(
+        tmp_path, variants={"wide": {"hidden": 8}}, seeds=1,
+        baseline={**tools.BASELINE, "mode": "gate"},
+    )  # fmt: skip
+    drivers.start("run", path, "-j", "2", "--quiet", cwd=tmp_path)
+    tools.wait_for(lambda: len(tools.starts(tmp_path)) >= 2, timeout=120, what="runs to start")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    watcher = subprocess.Popen(
+        [str(tools.ABLAB), "sync", str(path), "--to", "mlflow", "--uri", uri, "--watch",
+         "--interval", "0.5"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        first = ""
+        for line in watcher.stdout:
+            first += line
+            if "not finished yet" in line:
+                break
+        assert "0 runs created" in " ".join(first.split()), first
+        (tmp_path / "open").write_text("")
+        out = watcher.communicate(timeout=240)[0]
+        assert watcher.returncode == 0, out
+        assert "2 runs created" in " ".join(out.split()), out
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("tiny")
+    runs = client.search_runs([exp.experiment_id])
+    assert sorted(r.info.status for r in runs) == ["FINISHED"] * 3  # 2 runs + the summary
