@@ -102,7 +102,10 @@ def analyze_results(res: StudyResults, alpha: float = 0.05) -> dict[str, Any]:
     from ablab.plan.designs_bridge import reference_variant
 
     spec = res.spec
-    metrics = {m.name: {"direction": m.direction, "reduce": m.reduce} for m in spec.metrics}
+    metrics = {
+        m.name: {"direction": m.direction, "reduce": m.reduce, "margin": m.margin}
+        for m in spec.metrics
+    }
     factors = {k: list(v) for k, v in spec.design.factors.items()} or None
     return analyze(
         res.runs,
