@@ -116,6 +116,9 @@ def analyze_results(res: StudyResults, alpha: float = 0.05) -> dict[str, Any]:
         alpha=alpha,
         design=spec.design.type,
         factors=factors,
+        adaptive=(
+            {"min_seeds": spec.min_seeds, "max_seeds": len(spec.seeds)} if spec.adaptive else None
+        ),
     )
 
 

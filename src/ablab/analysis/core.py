@@ -175,6 +175,7 @@ def analyze(
     n_resamples: int = DEFAULT_RESAMPLES,
     sensitivity: bool = True,
     design_info: Mapping[str, Any] | None = None,
+    adaptive: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Analyse a study's runs: per-variant summaries, comparisons with the baseline, factorial
     effects and sensitivity. Returns the JSON-serialisable result documented in the README
@@ -189,6 +190,10 @@ def analyze(
     ``equivalent`` verdict and the ``seeds_needed`` planning figure. Intervals are t-intervals
     (no resampling): ``seed`` and ``n_resamples`` are kept for API compatibility and unused. ``design_info`` (e.g.
     ``FractionalDesign.to_dict()``: generators, aliases) is copied into ``effects.design``.
+    ``adaptive`` (``{"min_seeds", "max_seeds", "method"?}``) says the seeds were allocated by
+    ``seeds = "auto"``: the primary metric's verdicts are then the sequential test's
+    (:mod:`ablab.analysis.adaptive_report`), the fixed-sample ones kept as
+    ``fixed_sample_verdict``, and ``methods.adaptive`` says what that means for the p-values.
     """
     decls = validate(runs, metrics, baseline, design)
     margins = {m: check_margin(m, dict(metrics[m])) for m in metrics}
@@ -255,6 +260,33 @@ def analyze(
         for c in family:
             c["adjustment"] = f"Holm across the {len(family)} variant(s) on {m}"
 
+    fixed_verdicts = {
+        e["name"]: {m: c["verdict"] for m, c in e["vs_baseline"].items()} for e in variants[1:]
+    }
+    adaptive_cfg = None
+    if adaptive is not None and len(variants) > 1:
+        from ablab.analysis.adaptive_report import (
+            adaptive_note,
+            check_adaptive,
+            sequential_verdicts,
+        )
+
+        adaptive_cfg = check_adaptive(adaptive)
+        seq = sequential_verdicts(
+            {v: values[v][primary] for v in order},
+            baseline,
+            order[1:],
+            decls[primary][0],
+            alpha,
+            adaptive_cfg,
+        )
+        for entry in variants[1:]:
+            c = entry["vs_baseline"][primary]
+            c["fixed_sample_verdict"] = c["verdict"]
+            c.update(seq[entry["name"]])
+            if c.get("ci_method"):
+                c["ci_method"] += " (fixed-sample, ignores the adaptive stopping)"
+
     result: dict[str, Any] = {
         "study": study,
         "primary_metric": primary,
@@ -272,6 +304,7 @@ def analyze(
             "failed": int((status == "failed").sum()),
         },
         "variants": variants,
+        "adaptive": adaptive_cfg,
         "effects": None,
         "sensitivity": None,
     }
@@ -298,9 +331,8 @@ def analyze(
             metrics=decls,
             baseline=baseline,
             alpha=alpha,
-            main_verdicts={
-                e["name"]: {m: c["verdict"] for m, c in e["vs_baseline"].items()}
-                for e in variants[1:]
-            },
+            main_verdicts=fixed_verdicts,
         )
+    if adaptive_cfg is not None:
+        result["methods"]["adaptive"] = adaptive_note(adaptive_cfg, primary)
     return jsonable(result)

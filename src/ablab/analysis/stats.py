@@ -100,7 +100,7 @@ def bootstrap_ci(
     zero-width interval ``(c, c)``; fewer than two values give ``(nan, nan)``.
 
     Not used by the reports: at small ``n`` its coverage stays below nominal even at the
-    expanded level (normal data, 95 %: about 75 % at n = 3, 91 % at n = 5; see
+    expanded level (normal data, 95 %: 49 % at n = 2, 75 % at n = 3, 88 % at n = 5; see
     ``benchmarks/results/coverage.md``), where the t-interval
     (:func:`ablab.analysis.ttest.t_interval`) is exact.
     """
