@@ -81,6 +81,12 @@ def rich_table(result: Mapping[str, Any]):
         f"CIs: unadjusted {lvl} t-intervals (Δ: paired or Welch, same test as p). "
         f"p (Holm): Holm-adjusted within each metric, alpha = {num(result.get('alpha', 0.05))}. "
         "▲/▼/= on a secondary metric: better/worse/equivalent, Holm-adjusted within that metric."
+        + (
+            f" Seeds allocated adaptively: verdicts on {primary} are the sequential test's; "
+            "p-values and intervals are fixed-sample (anticonservative)."
+            if result.get("adaptive")
+            else ""
+        )
     )
     return t
 

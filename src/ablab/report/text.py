@@ -334,7 +334,15 @@ def to_latex(result: Mapping[str, Any]) -> str:
         r"the baseline (t-test, Holm-adjusted within each metric, $p<"
         + str(result.get("alpha", 0.05))
         + r"$); $^{\approx}$: equivalent within the metric's declared margin (TOST, "
-        r"Holm-adjusted). Unmarked: inconclusive.}",
+        r"Holm-adjusted). Unmarked: inconclusive."
+        + (
+            " Seeds allocated adaptively: marks on "
+            + tex_escape(result.get("primary_metric", ""))
+            + " are the sequential test's verdicts."
+            if result.get("adaptive")
+            else ""
+        )
+        + "}",
         r"\begin{tabular}{" + cols + "}",
         r"\toprule",
         head + r" \\",
