@@ -179,3 +179,20 @@ def test_bad_margin_is_rejected(margin):
             metrics={"acc": {"direction": "max", "margin": margin}},
             baseline="base",
         )
+
+
+def test_pairing_rule_in_the_analysis():
+    """Issue 15 item 7: 2 shared seeds of 10 per side -> Welch on all 20 runs; full overlap
+    -> paired; the rule is stated in the result's methods."""
+    runs = make_runs({"base": 0.0, "a": 0.02}, n_seeds=10)
+    r = analyze(runs, study="s", metrics=METRICS, baseline="base")
+    c = r["variants"][1]["vs_baseline"]["acc"]
+    assert c["paired"] and c["test"] == "paired-t" and c["n_pairs"] == 10
+    shifted = runs.copy()
+    mask = (shifted["variant"] == "a") & (shifted["seed"] >= 2)
+    shifted.loc[mask, "seed"] += 100
+    r = analyze(shifted, study="s", metrics=METRICS, baseline="base")
+    c = r["variants"][1]["vs_baseline"]["acc"]
+    assert not c["paired"] and c["test"] == "welch-t" and c["n_pairs"] == 2
+    assert c["ci_method"] == "unadjusted 95% Welch t-interval"
+    assert "80%" in r["methods"]["pairing"]

@@ -101,6 +101,9 @@ def test_ci_excludes_zero_exactly_when_p_below_alpha(a, b, pair, alpha):
         return  # on the boundary to rounding
     assert (lo > 0 or hi < 0) == (p < alpha)
     assert lo <= c["delta"] <= hi
+    # one variant: Holm changes nothing, so the verdict agrees with the interval too
+    finish_verdicts([c], "max", alpha)
+    assert (c["verdict"] in ("better", "worse")) == (lo > 0 or hi < 0)
 
 
 def test_tost_against_hand_computation_and_statsmodels():
