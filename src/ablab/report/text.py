@@ -82,7 +82,7 @@ def to_csv(result: Mapping[str, Any]) -> str:
             "metric",
             "direction",
             *SUMMARY,
-            *[f"vs_{k}" if k == "ci_method" else k for k in VERSUS],
+            *[f"delta_{k}" if k == "ci_method" else k for k in VERSUS],
         ]
     )
     dirs = metric_dirs(result)
