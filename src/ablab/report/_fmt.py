@@ -8,9 +8,62 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 DASH = "—"
+#: The metric's direction: only ever in column headers.
 ARROW = {"max": "↑", "min": "↓"}
-#: Marks of a secondary metric's verdict (Holm-adjusted within that metric).
-MARK = {"better": "▲", "worse": "▼", "equivalent": "="}
+#: Marks of a verdict beside a number (Holm-adjusted within that metric); never arrows, so
+#: that they cannot be read as the direction.
+MARK = {"better": "+", "worse": "−", "equivalent": "≈"}
+
+
+def mark_legend(result: Mapping[str, Any]) -> str:
+    """The one sentence that explains :data:`MARK`."""
+    return (
+        f"{MARK['better']} / {MARK['worse']}: significantly better / worse than the baseline "
+        f"(Holm-adjusted within the metric, p < {result.get('alpha', 0.05):g}); "
+        f"{MARK['equivalent']}: equivalent within the metric's margin (TOST); "
+        "no mark: inconclusive"
+    )
+
+
+def head(name: str, direction: str | None) -> str:
+    """A column header: the metric's name and its direction arrow."""
+    arrow = ARROW.get(direction or "", "")
+    return f"{name} {arrow}" if arrow else f"{name} (info)"
+
+
+def failed_text(v: Mapping[str, Any]) -> str:
+    """``"3/5 failed"`` for a variant with failed runs, else ``""``."""
+    failed = int(v.get("failed") or 0)
+    return f"{failed}/{int(v.get('n') or 0) + failed} failed" if failed else ""
+
+
+def n_text(v: Mapping[str, Any]) -> str:
+    """The variant's finished runs, with its failures: ``"5"``, ``"2 (3/5 failed)"``."""
+    f = failed_text(v)
+    return f"{int(v.get('n') or 0)}" + (f" ({f})" if f else "")
+
+
+def uniform_n(result: Mapping[str, Any]) -> int | None:
+    """The common n of every variant when all have the same and none failed, else None."""
+    vs = result.get("variants", [])
+    ns = {int(v.get("n") or 0) for v in vs}
+    if len(ns) == 1 and not any(v.get("failed") for v in vs):
+        return ns.pop()
+    return None
+
+
+def n_phrase(result: Mapping[str, Any]) -> str:
+    """``"mean ± std (n = 5)"`` or, when n differs, ``"mean ± std (n per variant in column n)"``."""
+    n = uniform_n(result)
+    return f"mean ± std (n = {n})" if n is not None else "mean ± std (n: see the n column)"
+
+
+def display_name(v: Mapping[str, Any], result: Mapping[str, Any]) -> str:
+    """The variant's name, with " (baseline)" on the baseline unless it is called that."""
+    name = str(v["name"])
+    if name == result.get("baseline") and name.lower() != "baseline":
+        return f"{name} (baseline)"
+    return name
 
 
 def finite(x: Any) -> bool:
@@ -60,6 +113,8 @@ def interval(lo: Any, hi: Any) -> str:
 
 
 def metric_title(name: str, direction: str) -> str:
+    if direction not in ARROW:
+        return f"{name} (informational, not tested)"
     return f"{name} ({ARROW.get(direction, '')} {'higher' if direction == 'max' else 'lower'} is better)"
 
 
