@@ -14,6 +14,17 @@ from ablab.jsonutil import clean_json
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+def table_console(wide: bool = False) -> Console:
+    """The console for tables: the terminal's own, or, when the output is piped or captured
+    (``ablab runs | less``, CI logs) or ``wide`` is asked for, one wide enough that no table
+    is cut or squeezed to 80 columns."""
+    if console.is_terminal and not wide:
+        return console
+    return Console(width=max(console.width, 10_000 if wide else 200), soft_wrap=False)
+
+
 STATE = {"debug": False}
 
 

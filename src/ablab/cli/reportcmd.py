@@ -29,6 +29,10 @@ def report(
     revision: Annotated[
         str | None, typer.Option("--revision", help="Report this revision (default: newest).")
     ] = None,
+    wide: Annotated[
+        bool,
+        typer.Option("--wide", help="Terminal table: every column, whatever the terminal's width."),
+    ] = False,
 ) -> None:
     """Per variant: mean, std, CI; against the baseline: delta, p (Holm), effect sizes, verdict."""
     from ablab.errors import did_you_mean
@@ -54,13 +58,13 @@ def report(
     if sentence:
         result["verification"] = sentence
     if format == "table" and output is None:
-        from rich.console import Console
-
+        from ablab.cli.common import table_console
         from ablab.report import rich_table
 
-        # piped or captured output (make demo, CI logs) gets a wide table instead of 80 columns
-        out = console if console.is_terminal else Console(width=max(console.width, 200))
-        out.print(rich_table(result))
+        # a terminal gets a table that fits it (columns dropped by priority, named in the
+        # caption); piped or captured output (make demo, CI logs) and --wide get every column
+        out = table_console(wide)
+        out.print(rich_table(result, None if wide or out is not console else out.width))
         from ablab.report.table import effects_table
 
         if (effects := effects_table(result)) is not None:

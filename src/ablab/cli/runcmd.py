@@ -20,7 +20,15 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ablab.cli.common import console, dumps, err_console, find_store, fmt_num, load
+from ablab.cli.common import (
+    console,
+    dumps,
+    err_console,
+    find_store,
+    fmt_num,
+    load,
+    table_console,
+)
 from ablab.errors import AblabError, StoreError
 
 StudyArg = Annotated[
@@ -170,7 +178,7 @@ def status(study_file: StudyArg, store: StoreOpt = None) -> None:
             totals[s] += counts[s]
         table.add_row(variant, *(str(counts[s]) for s in states))
     table.add_row("[bold]total", *(f"[bold]{totals[s]}" for s in states))
-    console.print(table)
+    table_console().print(table)
 
 
 RUN_FIELDS = ("key", "variant", "seed", "status", "attempts", "metrics", "wall_seconds", "error")
@@ -248,7 +256,7 @@ def runs(
                 fmt_num(r["wall_seconds"], 3),
                 (r["error"] or "")[:60],
             )
-        console.print(table)
+        table_console().print(table)
 
 
 def show(

@@ -64,8 +64,9 @@ def render(
     )
 
 
-def rich_table(result: Mapping[str, Any]):
-    """The terminal table as a ``rich.table.Table`` (for the CLI to print with colour)."""
+def rich_table(result: Mapping[str, Any], width: int | None = None):
+    """The terminal table as a ``rich.table.Table`` (for the CLI to print with colour) that
+    fits ``width`` cells (None: every column)."""
     from ablab.report.table import rich_table as _rt
 
-    return _rt(result)
+    return _rt(result, width)

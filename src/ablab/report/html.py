@@ -13,15 +13,10 @@ from ablab.report import plots
 from ablab.report._fmt import (
     DASH,
     ci_label,
-    interval,
-    level_pct,
+    failed_text,
     method_notes,
     metric_dirs,
     metric_title,
-    num,
-    pct,
-    pval,
-    signed,
 )
 from ablab.report.html_parts import (
     CSS,
@@ -29,7 +24,6 @@ from ablab.report.html_parts import (
     Cell,
     config_text,
     esc,
-    ncell,
     script_hash,
     table,
     tcell,
@@ -41,6 +35,8 @@ from ablab.report.html_sections import (
     sensitivity_section,
     verifications_section,
 )
+from ablab.report.html_tables import compact_table, results_table, verdict_cell  # noqa: F401
+from ablab.report.numfmt import fixed, metric_format
 
 
 class Page:
@@ -61,82 +57,16 @@ class Page:
             self.sections.append((sid, title, body))
 
 
-def verdict_cell(c: Mapping[str, Any]) -> Cell:
-    """The verdict with its one-line reason (muted, below) and, for an inconclusive verdict
-    with a margin, the seeds per variant the margin needs."""
-    verdict = c.get("verdict")
-    if verdict is None:
-        return Cell(DASH)
-    text = esc(verdict)
-    if verdict == "inconclusive" and c.get("seeds_needed"):
-        text += (
-            f' <span class="muted">(≈{int(c["seeds_needed"])} seeds/variant for the margin)</span>'
-        )
-    if c.get("reason"):
-        text += f'<br><span class="muted">{esc(c["reason"])}</span>'
-    return Cell(f'<span class="v-{esc(verdict)}">{text}</span>')
-
-
-def results_table(result: Mapping[str, Any], metric: str, tid: str) -> str:
-    lvl = level_pct(result)
-    headers = [
-        "variant",
-        "n",
-        "mean",
-        "std",
-        "median",
-        "IQM",
-        f"{lvl} CI (t, unadj.)",
-        "Δ",
-        "Δ %",
-        f"Δ {lvl} CI (t, unadj.)",
-        "p (unadj.)",
-        "Wilcoxon p (unadj.)",
-        "p (Holm)",
-        "Hedges g (+ better)",
-        "Cliff δ (+ better)",
-        "P(better)",
-        "verdict",
-    ]
-    rows = []
-    for v in result.get("variants", []):
-        s = v.get("metrics", {}).get(metric, {})
-        c = v.get("vs_baseline", {}).get(metric, {})
-        is_base = v["name"] == result.get("baseline")
-        rows.append(
-            [
-                Cell(
-                    esc(v["name"]) + (' <span class="muted">(baseline)</span>' if is_base else "")
-                ),
-                ncell(s.get("n"), fmt=lambda x: str(x) if x is not None else DASH),
-                ncell(s.get("mean")),
-                ncell(s.get("std")),
-                ncell(s.get("median")),
-                ncell(s.get("iqm")),
-                tcell(interval(s.get("ci_low"), s.get("ci_high"))),
-                ncell(c.get("delta"), fmt=signed),
-                ncell(c.get("delta_pct"), fmt=pct),
-                tcell(interval(c.get("delta_ci_low"), c.get("delta_ci_high")) if c else DASH),
-                ncell(c.get("p_value"), fmt=pval),
-                ncell(c.get("wilcoxon_p"), fmt=pval),
-                ncell(c.get("p_adjusted"), fmt=pval),
-                ncell(c.get("hedges_g"), 3),
-                ncell(c.get("cliffs_delta"), 3),
-                ncell(c.get("prob_improvement"), 3),
-                Cell("baseline") if is_base else verdict_cell(c),
-            ]
-        )
-    return table(headers, rows, sortable=True, cls="results", tid=tid)
-
-
 def summary_section(result: Mapping[str, Any], runs) -> str:
     r = result.get("runs", {})
     variants = result.get("variants", [])
+    dirs = metric_dirs(result)
+    primary = result.get("primary_metric") or next(iter(dirs), "")
     counts = {"better": 0, "worse": 0, "equivalent": 0, "inconclusive": 0}
-    for v in variants:
-        for c in v.get("vs_baseline", {}).values():
-            if c.get("verdict") in counts:
-                counts[c["verdict"]] += 1
+    for v in variants:  # the primary metric's verdicts only: the others are no decision
+        c = v.get("vs_baseline", {}).get(primary) or {}
+        if c.get("verdict") in counts:
+            counts[c["verdict"]] += 1
     n_seeds = (
         runs["seed"].nunique()
         if runs is not None and "seed" in getattr(runs, "columns", [])
@@ -148,33 +78,44 @@ def summary_section(result: Mapping[str, Any], runs) -> str:
         ("failed", r.get("failed", 0)),
         ("variants", len(variants)),
         ("seeds", n_seeds if n_seeds is not None else DASH),
-        ("better", counts["better"]),
-        ("worse", counts["worse"]),
-        ("equivalent", counts["equivalent"]),
-        ("inconclusive", counts["inconclusive"]),
+        (f"better on {primary}", counts["better"]),
+        (f"worse on {primary}", counts["worse"]),
+        (f"equivalent on {primary}", counts["equivalent"]),
+        (f"inconclusive on {primary}", counts["inconclusive"]),
     ]
     out = ['<div class="cards">'] + [
         f'<div class="card"><b>{esc(v)}</b>{esc(k)}</div>' for k, v in cards
     ]
     out.append("</div>")
+    failed = [
+        f"<b>{esc(v['name'])}</b> {esc(failed_text(v))}"
+        + (" (no result)" if not v.get("n") else "")
+        for v in variants
+        if v.get("failed")
+    ]
+    if failed:
+        out.append('<p class="v-worse">Failed runs: ' + ", ".join(failed) + ".</p>")
+    f = metric_format(result, primary)
     items = []
-    dirs = metric_dirs(result)
     for v in variants:
-        for m, c in v.get("vs_baseline", {}).items():
-            vd = c.get("verdict")
-            if not vd:
-                continue
-            label = c.get("ci_method") or ci_label(result)
-            items.append(
-                f"<li><b>{esc(v['name'])}</b> on <b>{esc(m)}</b> "
-                f"({esc('higher' if dirs.get(m) == 'max' else 'lower')} is better): "
-                f'<span class="v-{esc(vd)}">{esc(vd)}</span>. Δ = {esc(signed(c.get("delta")))} '
-                f"({esc(label)} {esc(interval(c.get('delta_ci_low'), c.get('delta_ci_high')))}), "
-                f"P(better) = {esc(num(c.get('prob_improvement'), 3))}. "
-                f'<span class="muted">{esc(c.get("reason") or "")}</span></li>'
-            )
+        c = v.get("vs_baseline", {}).get(primary) or {}
+        vd = c.get("verdict")
+        if not vd:
+            continue
+        label = c.get("ci_method") or ci_label(result)
+        items.append(
+            f"<li><b>{esc(v['name'])}</b>: "
+            f'<span class="v-{esc(vd)}">{esc(vd if v.get("n") else "no result")}</span>. '
+            f"Δ = {esc(f(c.get('delta'), sign=True))} "
+            f"({esc(label)} {esc(f.interval(c.get('delta_ci_low'), c.get('delta_ci_high')))}), "
+            f"P(better) = {esc(fixed(c.get('prob_improvement'), 2))}. "
+            f'<span class="muted">{esc(c.get("reason") or "")}</span></li>'
+        )
     if items:
-        out.append("<h3>Verdicts</h3><ul>" + "".join(items) + "</ul>")
+        out.append(
+            f"<h3>Verdicts on {esc(metric_title(primary, dirs.get(primary, 'max')))}</h3>"
+            "<ul>" + "".join(items) + "</ul>"
+        )
     notes = "".join(f"<li><b>{esc(k)}</b>: {esc(t)}</li>" for k, t in method_notes(result))
     out.append(f'<h3>Methods</h3><ul class="muted">{notes}</ul>')
     return "".join(out)
@@ -192,10 +133,21 @@ def to_html(
     page = Page()
     dirs = metric_dirs(result)
     page.add("summary", "Summary", summary_section(result, runs))
-    body = []
-    for i, (m, d) in enumerate(dirs.items()):
-        body.append(f"<h3>{esc(metric_title(m, d))}</h3>")
-        body.append(results_table(result, m, f"results-{i}"))
+    primary = result.get("primary_metric") or next(iter(dirs), "")
+    others = [m for m in dirs if m != primary]
+    body = [
+        f"<h3>{esc(metric_title(primary, dirs.get(primary, 'max')))}</h3>",
+        results_table(result, primary, "results-0"),
+    ]
+    if others:
+        body.append("<h3>Other metrics</h3>" + compact_table(result, others))
+        full = "".join(
+            f"<h4>{esc(metric_title(m, dirs[m]))}</h4>" + results_table(result, m, f"results-{i}")
+            for i, m in enumerate(others, 1)
+        )
+        body.append(
+            f"<details><summary>Every statistic of the other metrics</summary>{full}</details>"
+        )
     cfgs = [
         [tcell(v["name"]), Cell(f"<code>{config_text(v.get('config', {}))}</code>")]
         for v in result.get("variants", [])
