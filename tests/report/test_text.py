@@ -46,9 +46,7 @@ def test_latex_booktabs_bold_best_and_escaping(study):
     wider = next(line for line in tex.splitlines() if line.startswith("wider"))
     assert wider.count(r"\mathbf{") == 2  # best acc and best loss
     assert r"no\_aug" in tex and r"\textless{}script\textgreater{}" in tex
-    assert "^{-}" in next(
-        line for line in tex.splitlines() if line.startswith(r"no\_aug")
-    )
+    assert "^{-}" in next(line for line in tex.splitlines() if line.startswith(r"no\_aug"))
 
 
 def test_table_text_and_rich_object(study):

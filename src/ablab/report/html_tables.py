@@ -142,7 +142,13 @@ def compact_table(result: Mapping[str, Any], metrics: list[str]) -> str:
         rows.append(row)
     legend = (
         f'<p class="muted">Cells: {esc(n_phrase(result))} over seeds; bold: the best mean; '
-        f"{esc(mark_legend(result))}.</p>"
+        f"{esc(mark_legend(result))}"
+        + (
+            "; (info): informational, not tested"
+            if any(dirs[m] not in ("max", "min") for m in metrics)
+            else ""
+        )
+        + ".</p>"
     )
     return legend + table(
         ["variant", "n", *(head(m, dirs[m]) for m in metrics)], rows, sortable=True, cls="results"

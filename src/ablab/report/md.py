@@ -193,9 +193,9 @@ def secondary_table(result: Mapping[str, Any]) -> list[str]:
             vd = (v.get("vs_baseline", {}).get(m) or {}).get("verdict")
             row.append(cell + (f" {MARK[vd]}" if vd in MARK else ""))
         body.append(row)
-    legend = (
-        f"Cells: {n_phrase(result)} over seeds; bold: the best mean; "
-        f"{mark_legend(result)}; (info): informational, not tested."
+    info = any(dirs[m] not in ("max", "min") for m in others)
+    legend = f"Cells: {n_phrase(result)} over seeds; bold: the best mean; {mark_legend(result)}" + (
+        "; (info): informational, not tested." if info else "."
     )
     align = "l" + ("r" if show_n else "") + "r" * len(others)
     return ["", "## Other metrics", "", legend, "", *md_table(header, body, align)]

@@ -32,7 +32,8 @@ VERDICT_STYLE = {
 }
 #: Each column of the terminal table: which to drop first when the terminal is narrow
 #: (highest first). The variant, the primary mean and the verdict always stay.
-PRIORITY = {"variant": 0, "mean": 0, "verdict": 1, "delta": 2, "p": 3, "n": 4, "dci": 5, "ci": 6}
+PRIORITY = {"variant": 0, "mean": 0, "verdict": 1, "delta": 2, "p": 3, "dci": 4, "ci": 5, "n": 6}
+FOLD_AT = 14  # the variant column wraps longer names rather than push other columns out
 OTHER_PRIORITY = 7  # the other metrics, in declaration order after the primary's columns
 
 
@@ -119,8 +120,10 @@ def fit(columns: list[_Col], width: int | None) -> tuple[list[_Col], list[_Col]]
     if width is None:
         return list(columns), []
 
-    def total(cols: list[_Col]) -> int:
-        return 1 + sum(c.width() + 3 for c in cols)
+    def total(cols: list[_Col]) -> int:  # long variant names fold at FOLD_AT cells
+        return 1 + sum(
+            (min(c.width(), FOLD_AT) if c.key == "variant" else c.width()) + 3 for c in cols
+        )
 
     kept = list(columns)
     while total(kept) > width:
