@@ -1,0 +1,59 @@
+"""Issue 16 through the real CLI: piped `ablab runs`/`status`/`report` are not cut at 80
+columns, `report --wide` keeps every column, and variants whose runs all failed stay in the
+Markdown report."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ABLAB = Path(sys.executable).with_name("ablab")
+
+
+def piped(*args, columns: int = 80) -> subprocess.CompletedProcess:
+    """The console script with its stdout piped (not a terminal) in an 80-column setting."""
+    env = {k: v for k, v in os.environ.items() if k != "ABLAB_STORE"}
+    env["COLUMNS"] = str(columns)
+    return subprocess.run(
+        [str(ABLAB), *map(str, args)], capture_output=True, text=True, env=env, timeout=240
+    )
+
+
+def test_piped_runs_and_status_are_not_cut_at_80_columns(failure_study):
+    res = piped("runs", failure_study["path"])
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert "…" not in res.stdout
+    for variant, run in failure_study["runs"].items():
+        # each run is one line holding its whole key and the start of its error
+        line = next((ln for ln in lines if run["key"] in ln), None)
+        assert line is not None, (variant, res.stdout)
+        if run["error"]:
+            assert run["error"][:40].split("\n")[0] in line, (variant, line)
+    assert max(len(ln) for ln in lines) > 80  # it did use the room
+    res = piped("status", failure_study["path"])
+    assert res.returncode == 0 and "interrupted" in res.stdout and "…" not in res.stdout
+
+
+def test_report_table_piped_and_wide(failure_study):
+    res = piped("report", failure_study["path"])
+    assert res.returncode == 0, res.stderr
+    header = next(ln for ln in res.stdout.splitlines() if ln.startswith("┃"))
+    for col in ("variant", "score", "95% CI", "Δ (%)", "Δ 95% CI", "p (Holm)", "verdict"):
+        assert col in header, header
+    assert "1/1 failed" in res.stdout and "no result" in res.stdout and "…" not in res.stdout
+    wide = piped("report", failure_study["path"], "--wide")
+    assert wide.returncode == 0 and "Not shown at this width" not in wide.stdout
+
+
+def test_all_failed_variants_stay_in_the_markdown_report(failure_study):
+    res = piped("report", failure_study["path"], "--format", "md")
+    assert res.returncode == 0, res.stderr
+    md = res.stdout
+    summary = md[: md.index("\n## ")]
+    for variant in ("raise", "exit", "sigkill", "hang", "nometric", "nan"):
+        assert f"{variant} 1/1 failed (no result)" in summary, variant
+        assert f"| {variant} | 0 (1/1 failed) |" in md, variant
+    assert "baseline (baseline)" not in md
