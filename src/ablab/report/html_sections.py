@@ -10,6 +10,7 @@ from typing import Any
 from ablab.report import plots
 from ablab.report._fmt import DASH, config_diff, finite, num, pval, signed
 from ablab.report.html_parts import Cell, esc, mapping_html, ncell, table, tcell
+from ablab.report.numfmt import anova_formats
 
 RUNTIME_KEYS = (
     "wall_seconds",  # what the store records per run
@@ -58,12 +59,13 @@ def effects_section(effects: Mapping[str, Any], page) -> str:
                 + "".join(f"<li><code>{esc(c)}</code></li>" for c in chains)
                 + "</ul>"
             )
+    f_ss, f_f = anova_formats(effects)
     rows = [
         [
             tcell(et.term_label(r)),
             ncell(r.get("df"), 3),
-            ncell(r.get("sum_sq")),
-            ncell(r.get("F")),
+            ncell(r.get("sum_sq"), fmt=f_ss),
+            ncell(r.get("F"), fmt=f_f),
             ncell(r.get("p"), fmt=pval),
             ncell(r.get("p_adjusted"), fmt=pval),
             ncell(r.get("partial_eta_sq"), 3),

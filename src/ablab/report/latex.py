@@ -21,7 +21,7 @@ from ablab.report._fmt import (
     pval,
     uniform_n,
 )
-from ablab.report.numfmt import NumFormat, metric_format
+from ablab.report.numfmt import NumFormat, anova_formats, metric_format
 
 _TEX = {
     "&": r"\&",
@@ -155,10 +155,15 @@ def _tex_effects(effects: Mapping[str, Any] | None) -> list[str]:
         " & ".join(tex_escape(h) for h in et.ANOVA_HEADER) + r" \\",
         r"\midrule",
     ]
+    f_ss, f_f = anova_formats(effects)
     for r in effects["anova"]:
         cells = [tex_escape(et.term_label(r))] + [
-            f"${_tex_num(x)}$" if finite(x) else "--"
-            for x in (r.get("df"), r.get("sum_sq"), r.get("F"))
+            f"${tex_math(text)}$" if finite(x) else "--"
+            for x, text in (
+                (r.get("df"), num(r.get("df"), 3)),
+                (r.get("sum_sq"), f_ss(r.get("sum_sq"))),
+                (r.get("F"), f_f(r.get("F"))),
+            )
         ]
         cells += [tex_escape(pval(r.get("p"))), tex_escape(pval(r.get("p_adjusted")))]
         cells.append(

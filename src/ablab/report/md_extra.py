@@ -7,6 +7,7 @@ from typing import Any
 
 from ablab.report._fmt import finite, num, pct, pval, signed
 from ablab.report.md import md_escape, md_table
+from ablab.report.numfmt import anova_formats
 
 
 def md_effects(effects: Mapping[str, Any] | None) -> list[str]:
@@ -22,12 +23,13 @@ def md_effects(effects: Mapping[str, Any] | None) -> list[str]:
     if chains:
         out += ["Alias chains (each fitted once; the runs cannot tell its terms apart):", ""]
         out += [f"- {md_escape(c)}" for c in chains] + [""]
+    f_ss, f_f = anova_formats(effects)
     body = [
         [
             md_escape(et.term_label(r)),
             num(r["df"], 3),
-            num(r["sum_sq"]),
-            num(r.get("F")),
+            f_ss(r.get("sum_sq")),
+            f_f(r.get("F")),
             pval(r.get("p")),
             pval(r.get("p_adjusted")),
             num(r.get("partial_eta_sq"), 3),

@@ -111,6 +111,12 @@ def metric_format(result: Any, metric: str) -> NumFormat:
     return column_format([s.get("mean") for s in summaries], [s.get("std") for s in summaries])
 
 
+def anova_formats(effects: Any) -> tuple[NumFormat, NumFormat]:
+    """One format for the ANOVA's sum-of-squares column and one for its F column."""
+    rows = effects.get("anova") or []
+    return column_format([r.get("sum_sq") for r in rows]), column_format([r.get("F") for r in rows])
+
+
 def fixed(x: Any, decimals: int, sign: bool = False) -> str:
     """A plain statistic (effect size, probability) with a fixed number of decimals."""
     return NumFormat("fixed", decimals)(x, sign=sign)

@@ -22,7 +22,7 @@ from ablab.report._fmt import (
     signed,
     uniform_n,
 )
-from ablab.report.numfmt import metric_format
+from ablab.report.numfmt import anova_formats, metric_format
 
 VERDICT_STYLE = {
     "better": "bold green",
@@ -206,12 +206,13 @@ def effects_table(result: Mapping[str, Any]):
     )
     for i, h in enumerate(et.ANOVA_HEADER):
         t.add_column(h, justify="left" if i == 0 else "right")
+    f_ss, f_f = anova_formats(effects)
     for r in effects["anova"]:
         t.add_row(
             Text(et.term_label(r)),
             Text(num(r.get("df"), 3)),
-            Text(num(r.get("sum_sq"))),
-            Text(num(r.get("F"))),
+            Text(f_ss(r.get("sum_sq"))),
+            Text(f_f(r.get("F"))),
             Text(pval(r.get("p"))),
             Text(pval(r.get("p_adjusted"))),
             Text(num(r.get("partial_eta_sq"), 3)),
