@@ -4,6 +4,8 @@ column. Regenerate the golden files with ``ABLAB_UPDATE_GOLDEN=1`` (then read th
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 from pathlib import Path
@@ -82,6 +84,9 @@ def test_failed_runs_shown_everywhere(fixed):
         text = render(fixed, fmt)
         assert "2/5 failed" in text and "5/5 failed" in text, fmt
         assert "broken_lr" in text.replace("\\_", "_"), fmt  # the all-failed variant stays
+    rows = list(csv.DictReader(io.StringIO(render(fixed, "csv"))))
+    failed = {r["variant"]: (r["n"], r["failed"]) for r in rows if r["metric"] == "acc"}
+    assert failed["no_dropout"] == ("3", "2") and failed["broken_lr"] == ("0", "5")
     md = render(fixed, "md")
     row = next(ln for ln in md.splitlines() if ln.startswith("| broken\\_lr"))
     assert "0 (5/5 failed)" in row and "no result" in row

@@ -55,8 +55,8 @@ def to_json(result: Mapping[str, Any]) -> str:
 
 
 def to_csv(result: Mapping[str, Any]) -> str:
-    """One row per variant and metric: the summary statistics and the comparison with the
-    baseline (empty cells where undefined)."""
+    """One row per variant and metric: the summary statistics (with ``failed``, the variant's
+    failed runs) and the comparison with the baseline (empty cells where undefined)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(
@@ -65,6 +65,7 @@ def to_csv(result: Mapping[str, Any]) -> str:
             "variant",
             "metric",
             "direction",
+            "failed",
             *SUMMARY,
             *[f"delta_{k}" if k == "ci_method" else k for k in VERSUS],
         ]
@@ -78,6 +79,7 @@ def to_csv(result: Mapping[str, Any]) -> str:
                 v["name"],
                 m,
                 dirs[m],
+                int(v.get("failed") or 0),
                 *["" if x is None else x for x in cells],
             ]
         )
