@@ -169,3 +169,13 @@ def test_column_format_same_decimals_and_two_std_digits(means, stds):
     assert len({_decimals(c) for c in cells}) == 1  # one format down the column
     med = f(statistics.median(stds)).replace(",", "").replace(".", "").lstrip("0")
     assert len(med) >= 2  # the typical std keeps two significant digits
+
+
+def test_narrow_table_stacks_the_relative_delta_to_keep_its_interval(fixed):
+    from ablab.report.table import to_table
+
+    text = to_table(fixed, width=95)
+    header = next(ln for ln in text.splitlines() if ln.startswith("┃"))
+    assert "Δ 95% CI" in header and max(cell_len(ln) for ln in text.splitlines()) <= 95
+    row = next(ln for ln in text.splitlines() if "│ wide" in ln)
+    assert "+0.0142" in row and "(+1.6%)" not in row  # the % sits on the line below

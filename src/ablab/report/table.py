@@ -49,8 +49,9 @@ class _Col:
         return max(cell_len(ln) for ln in lines)
 
 
-def _columns(result: Mapping[str, Any]) -> list[_Col]:
-    """Every column of the table with its cells (``rich.text.Text``), before any is dropped."""
+def _columns(result: Mapping[str, Any], stack: bool = False) -> list[_Col]:
+    """Every column of the table with its cells (``rich.text.Text``), before any is dropped;
+    ``stack`` puts the relative delta under the delta (a narrower column)."""
     from rich.text import Text
 
     dirs = metric_dirs(result)
@@ -90,7 +91,7 @@ def _columns(result: Mapping[str, Any]) -> list[_Col]:
             "delta": Text(
                 DASH
                 if is_base or c.get("delta") is None
-                else f"{f(c.get('delta'), sign=True)} ({pct(c.get('delta_pct'))})"
+                else f"{f(c.get('delta'), sign=True)}{chr(10) if stack else ' '}({pct(c.get('delta_pct'))})"
             ),
             "dci": Text(
                 DASH if is_base else f.interval(c.get("delta_ci_low"), c.get("delta_ci_high"))
@@ -154,6 +155,10 @@ def rich_table(result: Mapping[str, Any], width: int | None = None):
         + (f", {runs['failed']} failed" if runs.get("failed") else "")
     )
     kept, dropped = fit(_columns(result), width)
+    if any(c.priority <= PRIORITY["dci"] for c in dropped):  # narrow: stack Δ over its %
+        stacked = fit(_columns(result, stack=True), width)
+        if len(stacked[0]) > len(kept):
+            kept, dropped = stacked
     t = Table(title=title, title_justify="left", header_style="bold", caption_justify="left")
     for c in kept:
         fold = c.key == "variant"
@@ -167,7 +172,9 @@ def rich_table(result: Mapping[str, Any], width: int | None = None):
         t.add_row(*(c.cells[i] for c in kept))
     lvl = level_pct(result)
     notes = [
-        f"Cells: {n_phrase(result)} over seeds.",
+        f"Cells: {n_phrase(result)} over seeds."
+        if uniform_n(result) is not None or any(c.key == "n" for c in kept)
+        else "Cells: mean ± std over each variant's finished runs (failed runs under its name).",
         f"CIs: unadjusted {lvl} t-intervals (Δ: paired or Welch, the same test as p).",
         f"p (Holm): Holm-adjusted across the variants on each metric, alpha = {result.get('alpha', 0.05):g}.",
     ]
