@@ -260,8 +260,15 @@ def analyze(
         for c in family:
             c["adjustment"] = f"Holm across the {len(family)} variant(s) on {m}"
 
+    # The sensitivity re-analyses recompute fixed-sample better/worse/inconclusive verdicts
+    # without the equivalence test, so an `equivalent` verdict is left out of their stability
+    # checks (None) rather than reported as flipping at every seed.
     fixed_verdicts = {
-        e["name"]: {m: c["verdict"] for m, c in e["vs_baseline"].items()} for e in variants[1:]
+        e["name"]: {
+            m: (None if c["verdict"] == "equivalent" else c["verdict"])
+            for m, c in e["vs_baseline"].items()
+        }
+        for e in variants[1:]
     }
     adaptive_cfg = None
     if adaptive is not None and len(variants) > 1:
