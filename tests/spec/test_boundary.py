@@ -248,3 +248,11 @@ def test_sensitivity_beside_other_ablations_still_plans_distinct_runs(tmp_path):
     text = STUDY + "lr = 0.1\n[ablations]\nhi = { score = 2.0 }\n[sensitivity]\nlr = [0.01, 0.1]\n"
     plan = expand(load_study(_write(tmp_path, text)))
     assert len(plan) == 4 and len({r.key for r in plan.runs}) == 4
+
+
+@pytest.mark.parametrize("rev", ["../../x", "a/b", ".hidden", "x\x1b[2J"])
+def test_revision_names_that_would_be_paths_are_refused(cli, tmp_path, rev):
+    p = _write(tmp_path)
+    code, out, err = cli("run", p, "-q", "--revision", rev)
+    assert code == 2 and "not a revision name" in err and "Traceback" not in err
+    assert not (tmp_path / ".ablab").exists()

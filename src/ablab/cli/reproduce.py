@@ -63,12 +63,10 @@ def reproduce(
     runs = None
     try:
         if bundle is not None:
-            from ablab.verify.bundle import extract_study, import_bundle, read_bundle
+            from ablab.verify.bundle import unpack_bundle
 
-            manifest, files = read_bundle(bundle)
             workspace = Path(tempfile.mkdtemp(prefix="ablab-bundle-"))
-            study_file = extract_study(files, manifest, workspace / "study")
-            study_row = import_bundle(bundle, workspace / "store")
+            _, study_file, study_row = unpack_bundle(bundle, workspace)
             st = Store(workspace / "store")
             spec = load_study(study_file)
             study = st.study(spec.name, study_row["revision"])

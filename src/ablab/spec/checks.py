@@ -135,3 +135,23 @@ def check_sensitivity(spec: StudySpec, where: str) -> None:
 
 def _blob(cfg: dict[str, Any]) -> str:
     return json.dumps(cfg, sort_keys=True, default=str)
+
+
+def check_revision(name: Any, where: str = "revision") -> str:
+    """A revision name becomes a folder of the store (``runs/REVISION/KEY``): 1-100 characters,
+    no '/' or '\\', no ':' and no control characters, not starting with '.' (so never '.' or
+    '..'). Names ablab itself writes ('main', or what ``--revision`` was given) all pass."""
+    ok = (
+        isinstance(name, str)
+        and 0 < len(name) <= 100
+        and not name.startswith(".")
+        and not any(c in name for c in "/\\:")
+        and all(c.isprintable() for c in name)
+        and name.strip() == name
+    )
+    if not ok:
+        raise SpecError(
+            f"{where}: {name!r} is not a revision name",
+            hint="use letters, digits, '-', '_', '.', '+' (no '/', not starting with '.')",
+        )
+    return name
