@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ablab.cli.common import console, load
+from ablab.cli.common import console, load, safe
 
 
 def export(
@@ -24,8 +24,10 @@ def export(
     spec, st = load(study_file, store)
     manifest = export_bundle(spec, st, output, revision)
     console.print(
-        f"wrote {output} ({len(manifest['files'])} files, study {manifest['study']}, "
-        f"revision {manifest['revision']})",
+        safe(
+            f"wrote {output} ({len(manifest['files'])} files, study {manifest['study']}, "
+            f"revision {manifest['revision']})"
+        ),
         highlight=False,
     )
 
@@ -41,6 +43,6 @@ def import_(
 
     study = import_bundle(bundle, store)
     console.print(
-        f"imported study {study['name']} (revision {study['revision']}) into {store}",
+        safe(f"imported study {study['name']} (revision {study['revision']}) into {store}"),
         highlight=False,
     )
