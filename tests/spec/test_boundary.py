@@ -256,3 +256,15 @@ def test_revision_names_that_would_be_paths_are_refused(cli, tmp_path, rev):
     code, out, err = cli("run", p, "-q", "--revision", rev)
     assert code == 2 and "not a revision name" in err and "Traceback" not in err
     assert not (tmp_path / ".ablab").exists()
+
+
+def test_yaml_merge_keys_may_override_without_being_duplicates(tmp_path):
+    from ablab.spec import load_study
+
+    text = (
+        "name: b\nentry: entry.py:train\nseeds: 1\nmetrics: {score: max}\n"
+        "baseline:\n  score: 1.0\n  net: &net {depth: 2, width: 8}\n"
+        "ablations:\n  deep:\n    net:\n      <<: *net\n      depth: 4\n"
+    )
+    spec = load_study(_write(tmp_path, text, name="study.yaml"))
+    assert spec.resolved("deep")["net"] == {"depth": 4, "width": 8}

@@ -141,9 +141,10 @@ def study_yaml_loader() -> type:
 
         def construct_mapping(self, node, deep=False):  # type: ignore[override]
             if isinstance(node, yaml.MappingNode):
-                self.flatten_mapping(node)
                 seen: dict[Any, Any] = {}
-                for key_node, _ in node.value:
+                for key_node, _ in node.value:  # the keys as written: '<<' merges may override
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
                     key = self.construct_object(key_node, deep=deep)
                     try:
                         first = seen.get(key)
