@@ -312,3 +312,20 @@ def test_refused_import_leaves_an_existing_store_unchanged(exported, tmp_path, c
     before = db.stat().st_mtime_ns, db.stat().st_size
     assert main(["import", str(bad), "--store", str(db.parent)]) == 2
     assert (db.stat().st_mtime_ns, db.stat().st_size) == before
+
+
+def test_importing_another_revision_says_which_revision_ablab_run_continues(
+    exported, tmp_path, capsys
+):
+    import shutil
+
+    study, bundle = exported
+    store = tmp_path / "store"
+    shutil.copytree(study.parent / ".ablab", store)
+    other = _craft(
+        bundle, tmp_path / "other.zip", _records(lambda r: r["study"].update(revision="theirs"))
+    )
+    capsys.readouterr()
+    assert main(["import", str(other), "--store", str(store)]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "revision theirs is now its newest" in err and "--revision main" in err
