@@ -125,8 +125,14 @@ def run(
     from ablab.execute.engine import execute, prepare_study
     from ablab.execute.factory import make_executor
     from ablab.plan.designs_bridge import path_plan, plan_for
+    from ablab.runtime.entry_check import check_entry
 
     spec = _as_spec(study)
+    check_entry(spec.entry, spec.root)  # before the store is touched or a worker starts
+    if revision is not None:
+        from ablab.spec.checks import check_revision
+
+        check_revision(revision, "--revision")
     with Store(store if store is not None else default_store_dir(spec)) as st:
         record = prepare_study(spec, st, revision=revision, allow_code_change=allow_code_change)
         if spec.adaptive or race:

@@ -19,6 +19,7 @@ from ablab.report._fmt import (
     pval,
     signed,
 )
+from ablab.termtext import clean
 
 VERDICT_STYLE = {
     "better": "bold green",
@@ -39,14 +40,16 @@ def rich_table(result: Mapping[str, Any]):
     primary = result.get("primary_metric") or next(iter(dirs), "")
     runs = result.get("runs", {})
     title = Text(
-        f"{result.get('study', '')}  ·  {runs.get('done', 0)}/{runs.get('total', 0)} runs done"
+        clean(f"{result.get('study', '')}"),
+    ) + Text(
+        f"  ·  {runs.get('done', 0)}/{runs.get('total', 0)} runs done"
         + (f", {runs['failed']} failed" if runs.get("failed") else "")
     )
     t = Table(title=title, title_justify="left", header_style="bold")
     t.add_column("variant", no_wrap=True)
     t.add_column("n", justify="right")
     arrow = {"max": "↑", "min": "↓"}
-    t.add_column(Text(f"{primary} {arrow.get(dirs.get(primary, 'max'))}"), justify="right")
+    t.add_column(Text(clean(f"{primary} {arrow.get(dirs.get(primary, 'max'))}")), justify="right")
     lvl = level_pct(result)
     t.add_column(f"{lvl} CI (t)", justify="right")
     t.add_column("Δ", justify="right")
@@ -55,14 +58,14 @@ def rich_table(result: Mapping[str, Any]):
     t.add_column("verdict")
     others = [m for m in dirs if m != primary]
     for m in others:
-        t.add_column(Text(f"{m} {arrow.get(dirs[m])}"), justify="right")
+        t.add_column(Text(clean(f"{m} {arrow.get(dirs[m])}")), justify="right")
     for v in result.get("variants", []):
         is_base = v["name"] == result.get("baseline")
         s = v.get("metrics", {}).get(primary, {})
         c = v.get("vs_baseline", {}).get(primary, {})
         verdict = "baseline" if is_base else (c.get("verdict") or DASH)
         row = [
-            Text(v["name"], style="bold" if is_base else ""),
+            Text(clean(v["name"]), style="bold" if is_base else ""),
             Text(str(v.get("n", 0))),
             Text(mean_std(s)),
             Text(interval(s.get("ci_low"), s.get("ci_high"))),
