@@ -149,3 +149,14 @@ def test_hydra_study_runs_end_to_end(tmp_path, cli):
     assert df.loc["no-aug", "score"] == 3.0
     assert df.loc["short", "score"] == 1.5  # the interpolation followed the override
     assert df.loc["short", "trainer.total_steps"] == 1
+
+
+def test_hydra_example_matches_the_plain_digits_study():
+    """examples/hydra_digits composes to exactly the configurations of examples/digits."""
+    ex = Path(__file__).resolve().parents[2] / "examples"
+    hy = ablab.Study.load(ex / "hydra_digits" / "study.toml").spec
+    plain = ablab.Study.load(ex / "digits" / "study.toml").spec
+    for v in ("baseline", "no-augment", "no-dropout", "small"):
+        assert hy.resolved(v) == plain.resolved(v), v
+    assert hy.resolved("no-weight-decay") == {**plain.baseline, "weight_decay": 0.0}
+    assert hy.variants["no-weight-decay"] == {"weight_decay": 0.0}
