@@ -160,3 +160,27 @@ def test_hydra_example_matches_the_plain_digits_study():
         assert hy.resolved(v) == plain.resolved(v), v
     assert hy.resolved("no-weight-decay") == {**plain.baseline, "weight_decay": 0.0}
     assert hy.variants["no-weight-decay"] == {"weight_decay": 0.0}
+
+
+def test_baseline_overrides_and_yaml_study(tmp_path):
+    path = write(tmp_path, "")
+    y = tmp_path / "study.yaml"
+    y.write_text(
+        textwrap.dedent(
+            """\
+            name: hy
+            entry: entry.py:train
+            seeds: 1
+            metrics: {score: max}
+            baseline:
+              hydra: {config_path: conf, config_name: train, overrides: ["trainer.epochs=5"]}
+            ablations:
+              fast: ["trainer.lr=0.5"]
+            """
+        )
+    )
+    assert path.exists()
+    spec = ablab.Study.load(y).spec
+    assert spec.baseline["trainer"] == {"epochs": 5, "lr": 0.1, "total_steps": 5}
+    assert spec.variants["fast"] == {"trainer.lr": 0.5}
+    assert spec.resolved("fast")["trainer"]["total_steps"] == 5
