@@ -167,8 +167,12 @@ def test_toml_writer_round_trips(doc):
     assert tomllib.loads(dumps(doc)) == doc
 
 
-def test_toml_writer_special_floats():
+def test_toml_writer_special_floats_and_keys():
     from ablab.spec.tomlw import dumps
+
+    # a key with a trailing newline once passed the bare-key check ("$" matches before "\n")
+    for doc in ({"0\n": {}}, {"0": False, "0\n": {"a b": 1}}, {"x": {"k\n": [1]}}):
+        assert tomllib.loads(dumps(doc)) == doc
 
     back = tomllib.loads(dumps({"t": {"a": math.inf, "b": -math.inf, "c": math.nan}}))
     assert back["t"]["a"] == math.inf and back["t"]["b"] == -math.inf and math.isnan(back["t"]["c"])

@@ -16,13 +16,13 @@ from typing import Any
 
 from ablab.errors import SpecError
 
-_BARE = re.compile(r"^[A-Za-z0-9_-]+$")
+_BARE = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def key(k: Any) -> str:
     if not isinstance(k, str):
         raise SpecError(f"TOML keys must be strings, found {k!r}")
-    return k if _BARE.match(k) else _string(k)
+    return k if _BARE.fullmatch(k) else _string(k)  # fullmatch: "$" would pass "a\n"
 
 
 def _string(s: str) -> str:
