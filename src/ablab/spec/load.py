@@ -82,6 +82,10 @@ def parse_study(raw: Any, *, source: Path | None = None) -> StudySpec:
                 f"{where}: unknown top-level key '{k}'",
                 hint=did_you_mean(k, TOP_KEYS) or f"allowed keys: {', '.join(TOP_KEYS)}",
             )
+    if isinstance(raw.get("baseline"), dict) and "hydra" in raw["baseline"]:
+        from ablab.integrations.hydra import resolve_study, uses_hydra
+
+        raw = resolve_study(raw, source=source, where=where) if uses_hydra(raw) else raw
     name = _require(raw, "name", str, where)
     if not _NAME_RE.match(name):
         raise SpecError(
