@@ -57,6 +57,7 @@ def load_results(spec: StudySpec, store: Store, revision: str | None = None) -> 
         }
         for m in metric_names:
             rec[m] = r["metrics"].get(m, float("nan"))
+        rec.update({k: v for k, v in r["metrics"].items() if k.startswith("cost.")})  # run.measure
         records.append(rec)
     runs_df = pd.DataFrame.from_records(
         records,
@@ -73,6 +74,7 @@ def load_results(spec: StudySpec, store: Store, revision: str | None = None) -> 
             "peak_rss_mb",
             "error",
             *metric_names,
+            *sorted({k for r in records for k in r if k.startswith("cost.")}),
         ],
     )
     keyset = set(keys)
@@ -104,7 +106,7 @@ def analyze_results(res: StudyResults, alpha: float = 0.05) -> dict[str, Any]:
     spec = res.spec
     metrics = {m.name: {"direction": m.direction, "reduce": m.reduce} for m in spec.metrics}
     factors = {k: list(v) for k, v in spec.design.factors.items()} or None
-    return analyze(
+    result = analyze(
         res.runs,
         study=spec.name,
         metrics=metrics,
@@ -114,6 +116,16 @@ def analyze_results(res: StudyResults, alpha: float = 0.05) -> dict[str, Any]:
         design=spec.design.type,
         factors=factors,
     )
+    from ablab.analysis.costs import cost_summary
+    from ablab.analysis.examples import example_tests
+
+    for key, value in (
+        ("costs", cost_summary(res.runs, result)),  # run.measure's cost.* metrics
+        ("examples", example_tests(res.series, result["baseline"], alpha)),  # run.log_examples
+    ):
+        if value:
+            result[key] = value
+    return result
 
 
 def summarize_verifications(

@@ -106,6 +106,9 @@ def apply_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str
     """Return a deep copy of ``base`` with dotted-key ``overrides`` set."""
     out = copy.deepcopy(base)
     for dotted, value in overrides.items():
+        if dotted.startswith("@"):  # a module edit (ablab.components): kept whole, at the top
+            out[dotted] = copy.deepcopy(value)
+            continue
         parts = dotted.lstrip("+").split(".")
         node = out
         for p in parts[:-1]:
