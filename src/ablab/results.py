@@ -121,7 +121,12 @@ def analyze_results(res: StudyResults, alpha: float = 0.05) -> dict[str, Any]:
 
     for key, value in (
         ("costs", cost_summary(res.runs, result)),  # run.measure's cost.* metrics
-        ("examples", example_tests(res.series, result["baseline"], alpha)),  # run.log_examples
+        (
+            "examples",
+            example_tests(
+                res.series, result["baseline"], alpha, [v["name"] for v in result["variants"]]
+            ),
+        ),  # run.log_examples
     ):
         if value:
             result[key] = value

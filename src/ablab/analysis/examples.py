@@ -81,9 +81,12 @@ def paired_example_test(
     return out
 
 
-def example_tests(series: Any, baseline: str, alpha: float = 0.05) -> dict[str, Any] | None:
+def example_tests(
+    series: Any, baseline: str, alpha: float = 0.05, order: list[str] | None = None
+) -> dict[str, Any] | None:
     """``result["examples"]`` from the series table (``key, variant, seed, name, step, value``):
-    per NAME its method and one row per variant; None when no run logged examples."""
+    per NAME its method and one row per variant (in ``order`` when given); None when no run
+    logged examples."""
     from statsmodels.stats.multitest import multipletests
 
     if series is None or not len(series):
@@ -100,7 +103,11 @@ def example_tests(series: Any, baseline: str, alpha: float = 0.05) -> dict[str, 
             continue
         binary = bool(np.isin(grp["value"].to_numpy(), (0.0, 1.0)).all())
         rows = []
-        for variant in dict.fromkeys(table.columns.get_level_values(0)):
+        logged = list(dict.fromkeys(table.columns.get_level_values(0)))
+        ranked = [v for v in (order or []) if v in logged] + [
+            v for v in logged if v not in (order or [])
+        ]
+        for variant in ranked:
             if variant == baseline:
                 continue
             seeds = sorted(

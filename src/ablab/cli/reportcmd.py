@@ -61,6 +61,12 @@ def report(
         # piped or captured output (make demo, CI logs) gets a wide table instead of 80 columns
         out = console if console.is_terminal else Console(width=max(console.width, 200))
         out.print(rich_table(result))
+        from ablab.report.costs import rich_costs
+        from ablab.report.examples import rich_examples
+
+        for extra in [rich_costs(result), *rich_examples(result)]:
+            if extra is not None:
+                out.print(extra)
         if sentence:
             console.print(f"reproducibility: {sentence}", highlight=False)
         return

@@ -77,4 +77,10 @@ def to_table(result: Mapping[str, Any], *, width: int = 140, color: bool = False
         legacy_windows=False,
     )
     console.print(rich_table(result))
+    from ablab.report.costs import rich_costs
+    from ablab.report.examples import rich_examples
+
+    for extra in [rich_costs(result), *rich_examples(result)]:
+        if extra is not None:
+            console.print(extra)
     return buf.getvalue()

@@ -155,6 +155,10 @@ def to_markdown(result: Mapping[str, Any]) -> str:
         lines += _md_table(header, body, "lrlllllrrl")
     lines += _md_effects(result.get("effects"))
     lines += _md_sensitivity(result.get("sensitivity"))
+    from ablab.report.costs import md_costs
+    from ablab.report.examples import md_examples
+
+    lines += md_costs(result, md_escape) + md_examples(result, md_escape)
     return "\n".join(lines) + "\n"
 
 
@@ -310,7 +314,9 @@ def to_latex(result: Mapping[str, Any]) -> str:
             cells.append(f"${body}{mark}$")
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
+    from ablab.report.costs import latex_costs
+
+    return "\n".join(lines) + "\n" + latex_costs(result)
 
 
 __all__ = ["to_json", "to_csv", "to_markdown", "to_latex", "md_escape", "tex_escape", "ARROW"]
