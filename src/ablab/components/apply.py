@@ -17,6 +17,9 @@ Edits (applied in declaration order; each pattern is matched against the model a
   after the other edits, in eval mode, without gradients.
 - ``replace``: the module is swapped for ``factory(module, **args)`` (or ``factory(**args)`` when
   the factory takes no positional parameter), imported from ``file.py:function``.
+
+With a ``reference`` batch and an ``identity`` edit, the edited model runs once on it, so a shape
+mismatch fails at ``run.ablate`` rather than in the middle of an evaluation.
 """
 
 from __future__ import annotations
@@ -215,7 +218,19 @@ def apply_edits(
             )
     if means:
         _apply_means(model, means, reference)
+    if reference is not None and any(r.edit == "identity" for r in records):
+        _forward(model, reference)  # check the removed modules' shapes now, not mid-evaluation
     return model, records
+
+
+def _forward(model: nn.Module, reference: Any) -> None:
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(*reference) if isinstance(reference, tuple) else model(reference)
+    finally:
+        model.train(was_training)
 
 
 def _apply_means(model: nn.Module, recs: list[EditRecord], reference: Any) -> None:
@@ -240,15 +255,11 @@ def _apply_means(model: nn.Module, recs: list[EditRecord], reference: Any) -> No
         return fn
 
     handles = [model.get_submodule(p).register_forward_hook(hook(p)) for p in paths]
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
-            model(*reference) if isinstance(reference, tuple) else model(reference)
+        _forward(model, reference)
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
     for p in paths:
         if p not in captured:
             raise ComponentError(
