@@ -65,7 +65,10 @@ def bundle(tmp_path_factory):
     return out, dest
 
 
-def test_lock_pins_what_runs_need_and_no_dev_tools():
+def test_lock_pins_what_runs_need_and_no_dev_tools(monkeypatch):
+    from ablab.verify import export
+
+    monkeypatch.setattr(export, "ablab_requirement", lambda: ([], "ablab==0.1.0", None))
     recorded = {"torch": "2.13.0+cpu", "pytest": "9.0", "playwright": "1.5", "numpy": "2.4.6"}
     text, _extra, indexes = lock_file(recorded, {"entry.py": b"import sklearn\nimport os\n"})
     pins = dict(
@@ -150,7 +153,6 @@ def test_pip_accepts_the_lock_as_written(bundle):
             "-q",
             "-r",
             "requirements.lock",
-            *extra[:0],
         ],
         cwd=work,
         capture_output=True,
