@@ -16,10 +16,16 @@ RESULT = {
     "metrics": {"acc": {"direction": "max"}},
     "runs": {"total": 4, "done": 4, "failed": 0},
     "variants": [
-        {"name": "baseline", "n": 2, "metrics": {"acc": {"n": 2, "mean": 0.9, "std": 0.01}}},
+        {
+            "name": "baseline",
+            "n": 2,
+            "config": {"lr": 0.1},
+            "metrics": {"acc": {"n": 2, "mean": 0.9, "std": 0.01}},
+        },
         {
             "name": "small",
             "n": 2,
+            "config": {"lr": 0.1, "@backbone": {"replace": "m.py:small"}},
             "metrics": {"acc": {"n": 2, "mean": 0.8, "std": 0.02}},
             "vs_baseline": {"acc": {"verdict": "worse"}},
         },
@@ -52,27 +58,35 @@ def test_summary_and_pareto():
     assert small["verdict"] == "worse" and c["pareto"]["latency_ms"] == ["baseline", "small"]
     assert pareto_front({"a": (0.9, 1.0), "b": (0.8, 2.0), "c": (0.95, 3.0)}, "max") == ["a", "c"]
     assert pareto_front({"a": (0.1, 1.0), "b": (0.2, 1.0)}, "min") == ["a"]
-    assert cost_summary(RUNS.drop(columns=[c for c in RUNS if c.startswith("cost.")]), RESULT) is None
+    assert (
+        cost_summary(RUNS.drop(columns=[c for c in RUNS if c.startswith("cost.")]), RESULT) is None
+    )
 
 
 def test_markdown_cost_columns():
     md = render(result_with_costs(), "md")
     table = md[md.index("## Costs") :]
     assert (
-        "| Variant | acc ↑ (mean ± std) | Latency ms (mean ± std) | Params (M) | FLOPs (G) | Verdict |"
+        "| Variant | acc ↑ (mean ± std) | Latency ms (mean ± std) | Params (M) | FLOPs (G) | Verdict | What was varied |"
         in table
     )
-    assert "| baseline | 0.9 ± 0.01 | 11 ± 1.4 | 30.1 | 4.1 | baseline |" in table
-    assert "| small | 0.8 ± 0.02 | 5 ± 0 | 5.4 | 0.6 | worse |" in table
+    assert "| baseline | 0.9 ± 0.01 | 11 ± 1.4 | 30.1 | 4.1 | baseline | — |" in table
+    assert (
+        "| small | 0.8 ± 0.02 | 5 ± 0 | 5.4 | 0.6 | worse | @backbone: replace by m.py:small |"
+        in table
+    )
     assert "Pareto front (acc vs latency): baseline, small" in table
 
 
 def test_latex_cost_table():
     tex = render(result_with_costs(), "latex")
-    part = tex[tex.index(r"\begin{tabular}{lrrrrl}") :]
+    part = tex[tex.index(r"\begin{tabular}{lrrrrll}") :]
     assert r"Variant & acc ($\uparrow$) (mean $\pm$ std) & Latency ms (mean $\pm$ std)" in part
-    assert r"baseline & $0.9 \pm 0.01$ & $11 \pm 1.4$ & $30.1$ & $4.1$ & baseline \\" in part
-    assert r"small & $0.8 \pm 0.02$ & $5 \pm 0$ & $5.4$ & $0.6$ & worse \\" in part
+    assert r"baseline & $0.9 \pm 0.01$ & $11 \pm 1.4$ & $30.1$ & $4.1$ & baseline & — \\" in part
+    assert (
+        r"small & $0.8 \pm 0.02$ & $5 \pm 0$ & $5.4$ & $0.6$ & worse & @backbone: replace by m.py:small \\"
+        in part
+    )
 
 
 def test_terminal_and_html():

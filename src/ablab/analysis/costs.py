@@ -52,6 +52,24 @@ def _finite(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
+def changes(config: Mapping[str, Any], base: Mapping[str, Any]) -> str:
+    """What a variant changed against the baseline, in words: ``@head: mean; lr = 0.2``."""
+    from ablab.components.edits import describe, is_edit_key
+
+    parts = []
+    for k in sorted(set(config) | set(base), key=lambda k: (not is_edit_key(k), k)):
+        if config.get(k) == base.get(k):
+            continue
+        if is_edit_key(k):
+            parts.append(f"{k}: {describe(config[k]) if k in config else 'not edited'}")
+        elif isinstance(config.get(k), Mapping) and isinstance(base.get(k), Mapping):
+            sub = changes(config[k], base[k])
+            parts += [f"{k}.{s}" for s in sub.split("; ") if s]
+        else:
+            parts.append(f"{k} = {config.get(k)!r}")
+    return "; ".join(parts)
+
+
 def cost_summary(runs: Any, result: Mapping[str, Any]) -> dict[str, Any] | None:
     """``result["costs"]``: per variant the primary metric's mean/std and verdict (copied from
     ``result``) beside the costs' mean/std over the variant's done runs; None without costs."""
@@ -64,6 +82,14 @@ def cost_summary(runs: Any, result: Mapping[str, Any]) -> dict[str, Any] | None:
     primary = result.get("primary_metric")
     direction = (result.get("metrics") or {}).get(primary, {}).get("direction", "max")
     rows = []
+    base_cfg = next(
+        (
+            v.get("config") or {}
+            for v in result.get("variants", [])
+            if v["name"] == result.get("baseline")
+        ),
+        {},
+    )
     for v in result.get("variants", []):
         sub = done[done["variant"] == v["name"]]
         costs = {
@@ -78,6 +104,7 @@ def cost_summary(runs: Any, result: Mapping[str, Any]) -> dict[str, Any] | None:
                 "variant": v["name"],
                 "baseline": is_base,
                 "metric": dict(v.get("metrics", {}).get(primary, {})),
+                "change": "" if is_base else changes(v.get("config") or {}, base_cfg),
                 "verdict": "baseline"
                 if is_base
                 else v.get("vs_baseline", {}).get(primary, {}).get("verdict"),

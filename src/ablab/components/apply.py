@@ -145,7 +145,7 @@ class Constant(nn.Module):
 
     def forward(self, x: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
         batch = x.shape[0] if isinstance(x, torch.Tensor) and x.dim() > 0 else 1
-        return self.value.unsqueeze(0).expand(batch, *self.value.shape)
+        return self.value.unsqueeze(0).expand(batch, *self.value.shape).clone()
 
     def extra_repr(self) -> str:
         return f"mean of '{self.path}', shape {list(self.value.shape)}"

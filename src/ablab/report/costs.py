@@ -41,6 +41,7 @@ def cost_cells(costs: Mapping[str, Any]) -> list[list[str]]:
                 _scaled(r["params"], 1e6),
                 _scaled(r["flops"], 1e9),
                 r["verdict"] or DASH,
+                r.get("change") or DASH,
             ]
         )
     return out
@@ -55,6 +56,7 @@ def headers(costs: Mapping[str, Any]) -> list[str]:
         "Params (M)",
         "FLOPs (G)",
         "Verdict",
+        "What was varied",
     ]
 
 
@@ -76,7 +78,7 @@ def md_costs(result: Mapping[str, Any], escape=str) -> list[str]:
 
     lines = ["", "## Costs", ""]
     body = [[escape(c) for c in row] for row in cost_cells(costs)]
-    lines += _md_table([escape(h) for h in headers(costs)], body, "lrrrrl")
+    lines += _md_table([escape(h) for h in headers(costs)], body, "lrrrrll")
     return lines + ["", escape(note(costs))]
 
 
@@ -98,14 +100,18 @@ def latex_costs(result: Mapping[str, Any]) -> str:
         + tex_escape(result.get("study", ""))
         + r": accuracy and cost per variant (mean $\pm$ std over seeds; latency: median of timed "
         r"forward passes per run; FLOPs per forward pass).}",
-        r"\begin{tabular}{lrrrrl}",
+        r"\begin{tabular}{lrrrrll}",
         r"\toprule",
         " & ".join(head) + r" \\",
         r"\midrule",
     ]
     for row in cost_cells(costs):
         lines.append(
-            " & ".join([tex_escape(row[0])] + [cell(x) for x in row[1:5]] + [tex_escape(row[5])])
+            " & ".join(
+                [tex_escape(row[0])]
+                + [cell(x) for x in row[1:5]]
+                + [tex_escape(x) for x in row[5:]]
+            )
             + r" \\"
         )
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
@@ -122,7 +128,7 @@ def rich_costs(result: Mapping[str, Any]) -> Any:
 
     t = Table(title=Text("costs"), title_justify="left", header_style="bold")
     for i, h in enumerate(headers(costs)):
-        t.add_column(Text(h), justify="left" if i in (0, 5) else "right", no_wrap=i == 0)
+        t.add_column(Text(h), justify="left" if i in (0, 5, 6) else "right", no_wrap=i == 0)
     for row in cost_cells(costs):
         t.add_row(*(Text(c) for c in row))
     t.caption = Text(note(costs))
