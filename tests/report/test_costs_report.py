@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ablab.analysis.costs import cost_summary, pareto_front
 from ablab.report import render
@@ -97,3 +99,26 @@ def test_terminal_and_html():
     assert '<section id="costs">' in html and "Pareto front" in html
     assert html.count("<svg") >= 2  # the trade-off plots (latency, params)
     assert "Costs" not in render(RESULT, "md")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.dictionaries(
+        st.text("abcdef", min_size=1, max_size=3),
+        st.tuples(st.integers(0, 5), st.integers(0, 5)),
+        min_size=1,
+        max_size=8,
+    ),
+    st.sampled_from(["max", "min"]),
+)
+def test_pareto_front_property(points, direction):
+    front = set(pareto_front(points, direction))
+    s = 1 if direction == "max" else -1
+
+    def dominates(p, q):
+        (m1, c1), (m2, c2) = points[p], points[q]
+        return s * m1 >= s * m2 and c1 <= c2 and (s * m1 > s * m2 or c1 < c2)
+
+    for q in points:
+        dominated = any(dominates(p, q) for p in points if p != q)
+        assert (q in front) == (not dominated)

@@ -87,13 +87,13 @@ def example_tests(
     """``result["examples"]`` from the series table (``key, variant, seed, name, step, value``):
     per NAME its method and one row per variant (in ``order`` when given); None when no run
     logged examples."""
-    from statsmodels.stats.multitest import multipletests
-
     if series is None or not len(series):
         return None
     ex = series[series["name"].astype(str).str.startswith(EXAMPLE_PREFIX)]
     if not len(ex):
         return None
+    from statsmodels.stats.multitest import multipletests
+
     out: dict[str, Any] = {}
     for name, grp in ex.groupby("name", sort=True):
         table = grp.pivot_table(index="step", columns=["variant", "seed"], values="value")
