@@ -172,7 +172,10 @@ def _validate(task: dict[str, Any], run: Any, result: Any, out: dict[str, Any]) 
     try:
         declared = [m["name"] for m in task["metrics"]]
         reduced = {m["name"] for m in task["metrics"] if m.get("reduce", "value") != "value"}
-        metrics = {**run.measured, **check_metrics(result, declared, reduced)}  # run.measure's cost.*
+        metrics = {
+            **run.measured,
+            **check_metrics(result, declared, reduced),
+        }  # run.measure's cost.*
         for m in task["metrics"]:
             if m["name"] in reduced and m.get("reduce") != "post":  # post: attached after the run
                 metrics[m["name"]] = reduce_metric(
