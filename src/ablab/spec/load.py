@@ -216,6 +216,19 @@ def _seed_bounds(raw: dict, adaptive: bool, where: str) -> tuple[int, int]:
     return lo, hi
 
 
+def _margin(v: Any, name: str, where: str) -> float | None:
+    """``margin``: a positive finite number in the metric's units, or absent."""
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
+        raise SpecError(
+            f"{where}: [metrics.{name}] margin = {v!r}: expected a positive finite number "
+            "(the smallest difference that matters, in the metric's units)",
+            hint=f'e.g. {name} = {{ direction = "max", margin = 0.005 }}',
+        )
+    return float(v)
+
+
 def _metrics(v: Any, where: str) -> tuple[MetricSpec, ...]:
     if not isinstance(v, dict) or not v:
         raise SpecError(
@@ -227,15 +240,18 @@ def _metrics(v: Any, where: str) -> tuple[MetricSpec, ...]:
         if not _NAME_RE.match(name):
             raise SpecError(f"{where}: [metrics] '{name}' is not a valid metric name")
         reduce = "value"
+        margin = None
         if isinstance(decl, dict):
             for k in decl:
-                if k not in ("direction", "reduce"):
+                if k not in ("direction", "reduce", "margin"):
                     raise SpecError(
                         f"{where}: [metrics.{name}] unknown key '{k}'",
-                        hint=did_you_mean(k, ("direction", "reduce")) or "use direction and reduce",
+                        hint=did_you_mean(k, ("direction", "reduce", "margin"))
+                        or "use direction, reduce and margin",
                     )
             direction = decl.get("direction", "max")
             reduce = decl.get("reduce", "value")
+            margin = _margin(decl.get("margin"), name, where)
         else:
             direction = decl
         if direction not in ("max", "min"):
@@ -245,7 +261,7 @@ def _metrics(v: Any, where: str) -> tuple[MetricSpec, ...]:
                 f'{where}: [metrics.{name}] reduce = {reduce!r}: expected "value", "last", '
                 '"best" or "post"'
             )
-        out.append(MetricSpec(name, direction, reduce))
+        out.append(MetricSpec(name, direction, reduce, margin))
     if out[0].reduce == "post":
         raise SpecError(
             f"{where}: [metrics] the primary (first) metric '{out[0].name}' is declared "

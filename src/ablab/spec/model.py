@@ -19,12 +19,15 @@ class MetricSpec:
     ``reduce = "value"`` takes the number the entry returns; ``"last"``/``"best"`` reduce the
     series of that name logged with ``run.log``; ``"post"`` is filled in after the run by a
     post-run step (e.g. ``ablab mdtree pairs``), so the run need not return it and runs without
-    it are left out of that metric's analysis.
+    it are left out of that metric's analysis. ``margin`` (metric units, optional) is the
+    smallest difference that matters: it enables the ``equivalent`` verdict (TOST) and the
+    ``seeds_needed`` planning figure.
     """
 
     name: str
     direction: Direction = "max"
     reduce: Reduce = "value"
+    margin: float | None = None
 
 
 @dataclass(frozen=True)
