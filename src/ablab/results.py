@@ -58,6 +58,7 @@ def load_results(spec: StudySpec, store: Store, revision: str | None = None) -> 
         }
         for m in metric_names:
             rec[m] = r["metrics"].get(m, float("nan"))
+        rec.update({k: v for k, v in r["metrics"].items() if k.startswith("cost.")})  # run.measure
         records.append(rec)
     runs_df = pd.DataFrame.from_records(
         records,
@@ -74,6 +75,7 @@ def load_results(spec: StudySpec, store: Store, revision: str | None = None) -> 
             "peak_rss_mb",
             "error",
             *metric_names,
+            *sorted({k for r in records for k in r if k.startswith("cost.")}),
         ],
     )
     keyset = set(keys)
@@ -109,7 +111,7 @@ def analyze_results(res: StudyResults, alpha: float = 0.05) -> dict[str, Any]:
         for m in spec.metrics
     }
     factors = {k: list(v) for k, v in spec.design.factors.items()} or None
-    return analyze(
+    result = analyze(
         res.runs,
         study=spec.name,
         metrics=metrics,
@@ -123,6 +125,21 @@ def analyze_results(res: StudyResults, alpha: float = 0.05) -> dict[str, Any]:
             {"min_seeds": spec.min_seeds, "max_seeds": len(spec.seeds)} if spec.adaptive else None
         ),
     )
+    from ablab.analysis.costs import cost_summary
+    from ablab.analysis.examples import example_tests
+
+    for key, value in (
+        ("costs", cost_summary(res.runs, result)),  # run.measure's cost.* metrics
+        (
+            "examples",
+            example_tests(
+                res.series, result["baseline"], alpha, [v["name"] for v in result["variants"]]
+            ),
+        ),  # run.log_examples
+    ):
+        if value:
+            result[key] = value
+    return result
 
 
 def build_report(

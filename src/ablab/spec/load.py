@@ -320,10 +320,13 @@ def _ablations(v: Any, baseline: dict, where: str) -> dict[str, dict[str, Any]]:
                 f"{where}: {section} must be a non-empty table of overrides, found {_kind(override)}",
                 hint=f"e.g. {name} = {{ dropout = 0.0 }}",
             )
-        flat = flatten(override)
+        from ablab.components.edits import split_edits  # "@path" module edits
+
+        plain, edits = split_edits(override, f"{where}: {section}")
+        flat = flatten(plain)
         for key in flat:
             _check_key(key, base_keys, where, section)
-        variants[name] = flat
+        variants[name] = {**flat, **edits}
     return variants
 
 
