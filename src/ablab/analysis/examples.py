@@ -34,6 +34,8 @@ def paired_example_test(
     """Compare ``other`` with ``base`` (equal-length, paired by index). See the module docstring."""
     from scipy import stats
 
+    from ablab.analysis.stats import _bootstrap_rng_name
+
     a, b = np.asarray(base, float), np.asarray(other, float)
     d = b - a
     out: dict[str, Any] = {
@@ -69,7 +71,7 @@ def paired_example_test(
             n_resamples=n_resamples,
             confidence_level=0.95,
             method="percentile",
-            rng=np.random.default_rng(seed),
+            **{_bootstrap_rng_name(): np.random.default_rng(seed)},
         )
         out.update(
             ci_low=float(boot.confidence_interval.low), ci_high=float(boot.confidence_interval.high)

@@ -30,7 +30,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-ABLAB_DIST = "ablab"  # the distribution name ablab is installed (and published) under
+ABLAB_DIST = "ablab-toolkit"  # the distribution name ablab is installed (and published) under
 LOCAL_LABEL_INDEX = {
     "cpu": "https://download.pytorch.org/whl/cpu",
     "cu118": "https://download.pytorch.org/whl/cu118",
