@@ -154,6 +154,9 @@ def test_margin_gives_equivalent_and_planning_figure():
     assert by["same"]["loss"]["verdict"] == "inconclusive"  # no margin on loss
     assert by["same"]["loss"]["seeds_needed"] is None
     assert "Holm" in r["methods"]["p_adjusted"] and "t-interval" in r["methods"]["ci"]
+    # leave-one-seed-out has no equivalence test: an equivalent verdict is not said to flip
+    loso = r["sensitivity"]["seeds"]["leave_one_seed_out"]["variants"]
+    assert "acc" not in loso["same"] and loso["better"]["acc"]["verdict"] == "better"
 
 
 def test_mean_ci_is_the_t_interval():

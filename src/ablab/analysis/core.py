@@ -147,7 +147,8 @@ def analyze(
     value count. The first entry of ``metrics`` is the primary metric; a metric's entry may
     carry ``margin`` (the smallest difference that matters, metric units), which enables the
     ``equivalent`` verdict and the ``seeds_needed`` planning figure. Intervals are t-intervals
-    (no resampling): ``seed`` and ``n_resamples`` are kept for API compatibility and unused. ``design_info`` (e.g.
+    (no resampling): ``seed`` and ``n_resamples`` are kept for API compatibility and unused.
+    ``design_info`` (e.g.
     ``FractionalDesign.to_dict()``: generators, aliases) is copied into ``effects.design``.
     ``adaptive`` (``{"min_seeds", "max_seeds", "method"?}``) says the seeds were allocated by
     ``seeds = "auto"``: the primary metric's verdicts are then the sequential test's
@@ -219,8 +220,15 @@ def analyze(
         for c in family:
             c["adjustment"] = f"Holm across the {len(family)} variant(s) on {m}"
 
+    # The sensitivity re-analyses recompute fixed-sample better/worse/inconclusive verdicts
+    # without the equivalence test, so an `equivalent` verdict is left out of their stability
+    # checks (None) rather than reported as flipping at every seed.
     fixed_verdicts = {
-        e["name"]: {m: c["verdict"] for m, c in e["vs_baseline"].items()} for e in variants[1:]
+        e["name"]: {
+            m: (None if c["verdict"] == "equivalent" else c["verdict"])
+            for m, c in e["vs_baseline"].items()
+        }
+        for e in variants[1:]
     }
     adaptive_cfg = None
     if adaptive is not None and len(variants) > 1:

@@ -130,7 +130,9 @@ def to_latex(result: Mapping[str, Any]) -> str:
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     lines += _tex_effects(result.get("effects"))
-    return "\n".join(lines) + "\n"
+    from ablab.report.costs import latex_costs
+
+    return "\n".join(lines) + "\n" + latex_costs(result)
 
 
 def _tex_effects(effects: Mapping[str, Any] | None) -> list[str]:

@@ -219,4 +219,8 @@ def to_markdown(result: Mapping[str, Any]) -> str:
     lines += [f"- {md_escape(k)}: {md_escape(t)}" for k, t in method_notes(result)]
     lines += md_effects(result.get("effects"))
     lines += md_sensitivity(result.get("sensitivity"))
+    from ablab.report.costs import md_costs
+    from ablab.report.examples import md_examples
+
+    lines += md_costs(result, md_escape) + md_examples(result, md_escape)
     return "\n".join(lines) + "\n"

@@ -23,6 +23,7 @@ from ablab.report._fmt import (
     uniform_n,
 )
 from ablab.report.numfmt import anova_formats, metric_format
+from ablab.termtext import clean
 
 VERDICT_STYLE = {
     "better": "bold green",
@@ -61,7 +62,7 @@ def _columns(result: Mapping[str, Any], stack: bool = False) -> list[_Col]:
     cols = {
         "variant": _Col("variant", "variant", "left", 0),
         "n": _Col("n", "n", "right", PRIORITY["n"]),
-        "mean": _Col("mean", head(primary, dirs.get(primary)), "right", 0),
+        "mean": _Col("mean", clean(head(primary, dirs.get(primary))), "right", 0),
         "ci": _Col("ci", f"{lvl} CI", "right", PRIORITY["ci"]),
         "delta": _Col("delta", "Δ (%)", "right", PRIORITY["delta"]),
         "dci": _Col("dci", f"Δ {lvl} CI", "right", PRIORITY["dci"]),
@@ -71,13 +72,15 @@ def _columns(result: Mapping[str, Any], stack: bool = False) -> list[_Col]:
     if uniform_n(result) is not None:
         del cols["n"]
     others = [m for m in dirs if m != primary]
-    extra = [_Col(m, head(m, dirs[m]), "right", OTHER_PRIORITY + i) for i, m in enumerate(others)]
+    extra = [
+        _Col(m, clean(head(m, dirs[m])), "right", OTHER_PRIORITY + i) for i, m in enumerate(others)
+    ]
     fmts = {m: metric_format(result, m) for m in others}
     for v in result.get("variants", []):
         is_base = v["name"] == result.get("baseline")
         s = v.get("metrics", {}).get(primary, {})
         c = v.get("vs_baseline", {}).get(primary) or {}
-        name = Text(v["name"], style="bold" if is_base else "")
+        name = Text(clean(v["name"]), style="bold" if is_base else "")
         if v.get("failed"):
             name.append("\n" + failed_text(v), style="red")
         verdict = "baseline" if is_base else (c.get("verdict") or DASH)
@@ -151,7 +154,9 @@ def rich_table(result: Mapping[str, Any], width: int | None = None):
     primary = result.get("primary_metric") or next(iter(dirs), "")
     runs = result.get("runs", {})
     title = Text(
-        f"{result.get('study', '')}  ·  {runs.get('done', 0)}/{runs.get('total', 0)} runs done"
+        clean(f"{result.get('study', '')}"),
+    ) + Text(
+        f"  ·  {runs.get('done', 0)}/{runs.get('total', 0)} runs done"
         + (f", {runs['failed']} failed" if runs.get("failed") else "")
     )
     kept, dropped = fit(_columns(result), width)
@@ -259,4 +264,10 @@ def to_table(
     effects = effects_table(result)
     if effects is not None:
         console.print(effects)
+    from ablab.report.costs import rich_costs
+    from ablab.report.examples import rich_examples
+
+    for extra in [rich_costs(result), *rich_examples(result)]:
+        if extra is not None:
+            console.print(extra)
     return buf.getvalue()
