@@ -11,7 +11,9 @@ from typing import Any
 
 from ablab.report._fmt import ARROW, metric_dirs, rows
 from ablab.report.latex import tex_escape, to_latex
-from ablab.report.md import md_escape, to_markdown, verdict_sentences
+from ablab.report.md import md_escape, md_table, to_markdown, verdict_sentences
+
+_md_table = md_table  # the name costs.py and examples.py import
 
 SUMMARY = (
     "n",
