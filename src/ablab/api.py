@@ -22,15 +22,17 @@ class Study:
                             metrics={"accuracy": "max"}, baseline={"hidden": 128},
                             ablations={"small": {"hidden": 32}}, root="examples/digits")
 
-    ``entry`` may also be a module-level function. ``root`` is where a file entry and the
-    default store (``ROOT/.ablab``) live.
+    ``entry`` may also be a Python function, including one defined in a notebook cell or the
+    running script (sent to the workers by value with cloudpickle), or a command table
+    ``{"command": "python train.py --lr {lr} --seed {seed}"}``. ``root`` is where a file entry,
+    a command's working folder and the default store (``ROOT/.ablab``) live.
     """
 
     def __init__(
         self,
         *,
         name: str,
-        entry: str | Callable[..., Any],
+        entry: str | dict[str, Any] | Callable[..., Any],
         metrics: dict[str, Any],
         baseline: dict[str, Any] | None = None,
         ablations: dict[str, dict[str, Any]] | None = None,
@@ -41,6 +43,10 @@ class Study:
         split_seeds: int | None = None,
         root: str | Path | None = None,
     ) -> None:
+        if callable(entry):  # a notebook/__main__ function travels to the workers by value
+            from ablab.runtime.entry_pickled import function_entry
+
+            entry = function_entry(entry)
         raw: dict[str, Any] = {
             "name": name,
             "entry": entry,

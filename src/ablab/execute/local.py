@@ -196,6 +196,11 @@ class LocalExecutor:
 
 def _kill(w: _Worker) -> None:
     if w.proc.is_alive():
+        # SIGTERM first: a worker running a command entry kills the program's process group
+        # before it exits (runtime/entry_command.py); any other worker dies of it at once
+        w.proc.terminate()
+        w.proc.join(timeout=2.0)
+    if w.proc.is_alive():
         w.proc.kill()
     w.proc.join(timeout=5)
     w.conn.close()

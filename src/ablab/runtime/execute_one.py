@@ -79,7 +79,7 @@ def execute_task(task: dict[str, Any]) -> dict[str, Any]:
     (``{"key": ..., "batch": [task, ...]}``, ``[run] batch = K``) calls the batched entry
     ``train_batched(configs, runs) -> list[dict]`` once and returns ``{"key", "batch": [outcome, ...]}``.
     """
-    from ablab.runtime.entry import load_entry
+    from ablab.runtime.entry import resolve_entry
     from ablab.runtime.run import Run
 
     batched = "batch" in task
@@ -113,7 +113,7 @@ def execute_task(task: dict[str, Any]) -> dict[str, Any]:
         cuda = bool(torch is not None and torch.cuda.is_available())
         if cuda:
             torch.cuda.reset_peak_memory_stats()
-        fn = load_entry(first["entry"], Path(first["root"]))
+        fn = resolve_entry(first)
         runs = [
             Run(
                 key=t["key"],

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ablab.errors import SpecError, did_you_mean
+from ablab.spec.entry import check_entry, compile_pattern, parse_entry
 from ablab.spec.model import (
     BASELINE,
     DesignSpec,
@@ -99,14 +100,7 @@ def parse_study(raw: Any, *, source: Path | None = None) -> StudySpec:
             f"{where}: name = {name!r} is not a valid study name",
             hint="use letters, digits, '_', '-', '.'",
         )
-    entry = raw.get("entry")
-    if callable(entry):
-        entry = f"{entry.__module__}:{entry.__qualname__}"
-    if not isinstance(entry, str) or ":" not in entry:
-        raise SpecError(
-            f"{where}: entry = {entry!r} is not an entry point",
-            hint="write 'file.py:function' (relative to the study file) or 'package.module:function'",
-        )
+    entry, entry_spec = parse_entry(raw.get("entry"), where)
     adaptive = raw.get("seeds") == "auto"
     min_seeds, max_seeds = _seed_bounds(raw, adaptive, where)
     seeds = tuple(range(max_seeds)) if adaptive else _seeds(raw.get("seeds", 5), where)
@@ -147,8 +141,10 @@ def parse_study(raw: Any, *, source: Path | None = None) -> StudySpec:
         source=source,
         adaptive=adaptive,
         min_seeds=min_seeds,
+        entry_spec=entry_spec,
     )
     _check_distinct(spec, where)
+    check_entry(spec, where)
     return spec
 
 
@@ -226,16 +222,19 @@ def _metrics(v: Any, where: str) -> tuple[MetricSpec, ...]:
     for name, decl in v.items():
         if not _NAME_RE.match(name):
             raise SpecError(f"{where}: [metrics] '{name}' is not a valid metric name")
-        reduce = "value"
+        reduce, pattern = "value", None
         if isinstance(decl, dict):
             for k in decl:
-                if k not in ("direction", "reduce"):
+                if k not in ("direction", "reduce", "pattern"):
                     raise SpecError(
                         f"{where}: [metrics.{name}] unknown key '{k}'",
-                        hint=did_you_mean(k, ("direction", "reduce")) or "use direction and reduce",
+                        hint=did_you_mean(k, ("direction", "reduce", "pattern"))
+                        or "use direction, reduce and pattern",
                     )
             direction = decl.get("direction", "max")
             reduce = decl.get("reduce", "value")
+            if "pattern" in decl:
+                pattern = compile_pattern(name, decl["pattern"], where)
         else:
             direction = decl
         if direction not in ("max", "min"):
@@ -245,7 +244,7 @@ def _metrics(v: Any, where: str) -> tuple[MetricSpec, ...]:
                 f'{where}: [metrics.{name}] reduce = {reduce!r}: expected "value", "last", '
                 '"best" or "post"'
             )
-        out.append(MetricSpec(name, direction, reduce))
+        out.append(MetricSpec(name, direction, reduce, pattern))
     if out[0].reduce == "post":
         raise SpecError(
             f"{where}: [metrics] the primary (first) metric '{out[0].name}' is declared "

@@ -12,7 +12,13 @@ def spec_to_dict(spec: StudySpec) -> dict[str, Any]:
     """A JSON-ready dict in the study-file shape; ``parse_study`` reads it back."""
     metrics = {
         m.name: (
-            m.direction if m.reduce == "value" else {"direction": m.direction, "reduce": m.reduce}
+            m.direction
+            if m.reduce == "value" and m.pattern is None
+            else {
+                "direction": m.direction,
+                **({"reduce": m.reduce} if m.reduce != "value" else {}),
+                **({"pattern": m.pattern} if m.pattern is not None else {}),
+            }
         )
         for m in spec.metrics
     }
@@ -23,7 +29,7 @@ def spec_to_dict(spec: StudySpec) -> dict[str, Any]:
     }
     out: dict[str, Any] = {
         "name": spec.name,
-        "entry": spec.entry,
+        "entry": spec.entry_spec.to_dict() if spec.entry_spec is not None else spec.entry,
         "seeds": list(spec.seeds),
         "metrics": metrics,
         "baseline": spec.baseline,
