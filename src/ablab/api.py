@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ablab.errors import AblabError
 from ablab.execute.engine import Progress, RunSummary
+from ablab.plan.expand import Plan
 from ablab.spec.load import load_study, parse_study
 from ablab.spec.model import StudySpec
 from ablab.store.db import Store
@@ -121,8 +123,13 @@ def run(
     address: str | None = None,
     race: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
+    variants: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
 ) -> RunSummary:
     """Run every variant of ``study`` over its seeds; runs already done are skipped.
+
+    ``variants`` / ``seeds`` run only that subset of the plan (``ablab run --variant/--seed``);
+    an unknown name or seed is an error listing the study's own.
 
     With ``seeds = "auto"`` in the study (or ``race=True``) seeds are allocated adaptively,
     round by round (see ``docs/adaptive.md``). Returns a :class:`RunSummary` (``.exit_code`` is
@@ -133,6 +140,15 @@ def run(
     from ablab.plan.designs_bridge import path_plan, plan_for
 
     spec = _as_spec(study)
+    subset = variants is not None or seeds is not None
+    if subset and (spec.adaptive or race or spec.design.type == "path"):
+        raise AblabError(
+            f"{spec.label}: --variant/--seed cannot be combined with "
+            + ('seeds = "auto"' if spec.adaptive else "--race" if race else "a path design")
+            + ", which decide(s) the runs as results arrive",
+            hint="run the whole study, or reproduce single runs with `ablab reproduce`",
+        )
+    plan = select_runs(plan_for(spec), variants, seeds, spec) if subset else None
     with Store(store if store is not None else default_store_dir(spec)) as st:
         record = prepare_study(spec, st, revision=revision, allow_code_change=allow_code_change)
         if spec.adaptive or race:
@@ -148,7 +164,7 @@ def run(
             )
         if spec.design.type != "path":
             ex = make_executor(executor, spec, jobs=jobs, address=address)
-            return execute(spec, plan_for(spec), st, record, ex, on_progress=on_progress)
+            return execute(spec, plan or plan_for(spec), st, record, ex, on_progress=on_progress)
         # adaptive: the ablation path grows as results arrive
         known: list[tuple[dict[str, Any], float]] = []
         ex = make_executor(executor, spec, jobs=jobs, address=address)
@@ -171,6 +187,36 @@ def run(
                     return summary
         finally:
             ex.shutdown()
+
+
+def select_runs(
+    plan: Plan, variants: Sequence[str] | None, seeds: Sequence[int] | None, spec: StudySpec
+) -> Plan:
+    """The runs of ``plan`` of the given variants and seeds (None: all of them)."""
+    from ablab.errors import did_you_mean
+
+    names = plan.variants()
+    for v in variants or ():
+        if v not in names:
+            raise AblabError(
+                f"{spec.label}: no variant named '{v}'",
+                hint="; ".join(
+                    filter(None, [did_you_mean(v, names), f"variants: {', '.join(names)}"])
+                ),
+            )
+    known = sorted({r.seed for r in plan.runs})
+    for s in seeds or ():
+        if s not in known:
+            raise AblabError(
+                f"{spec.label}: seed {s} is not one of the study's seeds",
+                hint=f"seeds: {', '.join(map(str, known))}",
+            )
+    keep = [
+        r
+        for r in plan.runs
+        if (variants is None or r.variant in variants) and (seeds is None or r.seed in seeds)
+    ]
+    return Plan(tuple(keep))
 
 
 def path_results(spec: StudySpec, st: Store, study_id: int) -> list[tuple[dict[str, Any], float]]:
