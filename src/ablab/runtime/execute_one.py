@@ -61,6 +61,11 @@ def reduce_metric(
     return max(values) if direction == "max" else min(values)
 
 
+def is_command(task: dict[str, Any]) -> bool:
+    """Whether a task runs a program (a command entry) rather than a Python function."""
+    return (task.get("entry_spec") or {}).get("kind") == "command"
+
+
 def warm_up() -> None:
     """Import the heavy libraries once per worker, so the first run's time is its own."""
     import numpy  # noqa: F401
@@ -104,11 +109,12 @@ def execute_task(task: dict[str, Any]) -> dict[str, Any]:
     try:
         from ablab.runtime.seeding import seed_everything
 
-        seed_everything(
-            first["seed"],
-            deterministic=first.get("deterministic", True),
-            threads=first.get("threads", 1),
-        )
+        if not is_command(first):  # a program is seeded through its arguments and environment
+            seed_everything(
+                first["seed"],
+                deterministic=first.get("deterministic", True),
+                threads=first.get("threads", 1),
+            )
         torch = sys.modules.get("torch")
         cuda = bool(torch is not None and torch.cuda.is_available())
         if cuda:
@@ -197,5 +203,9 @@ def _one_line(e: BaseException) -> str:
 
 
 def _cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+    """CPU seconds of this worker and of the programs it ran (command entries) and waited for."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        r = resource.getrusage(who)
+        total += r.ru_utime + r.ru_stime
+    return total
