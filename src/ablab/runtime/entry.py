@@ -115,7 +115,9 @@ def resolve_entry(task: dict[str, Any]) -> Callable[..., Any]:
     if payload["kind"] == "command":
         from ablab.runtime.entry_command import command_entry
 
-        return command_entry(payload, root, task["metrics"], task.get("timeout"))
+        return command_entry(
+            payload, root, task["metrics"], task.get("timeout"), task.get("threads", 1)
+        )
     raise EntryError(f"unknown entry kind {payload['kind']!r}")
 
 

@@ -6,7 +6,8 @@ placeholders are filled in (a value never becomes more than one word, so a confi
 cannot inject options or shell syntax). A leading ``python`` is the interpreter ablab runs
 under. The program runs in the study's folder, in its own session (process group), with
 ``ABLAB_SEED``, ``ABLAB_RUN_DIR``, ``ABLAB_CONFIG`` (the resolved configuration as JSON),
-``ABLAB_VARIANT``, ``ABLAB_KEY`` and ``PYTHONHASHSEED`` set; its output goes to ``stdout.log`` and
+``ABLAB_VARIANT``, ``ABLAB_KEY`` and ``PYTHONHASHSEED`` set, and ``OMP/MKL/OPENBLAS_NUM_THREADS``
+set to ``[run] threads`` unless already set; its output goes to ``stdout.log`` and
 ``stderr.log`` in the run folder.
 
 Metrics, in order of precedence: a metric's ``pattern`` (a regex on the program's stdout, else
@@ -40,16 +41,21 @@ from ablab.errors import EntryError, MetricError
 CLIENT_FILE = "ablab_client.jsonl"  # what ablab.client appends to (see ablab/client.py)
 _FIELD_RE = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 _TAIL_LINES = 15
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 _PR_SET_PDEATHSIG, _PR_GET_PDEATHSIG = 1, 2
 
 
 def command_entry(
-    entry: dict[str, Any], root: Path, metrics: list[dict[str, Any]], timeout: float | None
+    entry: dict[str, Any],
+    root: Path,
+    metrics: list[dict[str, Any]],
+    timeout: float | None,
+    threads: int = 1,
 ) -> Callable[[dict[str, Any], Any], dict[str, float]]:
     """The ``(config, run) -> metrics`` callable of a command entry (as carried by a task)."""
 
     def call(config: dict[str, Any], run: Any) -> dict[str, float]:
-        return run_command(entry, root, metrics, timeout, config, run)
+        return run_command(entry, root, metrics, timeout, config, run, threads)
 
     return call
 
@@ -107,6 +113,7 @@ def run_command(
     timeout: float | None,
     config: dict[str, Any],
     run: Any,
+    threads: int = 1,
 ) -> dict[str, float]:
     argv = build_argv(entry, config, run)
     run_dir = Path(run.run_dir)
@@ -115,6 +122,8 @@ def run_command(
         (run_dir / stale).unlink(missing_ok=True)
     (run_dir / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
     env = dict(os.environ)
+    for var in _THREAD_VARS:  # [run] threads, unless the user set them: results independent of -j
+        env.setdefault(var, str(threads))
     env.update(
         ABLAB_SEED=str(run.seed),
         ABLAB_RUN_DIR=str(run_dir),
