@@ -140,3 +140,47 @@ def test_function_defined_in_a_jupyter_notebook(tmp_path, monkeypatch):
     assert "entry source __main__:train" in files and "entry cell of train" in files
     assert "entry cell of helper" in files
     assert "ERROR CodeChangedError" in texts[4], texts
+
+
+def test_a_closure_travels_by_value_and_back_from_the_store_form(tmp_path):
+    """A function defined inside another function (no importable name) is pickled; the spec's
+    store form (JSON) rebuilds the same entry, whose task runs in a worker-like call."""
+    import ablab
+    from ablab.execute.engine import build_task
+    from ablab.runtime.execute_one import execute_task
+    from ablab.spec.load import parse_study
+    from ablab.spec.serialize import spec_to_dict
+
+    offset = 0.25
+
+    def train(config, run):
+        return {"score": config["x"] + offset + run.seed}
+
+    study = ablab.Study(
+        name="closure", entry=train, seeds=[3], metrics={"score": "max"}, baseline={"x": 1}
+    )
+    spec = study.spec
+    assert spec.entry.endswith("<locals>.train")
+    again = parse_study(json.loads(json.dumps(spec_to_dict(spec))))
+    assert again.entry == spec.entry and again.entry_spec == spec.entry_spec
+    assert any(k.startswith("entry source") for k in again.entry_spec.sources)
+    run = {"key": "k", "variant": "baseline", "seed": 3, "split_seed": None, "attempts": 1}
+    out = execute_task(build_task(again, {**run, "config": {"x": 1}}, tmp_path / "k"))
+    assert out["status"] == "done", out["error"]
+    assert out["metrics"]["score"] == 4.25
+
+
+def test_an_unpicklable_global_is_a_clear_error():
+    import threading
+
+    import ablab
+    from ablab.errors import EntryError
+
+    lock = threading.Lock()
+
+    def train(config, run):
+        with lock:
+            return {"score": 1.0}
+
+    with pytest.raises(EntryError, match="cannot be sent to the workers"):
+        ablab.Study(name="x", entry=train, seeds=1, metrics={"score": "max"})
