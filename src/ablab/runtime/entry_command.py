@@ -162,6 +162,8 @@ def run_command(
                 raise
             finally:
                 _killpg(proc.pid)  # whatever the program left behind in its group
+            if rc is None:
+                proc.wait()  # reap the killed program
     if rc is None:
         raise EntryError(
             f"timed out after {timeout:g} s: the command's process group was killed"
@@ -169,10 +171,11 @@ def run_command(
         )
     if rc != 0:
         how = f"was killed by {_signame(-rc)}" if rc < 0 else f"exited with code {rc}"
-        tail = _tail(err_path) or _tail(out_path)
+        log = "stderr.log" if _tail(err_path, 1) else "stdout.log"
+        tail = _tail(run_dir / log)
         last = tail[-1] if tail else "(no output)"
         raise EntryError(
-            f"the command {how}: {last}\n--- last lines of stderr.log ---\n" + "\n".join(tail)
+            f"the command {how}: {last}\n--- last lines of {log} ---\n" + "\n".join(tail)
         )
     return collect_metrics(run_dir, metrics, run, out_path, err_path)
 
