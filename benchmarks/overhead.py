@@ -9,6 +9,7 @@ Run: .venv/bin/python benchmarks/overhead.py [--runs 200]
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -140,6 +141,7 @@ def main() -> None:
     n = args.runs
     from _machine import describe
 
+    load0 = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="ablab-overhead-"))
     try:
         loop = plain_loop(n)
@@ -169,6 +171,8 @@ def main() -> None:
         f"{n} runs of an entry that returns at once, measured in one invocation of `benchmarks/overhead.py`.",
         "",
         f"Machine: {describe()}",
+        "",
+        f"1-minute load average at the start: {load0:.1f}, at the end: {os.getloadavg()[0]:.1f}.",
         "",
         "| runner | total wall (s) | per run, warm (ms) | per run vs ablab -j 1 |",
         "|---|---:|---:|---:|",
