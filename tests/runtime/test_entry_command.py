@@ -229,6 +229,9 @@ def test_reproduce_and_check_determinism(outcomes, cli):
     code, out, err = cli("check-determinism", outcomes.study, "--variant", "deep", "--seed", "0")
     assert code == 0, out + err
     assert "deterministic" in out and "not deterministic" not in out
+    code, out, err = cli("report", outcomes.study, "--format", "json")
+    assert code == 0, out + err
+    assert "test_loss" in out and "deep" in out
 
 
 @pytest.mark.slow
