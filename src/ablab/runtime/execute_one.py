@@ -20,28 +20,40 @@ from ablab.errors import AblabError, MetricError
 
 
 class _PeakRSS:
-    """Samples this process's resident memory in a thread; ``peak_mb`` after ``stop()``."""
+    """Samples this process's resident memory in a thread; ``peak_mb`` after ``stop()``. With
+    ``children`` (command entries) it adds that of the programs the worker started."""
 
-    def __init__(self, interval: float = 0.05) -> None:
+    def __init__(self, interval: float = 0.05, children: bool = False) -> None:
         import psutil
 
         self._proc = psutil.Process()
-        self.peak = self._proc.memory_info().rss
+        self._children = children
+        self.peak = self._rss()
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._loop, args=(interval,), daemon=True)
         self._t.start()
 
+    def _rss(self) -> int:
+        rss = self._proc.memory_info().rss
+        if self._children:
+            for c in self._proc.children(recursive=True):
+                try:
+                    rss += c.memory_info().rss
+                except Exception:  # noqa: BLE001 - it exited meanwhile
+                    pass
+        return rss
+
     def _loop(self, interval: float) -> None:
         while not self._stop.wait(interval):
             try:
-                self.peak = max(self.peak, self._proc.memory_info().rss)
+                self.peak = max(self.peak, self._rss())
             except Exception:
                 return
 
     def stop(self) -> float:
         self._stop.set()
         self._t.join()
-        self.peak = max(self.peak, self._proc.memory_info().rss)
+        self.peak = max(self.peak, self._rss())
         return self.peak / 2**20
 
 
@@ -91,7 +103,7 @@ def execute_task(task: dict[str, Any]) -> dict[str, Any]:
     subtasks = task["batch"] if batched else [task]
     first = subtasks[0]
     t0, c0 = time.perf_counter(), _cpu()
-    rss = _PeakRSS()
+    rss = _PeakRSS(children=is_command(first))
     outs = [
         {
             "key": t["key"],
