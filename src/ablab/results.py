@@ -99,7 +99,7 @@ def load_results(spec: StudySpec, store: Store, revision: str | None = None) -> 
 def analyze_results(res: StudyResults, alpha: float = 0.05) -> dict[str, Any]:
     """Run the statistical analysis over recorded results."""
     from ablab.analysis import analyze
-    from ablab.plan.designs_bridge import reference_variant
+    from ablab.plan.designs_bridge import design_info, reference_variant
 
     spec = res.spec
     metrics = {m.name: {"direction": m.direction, "reduce": m.reduce} for m in spec.metrics}
@@ -113,6 +113,7 @@ def analyze_results(res: StudyResults, alpha: float = 0.05) -> dict[str, Any]:
         alpha=alpha,
         design=spec.design.type,
         factors=factors,
+        design_info=design_info(spec),
     )
 
 
