@@ -138,6 +138,7 @@ def run(
     from ablab.execute.engine import execute, prepare_study
     from ablab.execute.factory import make_executor
     from ablab.plan.designs_bridge import path_plan, plan_for
+    from ablab.runtime.entry_check import check_entry
 
     spec = _as_spec(study)
     subset = variants is not None or seeds is not None
@@ -149,6 +150,12 @@ def run(
             hint="run the whole study, or reproduce single runs with `ablab reproduce`",
         )
     plan = select_runs(plan_for(spec), variants, seeds, spec) if subset else None
+    # the static check of file/module entries (command and by-value entries check themselves)
+    check_entry(spec.entry if spec.entry_spec is None else spec.entry_spec, spec.root)
+    if revision is not None:
+        from ablab.spec.checks import check_revision
+
+        check_revision(revision, "--revision")
     with Store(store if store is not None else default_store_dir(spec)) as st:
         record = prepare_study(spec, st, revision=revision, allow_code_change=allow_code_change)
         if spec.adaptive or race:

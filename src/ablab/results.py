@@ -102,7 +102,10 @@ def analyze_results(res: StudyResults, alpha: float = 0.05) -> dict[str, Any]:
     from ablab.plan.designs_bridge import design_info, reference_variant
 
     spec = res.spec
-    metrics = {m.name: {"direction": m.direction, "reduce": m.reduce} for m in spec.metrics}
+    metrics = {
+        m.name: {"direction": m.direction, "reduce": m.reduce, "margin": m.margin}
+        for m in spec.metrics
+    }
     factors = {k: list(v) for k, v in spec.design.factors.items()} or None
     return analyze(
         res.runs,
@@ -114,6 +117,9 @@ def analyze_results(res: StudyResults, alpha: float = 0.05) -> dict[str, Any]:
         design=spec.design.type,
         factors=factors,
         design_info=design_info(spec),
+        adaptive=(
+            {"min_seeds": spec.min_seeds, "max_seeds": len(spec.seeds)} if spec.adaptive else None
+        ),
     )
 
 

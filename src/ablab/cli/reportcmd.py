@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ablab.cli.common import console, load
+from ablab.cli.common import clean, console, load, safe
 from ablab.cli.runcmd import StoreOpt, StudyArg
 from ablab.errors import AblabError
 
@@ -66,7 +66,7 @@ def report(
         if (effects := effects_table(result)) is not None:
             out.print(effects)
         if sentence:
-            console.print(f"reproducibility: {sentence}", highlight=False)
+            console.print(f"reproducibility: {safe(sentence)}", highlight=False)
         return
     text = render(
         result,
@@ -79,6 +79,6 @@ def report(
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
-        console.print(f"wrote {output}", highlight=False)
+        console.print(f"wrote {safe(output)}", highlight=False)
     else:
-        print(text)
+        print(clean(text))  # the file formats are written as they are; a terminal gets them clean

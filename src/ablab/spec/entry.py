@@ -196,7 +196,7 @@ def compile_pattern(name: str, pattern: Any, where: str) -> str:
     return pattern
 
 
-def check_entry(spec: Any, where: str) -> None:
+def check_entry_spec(spec: Any, where: str) -> None:
     """Cross-checks once the whole study is known: metric patterns need a command entry, and a
     command's placeholders must name configuration keys every variant has."""
     from ablab.spec.model import flatten

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ablab.errors import SpecError, did_you_mean
-from ablab.spec.entry import check_entry, compile_pattern, parse_entry
+from ablab.spec import checks
+from ablab.spec.entry import check_entry_spec, compile_pattern, parse_entry
 from ablab.spec.model import (
     BASELINE,
     DesignSpec,
@@ -21,6 +22,7 @@ from ablab.spec.model import (
     StudySpec,
     flatten,
 )
+from ablab.spec.read import check_structure, parse_text, read_text
 
 TOP_KEYS = (
     "name",
@@ -60,24 +62,10 @@ def load_study(path: str | Path) -> StudySpec:
     if not p.is_file():
         hint = "check the path; study files end in .toml, .yaml or .yml"
         raise SpecError(f"{p}: study file not found", hint=hint)
-    text = p.read_text(encoding="utf-8")
     suffix = p.suffix.lower()
-    if suffix == ".toml":
-        import tomllib
-
-        try:
-            raw = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            raise SpecError(f"{p}: not valid TOML: {e}") from None
-    elif suffix in (".yaml", ".yml"):
-        import yaml
-
-        try:
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise SpecError(f"{p}: not valid YAML: {e}") from None
-    else:
+    if suffix not in (".toml", ".yaml", ".yml"):
         raise SpecError(f"{p}: unknown study file type '{suffix}'", hint="use .toml, .yaml or .yml")
+    raw = parse_text(p, read_text(p), suffix)
     return parse_study(raw, source=p.resolve())
 
 
@@ -88,6 +76,7 @@ def parse_study(raw: Any, *, source: Path | None = None) -> StudySpec:
         raise SpecError(
             f"{where}: expected a table of keys (name, entry, seeds, ...), found {_kind(raw)}"
         )
+    check_structure(raw, where)
     for k in raw:
         if k not in TOP_KEYS:
             raise SpecError(
@@ -110,6 +99,7 @@ def parse_study(raw: Any, *, source: Path | None = None) -> StudySpec:
         raise SpecError(
             f"{where}: [baseline] must be a table of configuration keys, found {_kind(baseline)}"
         )
+    checks.check_setting_names(baseline, where)
     design = _design(raw.get("design", {}), baseline, where)
     variants = _ablations(raw.get("ablations", {}), baseline, where)
     if design.type != "one-at-a-time" and len(variants) > 1:
@@ -127,6 +117,8 @@ def parse_study(raw: Any, *, source: Path | None = None) -> StudySpec:
         not isinstance(split_seeds, int) or isinstance(split_seeds, bool) or split_seeds < 1
     ):
         raise SpecError(f"{where}: split_seeds = {split_seeds!r}: expected a positive integer")
+    if split_seeds is not None:
+        checks.check_seeds(split_seeds, where, "split_seeds")
     spec = StudySpec(
         name=name,
         entry=entry,
@@ -144,7 +136,9 @@ def parse_study(raw: Any, *, source: Path | None = None) -> StudySpec:
         entry_spec=entry_spec,
     )
     _check_distinct(spec, where)
-    check_entry(spec, where)
+    checks.check_plan_size(spec, where)
+    checks.check_sensitivity(spec, where)
+    check_entry_spec(spec, where)
     return spec
 
 
@@ -179,6 +173,7 @@ def _require(raw: dict, key: str, typ: type, where: str) -> Any:
 
 
 def _seeds(v: Any, where: str) -> tuple[int, ...]:
+    checks.check_seeds(v, where)
     if isinstance(v, int) and not isinstance(v, bool):
         if v < 1:
             raise SpecError(f"{where}: seeds = {v}: expected at least 1 seed")
@@ -209,7 +204,21 @@ def _seed_bounds(raw: dict, adaptive: bool, where: str) -> tuple[int, int]:
             raise SpecError(f"{where}: {k} = {v!r}: expected an integer >= 2")
     if hi < lo:
         raise SpecError(f"{where}: max_seeds = {hi} is below min_seeds = {lo}")
+    checks.check_seeds(hi, where, "max_seeds")
     return lo, hi
+
+
+def _margin(v: Any, name: str, where: str) -> float | None:
+    """``margin``: a positive finite number in the metric's units, or absent."""
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
+        raise SpecError(
+            f"{where}: [metrics.{name}] margin = {v!r}: expected a positive finite number "
+            "(the smallest difference that matters, in the metric's units)",
+            hint=f'e.g. {name} = {{ direction = "max", margin = 0.005 }}',
+        )
+    return float(v)
 
 
 def _metrics(v: Any, where: str) -> tuple[MetricSpec, ...]:
@@ -223,16 +232,18 @@ def _metrics(v: Any, where: str) -> tuple[MetricSpec, ...]:
         if not _NAME_RE.match(name):
             raise SpecError(f"{where}: [metrics] '{name}' is not a valid metric name")
         reduce, pattern = "value", None
+        margin = None
         if isinstance(decl, dict):
             for k in decl:
-                if k not in ("direction", "reduce", "pattern"):
+                if k not in ("direction", "reduce", "margin", "pattern"):
                     raise SpecError(
                         f"{where}: [metrics.{name}] unknown key '{k}'",
-                        hint=did_you_mean(k, ("direction", "reduce", "pattern"))
-                        or "use direction, reduce and pattern",
+                        hint=did_you_mean(k, ("direction", "reduce", "margin", "pattern"))
+                        or "use direction, reduce, margin and pattern",
                     )
             direction = decl.get("direction", "max")
             reduce = decl.get("reduce", "value")
+            margin = _margin(decl.get("margin"), name, where)
             if "pattern" in decl:
                 pattern = compile_pattern(name, decl["pattern"], where)
         else:
@@ -244,7 +255,7 @@ def _metrics(v: Any, where: str) -> tuple[MetricSpec, ...]:
                 f'{where}: [metrics.{name}] reduce = {reduce!r}: expected "value", "last", '
                 '"best" or "post"'
             )
-        out.append(MetricSpec(name, direction, reduce, pattern))
+        out.append(MetricSpec(name, direction, reduce, margin=margin, pattern=pattern))
     if out[0].reduce == "post":
         raise SpecError(
             f"{where}: [metrics] the primary (first) metric '{out[0].name}' is declared "
@@ -255,7 +266,19 @@ def _metrics(v: Any, where: str) -> tuple[MetricSpec, ...]:
 
 
 def _check_key(key: str, base_keys: dict[str, Any], where: str, section: str) -> None:
+    """An override names an existing setting by its dotted name, or declares a new one ('+')."""
     if key.startswith("+"):
+        name = key[1:]
+        parts = name.split(".")
+        for i in range(1, len(parts)):
+            prefix = ".".join(parts[:i])
+            if prefix in base_keys and not isinstance(base_keys[prefix], dict):
+                raise SpecError(
+                    f"{where}: {section} declares '{key}', but '{prefix}' is "
+                    f"{base_keys[prefix]!r} in the baseline, not a table, so it cannot hold "
+                    f"'{'.'.join(parts[i:])}'",
+                    hint=f"override '{prefix}' itself, or choose another name for the new key",
+                )
         return
     if key in base_keys or any(b.startswith(key + ".") for b in base_keys):
         return

@@ -13,10 +13,11 @@ def spec_to_dict(spec: StudySpec) -> dict[str, Any]:
     metrics = {
         m.name: (
             m.direction
-            if m.reduce == "value" and m.pattern is None
+            if m.reduce == "value" and m.margin is None and m.pattern is None
             else {
                 "direction": m.direction,
                 **({"reduce": m.reduce} if m.reduce != "value" else {}),
+                **({"margin": m.margin} if m.margin is not None else {}),
                 **({"pattern": m.pattern} if m.pattern is not None else {}),
             }
         )
