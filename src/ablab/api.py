@@ -81,6 +81,18 @@ class Study:
         obj.spec = spec
         return obj
 
+    def save(self, path: str | Path) -> Path:
+        """Write this study as a study file (``.toml``, ``.yaml`` or ``.yml``) that the CLI reads.
+
+        File entries and ``[run] code`` paths are rewritten relative to the new file. The CLI
+        uses the store beside the file (``DIR/.ablab``): save into the study's ``root`` (for a
+        study built without ``root``, the current directory) to report runs already made from
+        Python. Returns the path written; the file is read back and checked to describe the
+        same study."""
+        from ablab.spec.save import save_study
+
+        return save_study(self.spec, path)
+
     @property
     def name(self) -> str:
         return self.spec.name

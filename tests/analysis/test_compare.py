@@ -2,7 +2,6 @@ import math
 
 import numpy as np
 import pandas as pd
-import pingouin as pg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -36,6 +35,10 @@ def test_paired_when_seeds_shared_against_scipy_and_pingouin():
     assert (c["delta_ci_low"], c["delta_ci_high"]) == pytest.approx(
         tuple(ref.confidence_interval(0.95))
     )
+    try:  # pingouin as a second oracle where installed (not in the lowest-versions venv)
+        import pingouin as pg
+    except ImportError:
+        return
     pgr = pg.ttest(v, b, paired=True)
     assert c["p_value"] == pytest.approx(pgr["p_val"].iloc[0])
     assert (c["delta_ci_low"], c["delta_ci_high"]) == pytest.approx(

@@ -166,7 +166,7 @@ def test_sync_errors_are_user_errors(study, cli, monkeypatch):
     assert code == 2 and "did you mean 'mlflow'" in err.lower()
     monkeypatch.setitem(sys.modules, "mlflow", None)  # as if not installed
     code, _, err = cli("sync", study / "study.toml", "--to", "mlflow")
-    assert code == 2 and "needs MLflow" in err and "ablab[mlflow]" in err
+    assert code == 2 and "needs MLflow" in err and "ablab-toolkit[mlflow]" in err
 
 
 @pytest.mark.slow

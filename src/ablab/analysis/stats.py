@@ -7,6 +7,7 @@ NaN before calling) and returns plain Python floats (``nan`` where a statistic i
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Sequence
@@ -83,6 +84,16 @@ def expanded_level(n: int, confidence: float = 0.95) -> float:
     return float(1.0 - 2.0 * _st.norm.cdf(-z))
 
 
+@functools.cache
+def _bootstrap_rng_name() -> str:
+    """scipy >= 1.15 names the generator argument of ``bootstrap`` ``rng``; older releases (the
+    floor is 1.11) call it ``random_state``. A Generator passed under either name draws the same
+    resamples (checked by ``tests/packaging/lowest.sh``, which runs the analysis tests there)."""
+    import inspect
+
+    return "rng" if "rng" in inspect.signature(_st.bootstrap).parameters else "random_state"
+
+
 def bootstrap_ci(
     *samples: ArrayLike,
     statistic=None,
@@ -134,7 +145,7 @@ def bootstrap_ci(
                     confidence_level=level,
                     vectorized=True,
                     paired=False,
-                    rng=np.random.default_rng(seed),
+                    **{_bootstrap_rng_name(): np.random.default_rng(seed)},
                 )
             except (ValueError, FloatingPointError):
                 continue

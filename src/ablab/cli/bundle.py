@@ -17,12 +17,17 @@ def export(
     revision: Annotated[
         str | None, typer.Option("--revision", help="Revision to export (default: newest).")
     ] = None,
+    with_artifacts: Annotated[
+        bool,
+        typer.Option("--with-artifacts", help="Include the runs' checkpoints (sizes listed)."),
+    ] = False,
 ) -> None:
-    """Write a self-contained bundle: study file and code, plan, records, lock file, report, README."""
+    """Write a self-contained bundle: study file and code, plan, records, an installable lock file,
+    a Dockerfile, RO-Crate metadata, report, README."""
     from ablab.verify.bundle import export_bundle
 
     spec, st = load(study_file, store)
-    manifest = export_bundle(spec, st, output, revision)
+    manifest = export_bundle(spec, st, output, revision, with_artifacts=with_artifacts)
     console.print(
         safe(
             f"wrote {output} ({len(manifest['files'])} files, study {manifest['study']}, "

@@ -63,6 +63,7 @@ def _register_optional() -> None:
         ("ablab.cli.bundle", "import_", "import", "command"),
         ("ablab.cli.sync", "sync", "sync", "command"),
         ("ablab.cli.serve", "serve", "serve", "command"),
+        ("ablab.cli.initcmd", "init", "init", "command"),
     ):
         try:
             mod = importlib.import_module(module)

@@ -65,6 +65,12 @@ def report(
 
         if (effects := effects_table(result)) is not None:
             out.print(effects)
+        from ablab.report.costs import rich_costs
+        from ablab.report.examples import rich_examples
+
+        for extra in [rich_costs(result), *rich_examples(result)]:
+            if extra is not None:
+                out.print(extra)
         if sentence:
             console.print(f"reproducibility: {safe(sentence)}", highlight=False)
         return

@@ -221,6 +221,13 @@ def to_html(
                 "Per-seed values",
                 "".join(f"<h3>{esc(m)}</h3>{f}" for m, f in zip(dirs, strips, strict=True) if f),
             )
+    from ablab.report.costs import html_costs
+    from ablab.report.examples import html_examples
+
+    page.add("costs", "Costs", html_costs(result, page))
+    page.add("examples", "Example-level comparisons", html_examples(result))
+    if series is not None and len(series):
+        series = series[~series["name"].astype(str).str.startswith("example:")]
     if series is not None and len(series):
         names = list(dict.fromkeys(series["name"].astype(str)))[:12]
         curves = [

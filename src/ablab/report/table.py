@@ -154,4 +154,10 @@ def to_table(result: Mapping[str, Any], *, width: int = 140, color: bool = False
     effects = effects_table(result)
     if effects is not None:
         console.print(effects)
+    from ablab.report.costs import rich_costs
+    from ablab.report.examples import rich_examples
+
+    for extra in [rich_costs(result), *rich_examples(result)]:
+        if extra is not None:
+            console.print(extra)
     return buf.getvalue()

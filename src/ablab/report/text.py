@@ -202,6 +202,10 @@ def to_markdown(result: Mapping[str, Any]) -> str:
     lines += [f"- {md_escape(k)}: {md_escape(t)}" for k, t in method_notes(result)]
     lines += _md_effects(result.get("effects"))
     lines += _md_sensitivity(result.get("sensitivity"))
+    from ablab.report.costs import md_costs
+    from ablab.report.examples import md_examples
+
+    lines += md_costs(result, md_escape) + md_examples(result, md_escape)
     return "\n".join(lines) + "\n"
 
 
@@ -378,7 +382,9 @@ def to_latex(result: Mapping[str, Any]) -> str:
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     lines += _tex_effects(result.get("effects"))
-    return "\n".join(lines) + "\n"
+    from ablab.report.costs import latex_costs
+
+    return "\n".join(lines) + "\n" + latex_costs(result)
 
 
 def _tex_effects(effects: Mapping[str, Any] | None) -> list[str]:

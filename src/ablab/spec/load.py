@@ -83,6 +83,10 @@ def parse_study(raw: Any, *, source: Path | None = None) -> StudySpec:
                 f"{where}: unknown top-level key '{k}'",
                 hint=did_you_mean(k, TOP_KEYS) or f"allowed keys: {', '.join(TOP_KEYS)}",
             )
+    if isinstance(raw.get("baseline"), dict) and "hydra" in raw["baseline"]:
+        from ablab.integrations.hydra import resolve_study, uses_hydra
+
+        raw = resolve_study(raw, source=source, where=where) if uses_hydra(raw) else raw
     name = _require(raw, "name", str, where)
     if not _NAME_RE.match(name):
         raise SpecError(
@@ -314,10 +318,13 @@ def _ablations(v: Any, baseline: dict, where: str) -> dict[str, dict[str, Any]]:
                 f"{where}: {section} must be a non-empty table of overrides, found {_kind(override)}",
                 hint=f"e.g. {name} = {{ dropout = 0.0 }}",
             )
-        flat = flatten(override)
+        from ablab.components.edits import split_edits  # "@path" module edits
+
+        plain, edits = split_edits(override, f"{where}: {section}")
+        flat = flatten(plain)
         for key in flat:
             _check_key(key, base_keys, where, section)
-        variants[name] = flat
+        variants[name] = {**flat, **edits}
     return variants
 
 

@@ -118,6 +118,9 @@ def apply_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str
     """
     out = copy.deepcopy(base)
     for dotted, value in overrides.items():
+        if dotted.startswith("@"):  # a module edit (ablab.components): kept whole, at the top
+            out[dotted] = copy.deepcopy(value)
+            continue
         parts = resolve_path(out, dotted.lstrip("+"))
         node = out
         for p in parts[:-1]:

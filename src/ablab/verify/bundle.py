@@ -40,7 +40,12 @@ def _sha(b: bytes) -> str:
 
 
 def export_bundle(
-    spec: StudySpec, store: Store, out: Path, revision: str | None = None
+    spec: StudySpec,
+    store: Store,
+    out: Path,
+    revision: str | None = None,
+    *,
+    with_artifacts: bool = False,
 ) -> dict[str, Any]:
     """Write the bundle of ``spec``'s recorded study to ``out``; returns the manifest."""
     from ablab.api import current_plan
@@ -141,16 +146,20 @@ def export_bundle(
     study_rec["source_name"] = spec.source.name if spec.source else None
     files["records.json"] = _json({"study": study_rec, "environments": envs, "runs": runs})
     env = envs.get(study_env_hash or "", {}) or {}
-    files["requirements.lock"] = "".join(
-        f"{n}=={v}\n" for n, v in (env.get("packages") or {}).items()
-    ).encode()
+    from ablab.verify.export import environment_files, finish  # lock, Dockerfile, RO-Crate
+
+    env_files, env_readme = environment_files(
+        spec, store, study, env, files, with_artifacts=with_artifacts
+    )
+    files.update(env_files)
     files["environment.json"] = _json({k: v for k, v in env.items() if k != "packages"})
     files["data_hashes.json"] = _json({r["key"]: r["data"] for r in runs if r.get("data")})
     files["runs.csv"] = _runs_csv(spec, runs)
     html = _report_html(spec, store)
     if html is not None:
         files["report.html"] = html.encode()
-    files["README.md"] = _readme(spec, study, runs, skipped).encode()
+    files["README.md"] = (_readme(spec, study, runs, skipped) + env_readme).encode()
+    files["ro-crate-metadata.json"] = finish(spec, study, files)
     manifest = {
         "format": FORMAT,
         "version": VERSION,
