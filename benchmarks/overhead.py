@@ -1,12 +1,15 @@
 """Per-run overhead of ablab against a plain Python loop and Hydra multirun (basic launcher).
 
-200 runs of an entry that returns at once. Writes benchmarks/results/overhead.md.
+200 runs of an entry that returns at once; then 200 runs of an argparse script that returns at
+once, as an ablab command entry and under Hydra multirun (a Hydra app that runs the same script
+with the same arguments for each job). Writes benchmarks/results/overhead.md.
 Run: .venv/bin/python benchmarks/overhead.py [--runs 200]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -39,6 +42,30 @@ if __name__ == "__main__":
 """
 
 
+SCRIPT = """
+import argparse
+ap = argparse.ArgumentParser()
+ap.add_argument("--x", type=float, required=True)
+a = ap.parse_args()
+print(f"score: {a.x * 0.5}")
+"""
+
+HYDRA_SCRIPT_APP = """
+import re, subprocess, sys
+import hydra
+from omegaconf import DictConfig
+
+@hydra.main(version_base=None, config_path=".", config_name="config")
+def main(cfg: DictConfig) -> float:
+    out = subprocess.run([sys.executable, "script.py", "--x", str(cfg.x)], capture_output=True,
+                         text=True, check=True).stdout
+    return float(re.search(r"score: (\\S+)", out).group(1))
+
+if __name__ == "__main__":
+    main()
+"""
+
+
 def plain_loop(n: int) -> float:
     ns: dict = {}
     exec(ENTRY, ns)
@@ -49,21 +76,28 @@ def plain_loop(n: int) -> float:
     return time.perf_counter() - t0
 
 
-def ablab_run(n: int, work: Path, jobs: int) -> tuple[float, float]:
+def ablab_run(n: int, work: Path, jobs: int, command: bool = False) -> tuple[float, float]:
     """Total wall time, and the warm per-run time (first to last completion / (n - 1))."""
     import ablab
     from ablab.store.db import Store
 
-    d = work / f"ablab_j{jobs}"
+    d = work / f"ablab_j{jobs}{'_cmd' if command else ''}"
     d.mkdir()
     (d / "entry.py").write_text(ENTRY)
+    (d / "script.py").write_text(SCRIPT)
+    entry = (
+        'entry = { command = "python script.py --x {x}" }'
+        if command
+        else 'entry = "entry.py:train"'
+    )
+    metric = "{ direction = \"max\", pattern = 'score: (\\S+)' }" if command else '"max"'
     (d / "study.toml").write_text(
         textwrap.dedent(f"""
         name = "overhead"
-        entry = "entry.py:train"
+        {entry}
         seeds = {n}
         [metrics]
-        score = "max"
+        score = {metric}
         [baseline]
         x = 1
     """)
@@ -79,10 +113,11 @@ def ablab_run(n: int, work: Path, jobs: int) -> tuple[float, float]:
     return total, warm
 
 
-def hydra_multirun(n: int, work: Path) -> tuple[float, float]:
-    d = work / "hydra"
+def hydra_multirun(n: int, work: Path, command: bool = False) -> tuple[float, float]:
+    d = work / ("hydra_cmd" if command else "hydra")
     d.mkdir()
-    (d / "app.py").write_text(HYDRA_APP)
+    (d / "app.py").write_text(HYDRA_SCRIPT_APP if command else HYDRA_APP)
+    (d / "script.py").write_text(SCRIPT)
     (d / "config.yaml").write_text("x: 1\n")
     py = sys.executable
     t0 = time.perf_counter()
@@ -106,12 +141,16 @@ def main() -> None:
     n = args.runs
     from _machine import describe
 
+    load0 = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="ablab-overhead-"))
     try:
         loop = plain_loop(n)
         ab1_total, ab1_warm = ablab_run(n, work, 1)
         ab2_total, ab2_warm = ablab_run(n, work, 2)
         hy_total, hy_per = hydra_multirun(n, work)
+        cmd1_total, cmd1_warm = ablab_run(n, work, 1, command=True)
+        cmd2_total, cmd2_warm = ablab_run(n, work, 2, command=True)
+        hyc_total, hyc_per = hydra_multirun(n, work, command=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     loop_per = loop / n
@@ -121,6 +160,11 @@ def main() -> None:
         ("ablab run -j 2", ab2_total, ab2_warm),
         ("Hydra multirun (basic launcher)", hy_total, hy_per),
     ]
+    cmd_rows = [
+        ("ablab run -j 1, command entry", cmd1_total, cmd1_warm),
+        ("ablab run -j 2, command entry", cmd2_total, cmd2_warm),
+        ("Hydra multirun running the script", hyc_total, hyc_per),
+    ]
     lines = [
         "# Per-run overhead: ablab vs a plain loop vs Hydra multirun",
         "",
@@ -128,11 +172,26 @@ def main() -> None:
         "",
         f"Machine: {describe()}",
         "",
+        f"1-minute load average at the start: {load0:.1f}, at the end: {os.getloadavg()[0]:.1f}.",
+        "",
         "| runner | total wall (s) | per run, warm (ms) | per run vs ablab -j 1 |",
         "|---|---:|---:|---:|",
     ]
     for name, total, per in rows:
         lines.append(f"| {name} | {total:.2f} | {per * 1000:.3f} | {per / ab1_warm:.2f}x |")
+    lines += [
+        "",
+        f"## An argparse script that returns at once ({n} runs)",
+        "",
+        'ablab: `entry = { command = "python script.py --x {x}" }`, the metric read from the output by',
+        "pattern; Hydra: a `@hydra.main` app whose job runs the same `python script.py --x X` and parses",
+        "the same line. Both start one Python process per run.",
+        "",
+        "| runner | total wall (s) | per run, warm (ms) | per run vs ablab -j 1 command |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, total, per in cmd_rows:
+        lines.append(f"| {name} | {total:.2f} | {per * 1000:.3f} | {per / cmd1_warm:.2f}x |")
     lines += [
         "",
         "*per run, warm*: for ablab, (last run's end - first run's end) / (runs - 1), read from the store, so",
@@ -144,6 +203,10 @@ def main() -> None:
         f"ablab warm overhead: {ab1_warm * 1000:.2f} ms per run (target <= 15 ms); "
         f"Hydra multirun / ablab -j 1 = {hy_per / ab1_warm:.1f}x; "
         f"Hydra total / ablab -j 1 total = {hy_total / ab1_total:.1f}x.",
+        "",
+        f"Command entry: {cmd1_warm * 1000:.1f} ms per run with -j 1, "
+        f"Hydra multirun of the same script / ablab -j 1 = {hyc_per / cmd1_warm:.1f}x per run, "
+        f"{hyc_total / cmd1_total:.1f}x in total.",
     ]
     out = HERE / "results" / "overhead.md"
     out.parent.mkdir(exist_ok=True)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ablab.errors import AblabError
 from ablab.execute.engine import Progress, RunSummary
+from ablab.plan.expand import Plan
 from ablab.spec.load import load_study, parse_study
 from ablab.spec.model import StudySpec
 from ablab.store.db import Store
@@ -22,15 +24,17 @@ class Study:
                             metrics={"accuracy": "max"}, baseline={"hidden": 128},
                             ablations={"small": {"hidden": 32}}, root="examples/digits")
 
-    ``entry`` may also be a module-level function. ``root`` is where a file entry and the
-    default store (``ROOT/.ablab``) live.
+    ``entry`` may also be a Python function, including one defined in a notebook cell or the
+    running script (sent to the workers by value with cloudpickle), or a command table
+    ``{"command": "python train.py --lr {lr} --seed {seed}"}``. ``root`` is where a file entry,
+    a command's working folder and the default store (``ROOT/.ablab``) live.
     """
 
     def __init__(
         self,
         *,
         name: str,
-        entry: str | Callable[..., Any],
+        entry: str | dict[str, Any] | Callable[..., Any],
         metrics: dict[str, Any],
         baseline: dict[str, Any] | None = None,
         ablations: dict[str, dict[str, Any]] | None = None,
@@ -41,6 +45,10 @@ class Study:
         split_seeds: int | None = None,
         root: str | Path | None = None,
     ) -> None:
+        if callable(entry):  # a notebook/__main__ function travels to the workers by value
+            from ablab.runtime.entry_pickled import function_entry
+
+            entry = function_entry(entry)
         raw: dict[str, Any] = {
             "name": name,
             "entry": entry,
@@ -127,8 +135,13 @@ def run(
     address: str | None = None,
     race: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
+    variants: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
 ) -> RunSummary:
     """Run every variant of ``study`` over its seeds; runs already done are skipped.
+
+    ``variants`` / ``seeds`` run only that subset of the plan (``ablab run --variant/--seed``);
+    an unknown name or seed is an error listing the study's own.
 
     With ``seeds = "auto"`` in the study (or ``race=True``) seeds are allocated adaptively,
     round by round (see ``docs/adaptive.md``). Returns a :class:`RunSummary` (``.exit_code`` is
@@ -140,7 +153,17 @@ def run(
     from ablab.runtime.entry_check import check_entry
 
     spec = _as_spec(study)
-    check_entry(spec.entry, spec.root)  # before the store is touched or a worker starts
+    subset = variants is not None or seeds is not None
+    if subset and (spec.adaptive or race or spec.design.type == "path"):
+        raise AblabError(
+            f"{spec.label}: --variant/--seed cannot be combined with "
+            + ('seeds = "auto"' if spec.adaptive else "--race" if race else "a path design")
+            + ", which decide(s) the runs as results arrive",
+            hint="run the whole study, or reproduce single runs with `ablab reproduce`",
+        )
+    plan = select_runs(plan_for(spec), variants, seeds, spec) if subset else None
+    # the static check of file/module entries (command and by-value entries check themselves)
+    check_entry(spec.entry if spec.entry_spec is None else spec.entry_spec, spec.root)
     if revision is not None:
         from ablab.spec.checks import check_revision
 
@@ -160,7 +183,7 @@ def run(
             )
         if spec.design.type != "path":
             ex = make_executor(executor, spec, jobs=jobs, address=address)
-            return execute(spec, plan_for(spec), st, record, ex, on_progress=on_progress)
+            return execute(spec, plan or plan_for(spec), st, record, ex, on_progress=on_progress)
         # adaptive: the ablation path grows as results arrive
         known: list[tuple[dict[str, Any], float]] = []
         ex = make_executor(executor, spec, jobs=jobs, address=address)
@@ -183,6 +206,36 @@ def run(
                     return summary
         finally:
             ex.shutdown()
+
+
+def select_runs(
+    plan: Plan, variants: Sequence[str] | None, seeds: Sequence[int] | None, spec: StudySpec
+) -> Plan:
+    """The runs of ``plan`` of the given variants and seeds (None: all of them)."""
+    from ablab.errors import did_you_mean
+
+    names = plan.variants()
+    for v in variants or ():
+        if v not in names:
+            raise AblabError(
+                f"{spec.label}: no variant named '{v}'",
+                hint="; ".join(
+                    filter(None, [did_you_mean(v, names), f"variants: {', '.join(names)}"])
+                ),
+            )
+    known = sorted({r.seed for r in plan.runs})
+    for s in seeds or ():
+        if s not in known:
+            raise AblabError(
+                f"{spec.label}: seed {s} is not one of the study's seeds",
+                hint=f"seeds: {', '.join(map(str, known))}",
+            )
+    keep = [
+        r
+        for r in plan.runs
+        if (variants is None or r.variant in variants) and (seeds is None or r.seed in seeds)
+    ]
+    return Plan(tuple(keep))
 
 
 def path_results(spec: StudySpec, st: Store, study_id: int) -> list[tuple[dict[str, Any], float]]:

@@ -28,7 +28,7 @@ def test_environment_contents(tmp_path, tools):
     assert env["cpu"] and isinstance(env["cpu"], str)
     assert env["cores"] == os.cpu_count()
     assert env["gpus"] == [] or all("name" in g for g in env["gpus"])
-    for dist in ("torch", "numpy", "ablab", "PyYAML"):
+    for dist in ("torch", "numpy", "ablab-toolkit", "PyYAML"):
         assert env["packages"][dist] == metadata.version(dist), dist
     assert env["torch"] == metadata.version("torch")
     from ablab import __version__

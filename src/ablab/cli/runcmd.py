@@ -69,6 +69,14 @@ def run(
             help="Race the variants: drop clearly worse ones round by round (docs/adaptive.md).",
         ),
     ] = False,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option("--variant", help="Run only this variant (repeat for several)."),
+    ] = None,
+    seed: Annotated[
+        list[int] | None,
+        typer.Option("--seed", help="Run only this seed (repeat for several)."),
+    ] = None,
 ) -> None:
     """Run every variant of a study over its seeds. Runs already done are skipped."""
     from ablab.api import run as run_study
@@ -122,6 +130,8 @@ def run(
                 allow_code_change=allow_code_change,
                 race=race,
                 on_progress=on_progress,
+                variants=variant or None,
+                seeds=seed or None,
             )
         finally:
             if bar is not None:

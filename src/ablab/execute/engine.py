@@ -71,16 +71,11 @@ def prepare_study(
     Raises :class:`CodeChangedError` when runs exist under a different fingerprint and neither
     ``allow_code_change`` nor a new ``revision`` was given.
     """
-    from ablab.runtime.entry import entry_file
-    from ablab.runtime.provenance import (
-        code_fingerprint,
-        describe_code_change,
-        environment,
-        environment_hash,
-    )
+    from ablab.runtime.entry import spec_fingerprint
+    from ablab.runtime.provenance import describe_code_change, environment, environment_hash
     from ablab.spec.serialize import spec_to_dict
 
-    fp = code_fingerprint(spec.root, spec.run.code, entry_file(spec.entry, spec.root))
+    fp = spec_fingerprint(spec)
     env = environment(spec.root)
     env_id = store.environment_id(env, environment_hash(env))
     rev = revision or _latest_revision(store, spec.name)
@@ -113,6 +108,8 @@ def _latest_revision(store: Store, name: str) -> str:
 
 def build_task(spec: StudySpec, run: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """The picklable description of a run that a worker executes."""
+    from ablab.runtime.entry import entry_payload
+
     return {
         "key": run["key"],
         "variant": run["variant"],
@@ -121,10 +118,12 @@ def build_task(spec: StudySpec, run: dict[str, Any], run_dir: Path) -> dict[str,
         "config": run["config"],
         "attempt": run["attempts"],
         "entry": spec.entry,
+        "entry_spec": entry_payload(spec),
         "root": str(spec.root),
         "run_dir": str(run_dir),
         "metrics": [
-            {"name": m.name, "direction": m.direction, "reduce": m.reduce} for m in spec.metrics
+            {"name": m.name, "direction": m.direction, "reduce": m.reduce, "pattern": m.pattern}
+            for m in spec.metrics
         ],
         "threads": spec.run.threads,
         "deterministic": spec.run.deterministic,

@@ -26,8 +26,12 @@ def make_executor(
         raise SpecError(f"-j/--jobs {jobs}: expected at least 1 worker")
     if name == "local":
         from ablab.execute.local import LocalExecutor
+        from ablab.spec.entry import CommandEntry
 
-        return LocalExecutor(jobs or default_jobs(spec))
+        # a command entry's worker only starts programs: no torch to import up front
+        return LocalExecutor(
+            jobs or default_jobs(spec), warm_up=not isinstance(spec.entry_spec, CommandEntry)
+        )
     if name == "ray":
         from ablab.execute.ray_exec import RayExecutor
 

@@ -32,7 +32,7 @@ def _die_with_parent() -> None:
         pass
 
 
-def worker_main(conn: Connection, parent_pid: int) -> None:
+def worker_main(conn: Connection, parent_pid: int, warm: bool = True) -> None:
     """A worker's loop: receive a task, execute it, send the outcome; stop on None or EOF."""
     _die_with_parent()
     if os.getppid() != parent_pid:  # the driver died before prctl took effect
@@ -40,7 +40,8 @@ def worker_main(conn: Connection, parent_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
     from ablab.runtime.execute_one import execute_task, warm_up
 
-    warm_up()
+    if warm:  # not for command entries: the programs import what they need themselves
+        warm_up()
 
     while True:
         try:
@@ -82,10 +83,10 @@ def _main_module_hidden() -> Iterator[None]:
 
 
 class _Worker:
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Any, warm: bool = True) -> None:
         self.conn, child = ctx.Pipe(duplex=True)
         self.proc = ctx.Process(
-            target=worker_main, args=(child, os.getpid()), daemon=True, name="ablab-worker"
+            target=worker_main, args=(child, os.getpid(), warm), daemon=True, name="ablab-worker"
         )
         with _main_module_hidden():
             self.proc.start()
@@ -97,14 +98,15 @@ class _Worker:
 class LocalExecutor:
     """``slots`` worker processes on this machine."""
 
-    def __init__(self, slots: int) -> None:
+    def __init__(self, slots: int, warm_up: bool = True) -> None:
         self.slots = max(1, slots)
+        self.warm_up = warm_up
         self._ctx = mp.get_context("spawn")
         self._workers: list[_Worker] = []
 
     def start(self) -> None:
         if not self._workers:  # idempotent: an adaptive study reuses warm workers across rounds
-            self._workers = [_Worker(self._ctx) for _ in range(self.slots)]
+            self._workers = [_Worker(self._ctx, self.warm_up) for _ in range(self.slots)]
 
     def free_slots(self) -> int:
         return sum(w.task is None for w in self._workers)
@@ -176,7 +178,7 @@ class LocalExecutor:
     def _replace(self, w: _Worker) -> None:
         _kill(w)
         i = self._workers.index(w)
-        self._workers[i] = _Worker(self._ctx)
+        self._workers[i] = _Worker(self._ctx, self.warm_up)
 
     def shutdown(self, kill: bool = False) -> None:
         for w in self._workers:
@@ -195,6 +197,11 @@ class LocalExecutor:
 
 
 def _kill(w: _Worker) -> None:
+    if w.proc.is_alive():
+        # SIGTERM first: a worker running a command entry kills the program's process group
+        # before it exits (runtime/entry_command.py); any other worker dies of it at once
+        w.proc.terminate()
+        w.proc.join(timeout=2.0)
     if w.proc.is_alive():
         w.proc.kill()
     w.proc.join(timeout=5)

@@ -10,7 +10,11 @@ from ablab.execute.local import LocalExecutor
 def execute_tasks(tasks: list[dict[str, Any]], slots: int = 1) -> list[dict[str, Any]]:
     """Run ``tasks`` (distinct keys) in a fresh pool of ``slots`` workers; returns one outcome per
     task, in order. A worker that dies or times out gives a ``failed`` outcome naming the cause."""
-    ex = LocalExecutor(min(slots, max(1, len(tasks))))
+    from ablab.runtime.execute_one import is_command
+
+    ex = LocalExecutor(
+        min(slots, max(1, len(tasks))), warm_up=not all(is_command(t) for t in tasks)
+    )
     ex.start()
     pending = list(tasks)
     outcomes: dict[str, dict[str, Any]] = {}

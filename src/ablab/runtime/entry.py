@@ -1,4 +1,9 @@
-"""Resolve an entry point ``file.py:function`` or ``package.module:function`` to a callable."""
+"""Resolve a task's entry to the callable a worker runs.
+
+``file.py:function`` and ``package.module:function`` are imported here; functions sent by value
+(``entry_pickled``) and programs (``entry_command``) live in their own modules, all behind
+:func:`resolve_entry`.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ from ablab.errors import EntryError, did_you_mean
 
 def entry_file(entry: str, root: Path) -> Path | None:
     """The source file of ``entry`` if it names a file (relative to ``root``), else None."""
+    if entry.startswith("command:"):
+        return None
     target = entry.rsplit(":", 1)[0]
     if target.endswith(".py"):
         p = Path(target)
@@ -78,3 +85,48 @@ def load_entry(entry: str, root: Path) -> Callable[..., Any]:
     if not callable(obj):
         raise EntryError(f"entry '{entry}' is not callable")
     return obj
+
+
+def entry_payload(spec: Any) -> dict[str, Any] | None:
+    """What a task carries to rebuild a command or by-value entry in the worker (None for a
+    ``file.py:function`` entry, which the worker imports by name)."""
+    from ablab.spec.entry import CommandEntry, FunctionEntry
+
+    e = spec.entry_spec
+    if isinstance(e, CommandEntry):
+        return {"kind": "command", "tokens": list(e.tokens), "args": e.args}
+    if isinstance(e, FunctionEntry):
+        return {"kind": "function", "name": e.name, "payload": e.payload}
+    return None
+
+
+def resolve_entry(task: dict[str, Any]) -> Callable[..., Any]:
+    """The one way workers get the ``(config, run) -> metrics`` callable of a task, whatever the
+    entry's kind: imported by name (this module), unpickled (``entry_pickled``) or a program to
+    run (``entry_command``)."""
+    root = Path(task["root"])
+    payload = task.get("entry_spec")
+    if payload is None:
+        return load_entry(task["entry"], root)
+    if payload["kind"] == "function":
+        from ablab.runtime.entry_pickled import load_function
+
+        return load_function(payload["payload"])
+    if payload["kind"] == "command":
+        from ablab.runtime.entry_command import command_entry
+
+        return command_entry(
+            payload, root, task["metrics"], task.get("timeout"), task.get("threads", 1)
+        )
+    raise EntryError(f"unknown entry kind {payload['kind']!r}")
+
+
+def spec_fingerprint(spec: Any) -> dict[str, Any]:
+    """The code fingerprint of a study: its folder's Python files, ``[run] code``, the entry file,
+    and for a by-value function the source of the function and the cells/files it came from."""
+    from ablab.runtime.provenance import code_fingerprint
+    from ablab.spec.entry import FunctionEntry
+
+    e = spec.entry_spec
+    items = dict(e.sources) if isinstance(e, FunctionEntry) else None
+    return code_fingerprint(spec.root, spec.run.code, entry_file(spec.entry, spec.root), items)

@@ -20,28 +20,40 @@ from ablab.errors import AblabError, MetricError
 
 
 class _PeakRSS:
-    """Samples this process's resident memory in a thread; ``peak_mb`` after ``stop()``."""
+    """Samples this process's resident memory in a thread; ``peak_mb`` after ``stop()``. With
+    ``children`` (command entries) it adds that of the programs the worker started."""
 
-    def __init__(self, interval: float = 0.05) -> None:
+    def __init__(self, interval: float = 0.05, children: bool = False) -> None:
         import psutil
 
         self._proc = psutil.Process()
-        self.peak = self._proc.memory_info().rss
+        self._children = children
+        self.peak = self._rss()
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._loop, args=(interval,), daemon=True)
         self._t.start()
 
+    def _rss(self) -> int:
+        rss = self._proc.memory_info().rss
+        if self._children:
+            for c in self._proc.children(recursive=True):
+                try:
+                    rss += c.memory_info().rss
+                except Exception:  # noqa: BLE001 - it exited meanwhile
+                    pass
+        return rss
+
     def _loop(self, interval: float) -> None:
         while not self._stop.wait(interval):
             try:
-                self.peak = max(self.peak, self._proc.memory_info().rss)
+                self.peak = max(self.peak, self._rss())
             except Exception:
                 return
 
     def stop(self) -> float:
         self._stop.set()
         self._t.join()
-        self.peak = max(self.peak, self._proc.memory_info().rss)
+        self.peak = max(self.peak, self._rss())
         return self.peak / 2**20
 
 
@@ -59,6 +71,11 @@ def reduce_metric(
         return points[-1][1]
     values = [v for _, v in points]
     return max(values) if direction == "max" else min(values)
+
+
+def is_command(task: dict[str, Any]) -> bool:
+    """Whether a task runs a program (a command entry) rather than a Python function."""
+    return (task.get("entry_spec") or {}).get("kind") == "command"
 
 
 def warm_up() -> None:
@@ -79,14 +96,14 @@ def execute_task(task: dict[str, Any]) -> dict[str, Any]:
     (``{"key": ..., "batch": [task, ...]}``, ``[run] batch = K``) calls the batched entry
     ``train_batched(configs, runs) -> list[dict]`` once and returns ``{"key", "batch": [outcome, ...]}``.
     """
-    from ablab.runtime.entry import load_entry
+    from ablab.runtime.entry import resolve_entry
     from ablab.runtime.run import Run
 
     batched = "batch" in task
     subtasks = task["batch"] if batched else [task]
     first = subtasks[0]
     t0, c0 = time.perf_counter(), _cpu()
-    rss = _PeakRSS()
+    rss = _PeakRSS(children=is_command(first))
     outs = [
         {
             "key": t["key"],
@@ -104,16 +121,17 @@ def execute_task(task: dict[str, Any]) -> dict[str, Any]:
     try:
         from ablab.runtime.seeding import seed_everything
 
-        seed_everything(
-            first["seed"],
-            deterministic=first.get("deterministic", True),
-            threads=first.get("threads", 1),
-        )
+        if not is_command(first):  # a program is seeded through its arguments and environment
+            seed_everything(
+                first["seed"],
+                deterministic=first.get("deterministic", True),
+                threads=first.get("threads", 1),
+            )
         torch = sys.modules.get("torch")
         cuda = bool(torch is not None and torch.cuda.is_available())
         if cuda:
             torch.cuda.reset_peak_memory_stats()
-        fn = load_entry(first["entry"], Path(first["root"]))
+        fn = resolve_entry(first)
         runs = [
             Run(
                 key=t["key"],
@@ -201,5 +219,9 @@ def _one_line(e: BaseException) -> str:
 
 
 def _cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+    """CPU seconds of this worker and of the programs it ran (command entries) and waited for."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        r = resource.getrusage(who)
+        total += r.ru_utime + r.ru_stime
+    return total

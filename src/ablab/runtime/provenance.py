@@ -156,10 +156,14 @@ def environment_hash(env: dict[str, Any]) -> str:
 
 
 def code_fingerprint(
-    root: Path, extra: tuple[str, ...] = (), entry_file: Path | None = None
+    root: Path,
+    extra: tuple[str, ...] = (),
+    entry_file: Path | None = None,
+    items: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Fingerprint of the study's code: SHA-256 of every ``*.py`` file under ``root`` (the study's
-    directory), under each ``extra`` path, and of the entry file.
+    directory), under each ``extra`` path, and of the entry file; ``items`` (label -> SHA-256) adds
+    code that is not a file there, e.g. a notebook function's source.
 
     Returns ``{"digest": ..., "files": {relative path: sha256}}`` so a change can be explained
     file by file. Content-based, so it works inside and outside git; the git state is recorded
@@ -173,6 +177,7 @@ def code_fingerprint(
             files[_rel(f, root)] = hashlib.sha256(f.read_bytes()).hexdigest()
     if entry_file is not None and entry_file.is_file():
         files[_rel(entry_file, root)] = hashlib.sha256(entry_file.read_bytes()).hexdigest()
+    files.update(items or {})
     from ablab.plan.expand import canonical_json
 
     digest = hashlib.sha256(canonical_json(files).encode()).hexdigest()[:16]

@@ -13,6 +13,7 @@ from typing import Any
 
 from ablab.errors import SpecError, did_you_mean
 from ablab.spec import checks
+from ablab.spec.entry import check_entry_spec, compile_pattern, parse_entry
 from ablab.spec.model import (
     BASELINE,
     DesignSpec,
@@ -92,14 +93,7 @@ def parse_study(raw: Any, *, source: Path | None = None) -> StudySpec:
             f"{where}: name = {name!r} is not a valid study name",
             hint="use letters, digits, '_', '-', '.'",
         )
-    entry = raw.get("entry")
-    if callable(entry):
-        entry = f"{entry.__module__}:{entry.__qualname__}"
-    if not isinstance(entry, str) or ":" not in entry:
-        raise SpecError(
-            f"{where}: entry = {entry!r} is not an entry point",
-            hint="write 'file.py:function' (relative to the study file) or 'package.module:function'",
-        )
+    entry, entry_spec = parse_entry(raw.get("entry"), where)
     adaptive = raw.get("seeds") == "auto"
     min_seeds, max_seeds = _seed_bounds(raw, adaptive, where)
     seeds = tuple(range(max_seeds)) if adaptive else _seeds(raw.get("seeds", 5), where)
@@ -143,10 +137,12 @@ def parse_study(raw: Any, *, source: Path | None = None) -> StudySpec:
         source=source,
         adaptive=adaptive,
         min_seeds=min_seeds,
+        entry_spec=entry_spec,
     )
     _check_distinct(spec, where)
     checks.check_plan_size(spec, where)
     checks.check_sensitivity(spec, where)
+    check_entry_spec(spec, where)
     return spec
 
 
@@ -239,19 +235,21 @@ def _metrics(v: Any, where: str) -> tuple[MetricSpec, ...]:
     for name, decl in v.items():
         if not _NAME_RE.match(name):
             raise SpecError(f"{where}: [metrics] '{name}' is not a valid metric name")
-        reduce = "value"
+        reduce, pattern = "value", None
         margin = None
         if isinstance(decl, dict):
             for k in decl:
-                if k not in ("direction", "reduce", "margin"):
+                if k not in ("direction", "reduce", "margin", "pattern"):
                     raise SpecError(
                         f"{where}: [metrics.{name}] unknown key '{k}'",
-                        hint=did_you_mean(k, ("direction", "reduce", "margin"))
-                        or "use direction, reduce and margin",
+                        hint=did_you_mean(k, ("direction", "reduce", "margin", "pattern"))
+                        or "use direction, reduce, margin and pattern",
                     )
             direction = decl.get("direction", "max")
             reduce = decl.get("reduce", "value")
             margin = _margin(decl.get("margin"), name, where)
+            if "pattern" in decl:
+                pattern = compile_pattern(name, decl["pattern"], where)
         else:
             direction = decl
         if direction not in ("max", "min"):
@@ -261,7 +259,7 @@ def _metrics(v: Any, where: str) -> tuple[MetricSpec, ...]:
                 f'{where}: [metrics.{name}] reduce = {reduce!r}: expected "value", "last", '
                 '"best" or "post"'
             )
-        out.append(MetricSpec(name, direction, reduce, margin))
+        out.append(MetricSpec(name, direction, reduce, margin=margin, pattern=pattern))
     if out[0].reduce == "post":
         raise SpecError(
             f"{where}: [metrics] the primary (first) metric '{out[0].name}' is declared "

@@ -28,6 +28,7 @@ class MetricSpec:
     direction: Direction = "max"
     reduce: Reduce = "value"
     margin: float | None = None
+    pattern: str | None = None  # command entries: regex on the program's output (spec/entry.py)
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,8 @@ class StudySpec:
     source: Path | None = None  # the study file, when loaded from one
     adaptive: bool = False  # seeds = "auto": seeds grow per variant between min_seeds and max_seeds
     min_seeds: int = 3
+    # a command or by-value function entry (spec/entry.py); None for "file.py:function"
+    entry_spec: Any = field(default=None, compare=False)
 
     @property
     def root(self) -> Path:

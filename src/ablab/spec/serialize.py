@@ -13,11 +13,12 @@ def spec_to_dict(spec: StudySpec) -> dict[str, Any]:
     metrics = {
         m.name: (
             m.direction
-            if m.reduce == "value" and m.margin is None
+            if m.reduce == "value" and m.margin is None and m.pattern is None
             else {
                 "direction": m.direction,
-                "reduce": m.reduce,
+                **({"reduce": m.reduce} if m.reduce != "value" else {}),
                 **({"margin": m.margin} if m.margin is not None else {}),
+                **({"pattern": m.pattern} if m.pattern is not None else {}),
             }
         )
         for m in spec.metrics
@@ -29,7 +30,7 @@ def spec_to_dict(spec: StudySpec) -> dict[str, Any]:
     }
     out: dict[str, Any] = {
         "name": spec.name,
-        "entry": spec.entry,
+        "entry": spec.entry_spec.to_dict() if spec.entry_spec is not None else spec.entry,
         "seeds": list(spec.seeds),
         "metrics": metrics,
         "baseline": spec.baseline,

@@ -109,8 +109,8 @@ def reproduce(
     folder (never the original run's), compare, and record a verification per run."""
     from ablab.execute.engine import build_task
     from ablab.execute.oneshot import execute_tasks
-    from ablab.runtime.entry import entry_file
-    from ablab.runtime.provenance import code_fingerprint, environment, environment_hash
+    from ablab.runtime.entry import spec_fingerprint
+    from ablab.runtime.provenance import environment, environment_hash
     from ablab.store.records import add_verification
 
     scratch = store.dir / "scratch" / time.strftime("%Y%m%d-%H%M%S")
@@ -121,9 +121,7 @@ def reproduce(
     outcomes = execute_tasks(tasks, slots=jobs)
     env_now = environment(spec.root)
     env_id = store.environment_id(env_now, environment_hash(env_now))
-    code_now = code_fingerprint(spec.root, spec.run.code, entry_file(spec.entry, spec.root))[
-        "digest"
-    ]
+    code_now = spec_fingerprint(spec)["digest"]
     results = []
     for r, out in zip(runs, outcomes, strict=True):
         full = store.find_run(r["key"])
