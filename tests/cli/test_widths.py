@@ -57,3 +57,31 @@ def test_all_failed_variants_stay_in_the_markdown_report(failure_study):
         assert f"{variant} 1/1 failed (no result)" in summary, variant
         assert f"| {variant} | 0 (1/1 failed) |" in md, variant
     assert "baseline (baseline)" not in md
+
+
+def test_report_in_an_80_column_terminal_fits(failure_study, monkeypatch, capsys):
+    """A real terminal of 80 columns: the table fits, no header is cut to 'verdi…'."""
+    import io
+
+    from rich.cells import cell_len
+    from rich.console import Console
+
+    import ablab.cli.common as common
+    import ablab.cli.reportcmd as reportcmd
+    from ablab.cli.main import main
+
+    buf = io.StringIO()
+    term = Console(file=buf, width=80, force_terminal=True, color_system=None)
+    monkeypatch.setattr(common, "console", term)
+    monkeypatch.setattr(reportcmd, "console", term)
+    assert main(["report", str(failure_study["path"])]) == 0
+    text = buf.getvalue()
+    lines = text.splitlines()
+    assert lines and max(cell_len(ln) for ln in lines) <= 80 and "…" not in text
+    header = next(ln for ln in lines if ln.startswith("┃"))
+    for col in ("variant", "score", "Δ (%)", "p (Holm)", "verdict"):
+        assert col in header, header
+    wide = io.StringIO()
+    monkeypatch.setattr(term, "file", wide)
+    assert main(["report", str(failure_study["path"]), "--wide"]) == 0
+    assert "Not shown at this width" not in capsys.readouterr().out + wide.getvalue()
