@@ -269,3 +269,34 @@ def test_a_moved_study_finds_its_artifacts(ok_study, tools, tmp_path, cli):
         code == 0
         and f"artifact model: {moved / '.ablab' / 'runs' / runs[0]['key'] / 'model.pt'}" in out
     )
+
+
+def test_finish_refuses_records_it_cannot_store_before_any_sql(store):
+    from ablab.store.db import BadOutcome
+
+    study, _ = setup(store)
+    d = store.register_driver()
+    r = store.claim(study["id"], d)
+    for bad in (
+        {"series": [("loss", 2**70, 1.0)]},
+        {"metrics": {"acc": "high"}},
+        {"artifacts": {"model": object()}},
+    ):
+        with pytest.raises(BadOutcome):
+            store.finish(r["id"], d, status="done", **bad)
+    assert (
+        store.finish(
+            r["id"],
+            d,
+            status="done",
+            metrics={"acc": float("nan"), "inf": float("inf")},
+            series=[("loss", 0, float("nan")), ("loss", 1, -float("inf"))],
+        )
+        == "done"
+    )
+    got = store.find_run(r["key"])
+    assert got["metrics"]["inf"] == float("inf") and got["metrics"]["acc"] != got["metrics"]["acc"]
+    assert (
+        got["series"][1] == ("loss", 1, -float("inf"))
+        and got["series"][0][2] != got["series"][0][2]
+    )

@@ -18,7 +18,7 @@ from ablab.errors import CodeChangedError
 from ablab.execute.base import Event, Executor
 from ablab.plan.expand import Plan
 from ablab.spec.model import StudySpec
-from ablab.store.db import Store
+from ablab.store.db import BadOutcome, Store
 
 HEARTBEAT_S = 5.0
 
@@ -284,21 +284,34 @@ def _record(
     code, env = study["code_digest"], study["environment_id"]
     if ev.kind == "result" and ev.outcome is not None:
         o = ev.outcome
-        final = store.finish(
-            run["id"],
-            driver,
-            status=o["status"],
-            metrics=o["metrics"],
-            series=o["series"],
-            data=o["data"],
-            artifacts=o["artifacts"],
-            resources=o["resources"],
-            error=o["error"],
-            traceback=o["traceback"],
-            code_digest=code,
-            environment_id=env,
-        )
-        ok, err = o["status"] == "done", o["error"]
+        try:
+            final = store.finish(
+                run["id"],
+                driver,
+                status=o["status"],
+                metrics=o["metrics"],
+                series=o["series"],
+                data=o["data"],
+                artifacts=o["artifacts"],
+                resources=o["resources"],
+                error=o["error"],
+                traceback=o["traceback"],
+                code_digest=code,
+                environment_id=env,
+            )
+            ok, err = o["status"] == "done", o["error"]
+        except BadOutcome as e:  # the driver never dies of what a run sent back
+            err = str(e)
+            final = store.finish(
+                run["id"],
+                driver,
+                status="failed",
+                error=err,
+                resources=o.get("resources"),
+                code_digest=code,
+                environment_id=env,
+            )
+            ok = False
     else:
         final = store.finish(
             run["id"], driver, status="failed", error=ev.error, code_digest=code, environment_id=env

@@ -8,6 +8,7 @@ result or none of it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import sqlite3
@@ -308,6 +309,8 @@ class Store:
         ``pending``. Returns the status recorded, or None (recording nothing) when this driver no
         longer owns the run."""
         res = resources or {}
+        if status == "done":
+            metrics, series, data, artifacts = check_outcome(metrics, series, data, artifacts)
         with self.tx() as c:
             row = c.execute(
                 "SELECT attempts, max_attempts FROM runs WHERE id = ? AND driver_id = ? "
@@ -347,19 +350,19 @@ class Store:
             if status == "done":
                 c.executemany(
                     "INSERT INTO metrics (run_id, name, value) VALUES (?, ?, ?)",
-                    [(run_id, k, v) for k, v in (metrics or {}).items()],
+                    [(run_id, k, to_sql(v)) for k, v in metrics.items()],
                 )
                 c.executemany(
                     "INSERT INTO series (run_id, name, step, value) VALUES (?, ?, ?, ?)",
-                    [(run_id, n, s, v) for n, s, v in (series or [])],
+                    [(run_id, n, s, to_sql(v)) for n, s, v in series],
                 )
                 c.executemany(
                     "INSERT INTO data_hashes (run_id, name, kind, sha256) VALUES (?, ?, ?, ?)",
-                    [(run_id, n, k, h) for n, (k, h) in (data or {}).items()],
+                    [(run_id, n, k, h) for n, (k, h) in data.items()],
                 )
                 c.executemany(
                     "INSERT INTO artifacts (run_id, name, path) VALUES (?, ?, ?)",
-                    [(run_id, n, self.artifact_to_record(p)) for n, p in (artifacts or {}).items()],
+                    [(run_id, n, self.artifact_to_record(p)) for n, p in artifacts.items()],
                 )
         return status
 
@@ -387,7 +390,7 @@ class Store:
             "ON r.id = m.run_id WHERE r.study_id = ?",
             (study_id,),
         ):
-            metrics.setdefault(r[0], {})[r[1]] = r[2]
+            metrics.setdefault(r[0], {})[r[1]] = from_sql(r[2])
         for d in rows:
             d["metrics"] = metrics.get(d["id"], {})
         if keys is not None:
@@ -417,11 +420,11 @@ class Store:
         rid = d["id"]
         c = self.conn
         d["metrics"] = {
-            r[0]: r[1]
+            r[0]: from_sql(r[1])
             for r in c.execute("SELECT name, value FROM metrics WHERE run_id = ?", (rid,))
         }
         d["series"] = [
-            (r[0], r[1], r[2])
+            (r[0], r[1], from_sql(r[2]))
             for r in c.execute(
                 "SELECT name, step, value FROM series WHERE run_id = ? ORDER BY name, step", (rid,)
             )
@@ -444,7 +447,7 @@ class Store:
     def series(self, study_id: int) -> list[tuple[str, str, int, str, int, float]]:
         """(key, variant, seed, name, step, value) of every done run's logged series."""
         return [
-            tuple(r)
+            (*tuple(r)[:5], from_sql(r[5]))
             for r in self.conn.execute(
                 "SELECT r.key, r.variant, r.seed, s.name, s.step, s.value FROM series s JOIN runs r "
                 "ON r.id = s.run_id WHERE r.study_id = ? AND r.status = 'done' ORDER BY r.id, s.name, s.step",
@@ -461,6 +464,63 @@ class Store:
                 (study_id,),
             )
         ]
+
+
+NAN_TEXT = "NaN"
+INT64 = 2**63
+
+
+def to_sql(value: float) -> float | str:
+    """How a metric or series value is stored. SQLite keeps +-inf as REAL but turns NaN into
+    NULL, so NaN is stored as the text ``'NaN'`` in the REAL column (``typeof(value) = 'text'``);
+    :func:`from_sql` reads it back as ``float('nan')``."""
+    return NAN_TEXT if math.isnan(value) else value
+
+
+def from_sql(value: Any) -> float:
+    return math.nan if value == NAN_TEXT else value
+
+
+class BadOutcome(ValueError):
+    """A run's outcome that cannot be recorded as it is (the engine records the run failed)."""
+
+
+def check_outcome(
+    metrics: dict[str, Any] | None,
+    series: list[Any] | None,
+    data: dict[str, Any] | None,
+    artifacts: dict[str, Any] | None,
+) -> tuple[
+    dict[str, float], list[tuple[str, int, float]], dict[str, tuple[str, str]], dict[str, str]
+]:
+    """Validate what a run sent back (it is untrusted: an entry may put anything into its
+    records) before any SQL: names are strings, values floats, steps 64-bit integers."""
+    try:
+        m = {_name(k): _real(v) for k, v in (metrics or {}).items()}
+        s = [(_name(n), _step(st), _real(v)) for n, st, v in (series or [])]
+        d = {_name(n): (_name(k), _name(h)) for n, (k, h) in (data or {}).items()}
+        a = {_name(n): os.fspath(p) for n, p in (artifacts or {}).items()}
+    except (TypeError, ValueError, OverflowError) as e:
+        raise BadOutcome(f"the run's records cannot be stored: {e}") from None
+    return m, s, d, a
+
+
+def _name(v: Any) -> str:
+    if not isinstance(v, str):
+        raise TypeError(f"expected a string name, got {type(v).__name__} {v!r}"[:200])
+    return v
+
+
+def _real(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError(f"expected a number, got {type(v).__name__} {v!r}"[:200])
+    return float(v)
+
+
+def _step(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not -INT64 <= v < INT64:
+        raise ValueError(f"step {v!r} is not a 64-bit integer"[:200])
+    return v
 
 
 def _alive(pid: int, started_at: float) -> bool:
