@@ -55,7 +55,7 @@ def test_not_a_database_and_newer_schema(tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "ablab.db").write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(StoreError, match="not a usable ablab store"):
+    with pytest.raises(StoreError, match="not an SQLite database"):
         Store(bad)
     new = tmp_path / "new"
     Store(new).close()

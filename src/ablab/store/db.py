@@ -19,6 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from ablab.errors import StoreError
+from ablab.store.connect import (
+    Conn,
+    check_database_file,
+    connect,
+    journal_mode,
+    opening_lock,
+    translate,
+)
 from ablab.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 DB_NAME = "ablab.db"
@@ -36,35 +44,40 @@ class Store:
     def __init__(self, directory: str | Path) -> None:
         self.dir = Path(directory)
         self._root = Path(os.path.abspath(self.dir))  # artifact paths are relative to this
+        artifacts = os.environ.get("ABLAB_ARTIFACTS")
+        self._artifacts = Path(os.path.abspath(artifacts)) if artifacts else self._root
+        self.path = self.dir / DB_NAME
+        mode = journal_mode(self.dir)  # before anything is created: refuses WAL on NFS & co
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise StoreError(f"cannot create the store directory {self.dir}: {e}") from None
-        self.path = self.dir / DB_NAME
-        try:
-            self.conn = sqlite3.connect(
-                self.path, timeout=60, isolation_level=None, check_same_thread=False
-            )
-            self.conn.row_factory = sqlite3.Row
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
-        except sqlite3.DatabaseError as e:
-            raise StoreError(
-                f"{self.path}: not a usable ablab store ({e})",
-                hint="point --store at another directory, or move the broken file away",
-            ) from None
+        with opening_lock(self.dir):
+            check_database_file(self.path)
+            try:
+                raw = connect(self.path, mode)
+            except sqlite3.Error as e:
+                raise translate(e, self.path) from None
+            self.conn = Conn(raw, self.path)
+            try:
+                self._migrate()
+            except BaseException:
+                raw.close()
+                raise
+        self._closed = False
 
     # -- plumbing -------------------------------------------------------------------------
     @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
+    def tx(self) -> Iterator[Any]:
         """An immediate (write-locking) transaction."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            try:
+                self.conn.execute("ROLLBACK")
+            except StoreError:
+                pass  # SQLite rolled back already (e.g. disk full); the original error matters
             raise
         else:
             self.conn.execute("COMMIT")
@@ -85,7 +98,21 @@ class Store:
             if version != SCHEMA_VERSION:
                 c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
+    def checkpoint(self, mode: str = "PASSIVE") -> None:
+        """Copy the write-ahead log into ``ablab.db`` (``PASSIVE``: as far as readers allow,
+        without waiting; ``TRUNCATE`` on close also empties the log). Best effort: a busy or
+        failing checkpoint loses nothing, the log still holds the records."""
+        try:
+            self.conn._conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+        except sqlite3.Error:
+            pass
+
     def close(self) -> None:
+        """Checkpoint the log into ``ablab.db`` (so the file alone holds every record), close."""
+        if getattr(self, "_closed", True):
+            return
+        self._closed = True
+        self.checkpoint("TRUNCATE")
         self.conn.close()
 
     def __enter__(self) -> Store:
@@ -96,7 +123,7 @@ class Store:
 
     def run_dir(self, key: str, revision: str = "main") -> Path:
         """A run's artifact folder (absolute, so workers in another directory write it too)."""
-        return self._root / "runs" / (key if revision == "main" else f"{revision}/{key}")
+        return self._artifacts / "runs" / (key if revision == "main" else f"{revision}/{key}")
 
     def artifact_to_record(self, path: str | Path) -> str:
         """An artifact path as the store records it: relative to the store directory (with ``/``
