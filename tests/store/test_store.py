@@ -300,3 +300,35 @@ def test_finish_refuses_records_it_cannot_store_before_any_sql(store):
         got["series"][1] == ("loss", 1, -float("inf"))
         and got["series"][0][2] != got["series"][0][2]
     )
+
+
+def test_liveness_by_pid_on_this_node_and_by_heartbeat_elsewhere(store):
+    """A stopped driver on this node keeps its runs however old its heartbeat; a driver in
+    another PID namespace (same host name) is judged by its heartbeat, never by a pid here."""
+    import os
+    import socket
+    import time
+
+    study, _ = setup(store)
+    me = store.register_driver()
+    runs = [store.claim(study["id"], me) for _ in range(3)]
+    old = time.time() - 10_000
+    # 1: this process, as if SIGSTOPped for hours: alive by pid
+    store.conn.execute("UPDATE drivers SET heartbeat = ? WHERE id = ?", (old, me))
+    host = socket.gethostname()
+    with store.tx() as c:  # 2, 3: same host name, another PID namespace
+        fresh = c.execute(
+            "INSERT INTO drivers (host, pid, started_at, heartbeat, node) VALUES (?, ?, ?, ?, ?)",
+            (host, 999_999_999, old, time.time(), "other-boot/4026531836"),
+        ).lastrowid
+        stale = c.execute(
+            "INSERT INTO drivers (host, pid, started_at, heartbeat, node) VALUES (?, ?, ?, ?, ?)",
+            (host, os.getpid(), old, old, "other-boot/4026531836"),
+        ).lastrowid
+        c.execute("UPDATE runs SET driver_id = ? WHERE id = ?", (fresh, runs[1]["id"]))
+        c.execute("UPDATE runs SET driver_id = ? WHERE id = ?", (stale, runs[2]["id"]))
+    assert store.requeue_orphans(study["id"]) == 1
+    status = {r["id"]: r["status"] for r in store.runs(study["id"])}
+    assert [status[r["id"]] for r in runs] == ["running", "running", "interrupted"]
+    ids = {r[0] for r in store.conn.execute("SELECT id FROM drivers").fetchall()}
+    assert ids == {me, fresh}  # the dead driver's row is cleaned up

@@ -122,16 +122,27 @@ def run(
         f" ({summary.skipped} already done before), {took:.1f} s; store {summary.store}"
     )
     if summary.interrupted:
+        import signal as _signal
+
+        how = _signal.Signals(summary.signal or 2).name
         err_console.print(
-            f"[yellow]interrupted[/]: {msg}. Running runs were marked interrupted; "
-            "run the same command again to finish."
+            f"[yellow]interrupted[/] ({how}): {escape(msg)}. The {summary.left_interrupted} "
+            "run(s) that were running are marked interrupted; run the same command again to "
+            "finish.",
+            highlight=False,
         )
     else:
         console.print(msg, highlight=False)
     for note in summary.notes:
         console.print(note, highlight=False)
     if summary.elsewhere:
-        console.print(f"{summary.elsewhere} run(s) are still running under another ablab process.")
+        who = ", ".join(f"pid {d['pid']} on {d['host']}" for d in summary.elsewhere_drivers)
+        console.print(
+            f"{summary.elsewhere} run(s) are still running under another ablab driver "
+            f"({escape(who or 'unknown')}), which is still working on them; this one is done. "
+            f"Follow them with: ablab status {escape(str(study_file))}",
+            highlight=False,
+        )
     for f in summary.failures[:10]:
         err_console.print(
             escape(f"failed {f['variant']} seed {f['seed']} [{f['key']}]: {f['error']}"),
@@ -151,6 +162,8 @@ def status(study_file: StudyArg, store: StoreOpt = None) -> None:
     spec, st = load(study_file, store)
     study = st.study(spec.name)
     plan = current_plan(spec, st, study["id"] if study else None)
+    if study:
+        st.requeue_orphans()  # `running` only for runs a live driver owns
     rows = st.runs(study["id"], [r.key for r in plan.runs]) if study else []
     by_key = {r["key"]: r["status"] for r in rows}
     states = ("pending", "running", "done", "failed", "interrupted")
@@ -191,6 +204,8 @@ def runs(
     spec, st = load(study_file, store)
     study = st.study(spec.name)
     plan = current_plan(spec, st, study["id"] if study else None)
+    if study:
+        st.requeue_orphans()  # `running` only for runs a live driver owns
     recorded = {r["key"]: r for r in (st.runs(study["id"]) if study else [])}
     out = []
     for p in plan.runs:

@@ -27,11 +27,11 @@ from ablab.store.connect import (
     opening_lock,
     translate,
 )
+from ablab.store.liveness import driver_alive, node_id
 from ablab.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 DB_NAME = "ablab.db"
 CLAIMABLE = ("pending", "interrupted")
-STALE_HEARTBEAT_S = 120.0
 
 
 class Store:
@@ -255,8 +255,9 @@ class Store:
         now = time.time()
         with self.tx() as c:
             cur = c.execute(
-                "INSERT INTO drivers (host, pid, started_at, heartbeat) VALUES (?, ?, ?, ?)",
-                (socket.gethostname(), os.getpid(), now, now),
+                "INSERT INTO drivers (host, pid, started_at, heartbeat, node) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (socket.gethostname(), os.getpid(), now, now, node_id()),
             )
             return int(cur.lastrowid or 0)
 
@@ -268,30 +269,40 @@ class Store:
         with self.tx() as c:
             c.execute("DELETE FROM drivers WHERE id = ?", (driver_id,))
 
-    def requeue_orphans(self, study_id: int) -> int:
-        """Runs left ``running`` by a driver that is gone go back to the queue as ``interrupted``."""
-        host = socket.gethostname()
-        now = time.time()
+    def requeue_orphans(self, study_id: int | None = None) -> int:
+        """Runs left ``running`` by a driver that is gone go back to the queue as
+        ``interrupted`` (in every study: an orphan is an orphan), and the rows of dead drivers
+        are deleted; :mod:`ablab.store.liveness` says how a driver is judged. Returns how many
+        runs of ``study_id`` (of all studies when None) were re-queued."""
         with self.tx() as c:
-            rows = c.execute(
-                "SELECT r.id, r.driver_id, d.host, d.pid, d.started_at, d.heartbeat "
-                "FROM runs r LEFT JOIN drivers d ON d.id = r.driver_id "
-                "WHERE r.study_id = ? AND r.status = 'running'",
-                (study_id,),
-            ).fetchall()
-            dead = [
-                r["id"]
-                for r in rows
-                if r["host"] is None
-                or (r["host"] == host and not _alive(r["pid"], r["started_at"]))
-                or now - r["heartbeat"] > STALE_HEARTBEAT_S
-            ]
+            drivers = c.execute("SELECT * FROM drivers").fetchall()
+            live = {d["id"] for d in drivers if driver_alive(d)}
+            rows = c.execute("SELECT id, study_id, driver_id FROM runs WHERE status = 'running'")
+            orphans = [r for r in rows.fetchall() if r["driver_id"] not in live]
             c.executemany(
                 "UPDATE runs SET status = 'interrupted', error = 'driver died while the run "
                 "was executing', max_attempts = MAX(max_attempts, attempts + 1) WHERE id = ?",
-                [(i,) for i in dead],
+                [(r["id"],) for r in orphans],
             )
-            return len(dead)
+            c.executemany(
+                "DELETE FROM drivers WHERE id = ?",
+                [(d["id"],) for d in drivers if d["id"] not in live],
+            )
+            return sum(study_id is None or r["study_id"] == study_id for r in orphans)
+
+    def drivers_of(self, run_ids: list[int]) -> list[dict[str, Any]]:
+        """The drivers (host, pid, started_at, heartbeat) that own these runs."""
+        if not run_ids:
+            return []
+        marks = ",".join("?" * len(run_ids))
+        return [
+            dict(r)
+            for r in self.conn.execute(
+                "SELECT DISTINCT d.id, d.host, d.pid, d.started_at, d.heartbeat FROM drivers d "
+                f"JOIN runs r ON r.driver_id = d.id WHERE r.id IN ({marks})",
+                tuple(run_ids),
+            )
+        ]
 
     def claim(
         self, study_id: int, driver_id: int, keys: set[str] | None = None
@@ -548,16 +559,6 @@ def _step(v: Any) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or not -INT64 <= v < INT64:
         raise ValueError(f"step {v!r} is not a 64-bit integer"[:200])
     return v
-
-
-def _alive(pid: int, started_at: float) -> bool:
-    try:
-        import psutil
-
-        p = psutil.Process(pid)
-        return p.status() != psutil.STATUS_ZOMBIE and p.create_time() <= started_at + 1.0
-    except Exception:
-        return False
 
 
 def _run_dict(row: sqlite3.Row) -> dict[str, Any]:
