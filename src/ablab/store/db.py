@@ -20,6 +20,7 @@ from typing import Any
 
 from ablab.errors import StoreError
 from ablab.store.connect import (
+    BUSY_TIMEOUT_S,
     Conn,
     check_database_file,
     connect,
@@ -102,10 +103,16 @@ class Store:
         """Copy the write-ahead log into ``ablab.db`` (``PASSIVE``: as far as readers allow,
         without waiting; ``TRUNCATE`` on close also empties the log). Best effort: a busy or
         failing checkpoint loses nothing, the log still holds the records."""
+        raw = self.conn._conn
         try:
-            self.conn._conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+            if mode != "PASSIVE":  # waits for other processes' transactions: briefly, not 60 s
+                raw.execute("PRAGMA busy_timeout = 2000")
+            raw.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
         except sqlite3.Error:
             pass
+        finally:
+            if mode != "PASSIVE":
+                raw.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
 
     def close(self) -> None:
         """Checkpoint the log into ``ablab.db`` (so the file alone holds every record), close."""
