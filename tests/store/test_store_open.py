@@ -65,14 +65,19 @@ def test_an_empty_or_foreign_ablab_db_is_refused_from_the_cli(tmp_path, content,
 
 
 def test_close_checkpoints_the_log_into_the_database_file(tmp_path):
-    with Store(tmp_path / "st") as st:
-        st.register_driver()
-        assert os.path.getsize(tmp_path / "st" / "ablab.db-wal") > 0
-    wal = tmp_path / "st" / "ablab.db-wal"
-    assert not wal.exists() or wal.stat().st_size == 0
-    copy = tmp_path / "copy"  # ablab.db alone now holds every record
+    other = Store(tmp_path / "st")  # another process keeps the store open (SQLite itself
+    try:  # checkpoints only when the last connection closes)
+        with Store(tmp_path / "st") as st:
+            st.register_driver()
+            assert os.path.getsize(tmp_path / "st" / "ablab.db-wal") > 0
+        wal = tmp_path / "st" / "ablab.db-wal"
+        assert wal.stat().st_size == 0  # TRUNCATE: everything is in ablab.db
+        data = (tmp_path / "st" / "ablab.db").read_bytes()
+    finally:
+        other.close()
+    copy = tmp_path / "copy"  # ablab.db alone holds every record
     copy.mkdir()
-    (copy / "ablab.db").write_bytes((tmp_path / "st" / "ablab.db").read_bytes())
+    (copy / "ablab.db").write_bytes(data)
     with Store(copy) as st:
         assert st.conn.execute("SELECT count(*) FROM drivers").fetchone()[0] == 1
 
