@@ -142,3 +142,12 @@ def test_a_read_only_store_directory_gives_a_clear_error(tmp_path, cli, tools):
         assert code == 2 and "Traceback" not in err and "Read-only file system" in err
     finally:
         subprocess.run(["umount", str(ro)])
+
+
+def test_artifacts_may_live_outside_the_store(tmp_path, monkeypatch):
+    shared = tmp_path / "shared"
+    monkeypatch.setenv("ABLAB_ARTIFACTS", str(shared))
+    with Store(tmp_path / "st") as st:
+        d = st.run_dir("abc")
+        assert d == shared / "runs" / "abc"
+        assert st.artifact_to_record(d / "model.pt") == str(d / "model.pt")  # absolute

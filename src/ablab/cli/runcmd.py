@@ -280,6 +280,7 @@ def show(
     from ablab.store.db import Store
 
     st = Store(find_store(store, study))
+    st.requeue_orphans()  # a dead driver's run is not shown `running`
     r = st.find_run(key)
     if r is None:
         raise StoreError(
