@@ -98,6 +98,9 @@ def run(
             transient=False,
         )
         bar.start()
+    from ablab.execute.stopping import install_stop_handlers, restore_handlers
+
+    handlers = install_stop_handlers()  # SIGTERM/SIGHUP before or between rounds: exit 128+sig
     try:
         try:
             summary = run_study(
@@ -112,10 +115,12 @@ def run(
                 on_progress=on_progress,
             )
         finally:
+            restore_handlers(handlers)
             if bar is not None:
                 bar.stop()
-    except KeyboardInterrupt:  # pragma: no cover - the engine handles Ctrl-C itself
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as e:  # outside the engine's loop (it handles its own)
+        err_console.print("interrupted before or between rounds of runs; nothing was running")
+        raise typer.Exit(128 + getattr(e, "signum", 2)) from None
     took = time.monotonic() - t0
     msg = (
         f"{summary.study}: {summary.done}/{summary.total} done, {summary.failed} failed"
