@@ -45,8 +45,6 @@ class Store:
     def __init__(self, directory: str | Path) -> None:
         self.dir = Path(directory)
         self._root = Path(os.path.abspath(self.dir))  # artifact paths are relative to this
-        artifacts = os.environ.get("ABLAB_ARTIFACTS")
-        self._artifacts = Path(os.path.abspath(artifacts)) if artifacts else self._root
         self.path = self.dir / DB_NAME
         mode = journal_mode(self.dir)  # before anything is created: refuses WAL on NFS & co
         try:
@@ -103,7 +101,7 @@ class Store:
         """Copy the write-ahead log into ``ablab.db`` (``PASSIVE``: as far as readers allow,
         without waiting; ``TRUNCATE`` on close also empties the log). Best effort: a busy or
         failing checkpoint loses nothing, the log still holds the records."""
-        raw = self.conn._conn
+        raw = getattr(self.conn, "_conn", self.conn)
         try:
             if mode != "PASSIVE":  # waits for other processes' transactions: briefly, not 60 s
                 raw.execute("PRAGMA busy_timeout = 2000")
@@ -116,11 +114,18 @@ class Store:
 
     def close(self) -> None:
         """Checkpoint the log into ``ablab.db`` (so the file alone holds every record), close."""
-        if getattr(self, "_closed", True):
+        if getattr(self, "_closed", False):
             return
         self._closed = True
-        self.checkpoint("TRUNCATE")
+        if isinstance(self.conn, Conn):  # opened for writing by __init__ (not a reader's)
+            self.checkpoint("TRUNCATE")
         self.conn.close()
+
+    @property
+    def _artifacts(self) -> Path:
+        """Where run folders go: ``$ABLAB_ARTIFACTS`` (e.g. shared storage), else the store."""
+        env = os.environ.get("ABLAB_ARTIFACTS")
+        return Path(os.path.abspath(env)) if env else self._root
 
     def __enter__(self) -> Store:
         return self
