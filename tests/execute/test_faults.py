@@ -159,7 +159,7 @@ def test_concurrent_first_runs_of_the_cli_on_a_fresh_store(study_dir, tools):
 def test_kill_9_at_random_moments_loses_nothing(study_dir, tools, drivers):
     """Seeded: kill -9 the driver twice at random moments, then let it finish. Every run
     ends done once in the store; a run recorded done is never executed again; every execution
-    is accounted for in the run's attempts."""
+    was a claim counted in the run's attempts."""
     rng = random.Random(14)
     path = tools.write_study(
         study_dir,
@@ -185,7 +185,8 @@ def test_kill_9_at_random_moments_loses_nothing(study_dir, tools, drivers):
     starts = tools.starts(study_dir)
     assert len(runs) == 4 and all(r["status"] == "done" for r in runs)
     for r in runs:
-        assert r["attempts"] == starts.count(r["key"]) >= 1
+        # a claim counts an attempt even when the kill comes before the entry starts
+        assert r["attempts"] >= starts.count(r["key"]) >= 1
         if r["key"] in done_seen:  # recorded done -> never executed again
             assert starts.count(r["key"]) == done_seen[r["key"]]
 
