@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ablab.cli.common import console, load
+from ablab.cli.common import clean, console, load, safe
 from ablab.cli.runcmd import StoreOpt, StudyArg
 from ablab.errors import AblabError
 
@@ -61,8 +61,18 @@ def report(
         # piped or captured output (make demo, CI logs) gets a wide table instead of 80 columns
         out = console if console.is_terminal else Console(width=max(console.width, 200))
         out.print(rich_table(result))
+        from ablab.report.table import effects_table
+
+        if (effects := effects_table(result)) is not None:
+            out.print(effects)
+        from ablab.report.costs import rich_costs
+        from ablab.report.examples import rich_examples
+
+        for extra in [rich_costs(result), *rich_examples(result)]:
+            if extra is not None:
+                out.print(extra)
         if sentence:
-            console.print(f"reproducibility: {sentence}", highlight=False)
+            console.print(f"reproducibility: {safe(sentence)}", highlight=False)
         return
     text = render(
         result,
@@ -75,6 +85,6 @@ def report(
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
-        console.print(f"wrote {output}", highlight=False)
+        console.print(f"wrote {safe(output)}", highlight=False)
     else:
-        print(text)
+        print(clean(text))  # the file formats are written as they are; a terminal gets them clean

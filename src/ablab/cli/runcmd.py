@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -19,8 +18,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
-from ablab.cli.common import console, dumps, err_console, find_store, fmt_num, load
+from ablab.cli.common import clean, console, dumps, err_console, find_store, fmt_num, load, safe
 from ablab.errors import AblabError, StoreError
 
 StudyArg = Annotated[
@@ -73,11 +73,13 @@ def run(
         nonlocal task
         for line in p.last:
             (bar.console if bar else console).print(
-                escape(line), style="red" if line.startswith("failed") else None, highlight=False
+                safe(line), style="red" if line.startswith("failed") else None, highlight=False
             )
         if bar is not None:
             if task is None:
-                task = bar.add_task(spec.name, total=p.total, completed=p.done + p.failed, stats="")
+                task = bar.add_task(
+                    safe(spec.name), total=p.total, completed=p.done + p.failed, stats=""
+                )
             bar.update(
                 task,
                 completed=p.done + p.failed,
@@ -131,32 +133,35 @@ def run(
 
         how = _signal.Signals(summary.signal or 2).name
         err_console.print(
-            f"[yellow]interrupted[/] ({how}): {escape(msg)}. The {summary.left_interrupted} "
+            f"[yellow]interrupted[/] ({how}): {safe(msg)}. The {summary.left_interrupted} "
             "run(s) that were running are marked interrupted; run the same command again to "
             "finish.",
             highlight=False,
         )
     else:
-        console.print(msg, highlight=False)
+        console.print(safe(msg), highlight=False)
     for note in summary.notes:
-        console.print(note, highlight=False)
+        console.print(safe(note), highlight=False)
     if summary.elsewhere:
         who = ", ".join(f"pid {d['pid']} on {d['host']}" for d in summary.elsewhere_drivers)
         console.print(
             f"{summary.elsewhere} run(s) are still running under another ablab driver "
-            f"({escape(who or 'unknown')}), which is still working on them; this one is done. "
-            f"Follow them with: ablab status {escape(str(study_file))}",
+            f"({safe(who or 'unknown')}), which is still working on them; this one is done. "
+            f"Follow them with: ablab status {safe(str(study_file))}",
             highlight=False,
         )
     for f in summary.failures[:10]:
         err_console.print(
-            escape(f"failed {f['variant']} seed {f['seed']} [{f['key']}]: {f['error']}"),
+            safe(f"failed {f['variant']} seed {f['seed']} [{f['key']}]: {f['error']}"),
             style="red",
             highlight=False,
             soft_wrap=True,
         )
     if summary.failures:
-        err_console.print(f"see a run's traceback with: ablab show KEY --study {study_file}")
+        err_console.print(
+            f"see a run's traceback with: ablab show KEY --study {safe(study_file)}",
+            highlight=False,
+        )
     raise typer.Exit(summary.exit_code)
 
 
@@ -173,7 +178,9 @@ def status(study_file: StudyArg, store: StoreOpt = None) -> None:
     by_key = {r["key"]: r["status"] for r in rows}
     states = ("pending", "running", "done", "failed", "interrupted")
     table = Table(
-        title=f"{spec.name}" + (f" (revision {study['revision']})" if study else " (not run yet)")
+        title=Text(
+            clean(spec.name + (f" (revision {study['revision']})" if study else " (not run yet)"))
+        )
     )
     table.add_column("variant")
     for s in states:
@@ -186,7 +193,7 @@ def status(study_file: StudyArg, store: StoreOpt = None) -> None:
                 counts[by_key.get(r.key, "pending")] += 1
         for s in states:
             totals[s] += counts[s]
-        table.add_row(variant, *(str(counts[s]) for s in states))
+        table.add_row(Text(clean(variant)), *(str(counts[s]) for s in states))
     table.add_row("[bold]total", *(f"[bold]{totals[s]}" for s in states))
     console.print(table)
 
@@ -242,31 +249,31 @@ def runs(
             w.writerow(
                 [
                     r["key"],
-                    r["variant"],
+                    clean(r["variant"]),
                     r["seed"],
                     r["status"],
                     r["attempts"],
                     *(r["metrics"].get(m, "") for m in metric_names),
                     r["wall_seconds"] or "",
-                    r["error"] or "",
+                    clean(r["error"] or ""),
                 ]
             )
         print(buf.getvalue(), end="")
     else:
-        table = Table(title=spec.name)
+        table = Table(title=Text(clean(spec.name)))
         for c in ("key", "variant", "seed", "status", "att", *metric_names, "wall s", "error"):
-            table.add_column(c, overflow="fold")
+            table.add_column(Text(clean(c)), overflow="fold")
         for r in out:
             color = {"done": "green", "failed": "red", "running": "yellow"}.get(r["status"], "")
             table.add_row(
-                r["key"],
-                r["variant"],
+                Text(clean(r["key"])),
+                Text(clean(r["variant"])),
                 str(r["seed"]),
-                f"[{color}]{r['status']}[/]" if color else r["status"],
+                Text(clean(r["status"]), style=color),
                 str(r["attempts"]),
-                *(fmt_num(r["metrics"].get(m)) for m in metric_names),
+                *(Text(clean(fmt_num(r["metrics"].get(m)))) for m in metric_names),
                 fmt_num(r["wall_seconds"], 3),
-                (r["error"] or "")[:60],
+                Text(clean(r["error"] or "")[:60]),
             )
         console.print(table)
 
@@ -299,15 +306,19 @@ def show(
         r["verifications"] = verifications
         print(dumps(r))
         return
-    console.rule(f"run {r['key']}  ({r['study']['name']} / {r['variant']} / seed {r['seed']})")
-    console.print(
-        f"status: [bold]{r['status']}[/]  attempts: {r['attempts']}  revision: {r['study']['revision']}"
+    console.rule(
+        safe(f"run {r['key']}  ({r['study']['name']} / {r['variant']} / seed {r['seed']})")
     )
-    console.print("config:", dumps(r["config"]), highlight=False)
+    console.print(
+        f"status: [bold]{safe(r['status'])}[/]  attempts: {r['attempts']}  "
+        f"revision: {safe(r['study']['revision'])}",
+        highlight=False,
+    )
+    console.print("config:", safe(dumps(r["config"])), highlight=False)
     if r["metrics"]:
         t = Table("metric", "value")
         for k, v in r["metrics"].items():
-            t.add_row(k, fmt_num(v, 6))
+            t.add_row(Text(clean(k)), Text(clean(fmt_num(v, 6))))
         console.print(t)
     if r["series"]:
         t = Table("series", "points", "first", "last", "min", "max")
@@ -315,7 +326,7 @@ def show(
         for n in names:
             vals = [v for m, _, v in r["series"] if m == n]
             t.add_row(
-                n,
+                Text(clean(n)),
                 str(len(vals)),
                 fmt_num(vals[0]),
                 fmt_num(vals[-1]),
@@ -325,34 +336,40 @@ def show(
         console.print(t)
     if r["data"]:
         for n, (kind, h) in r["data"].items():
-            console.print(f"data {n} ({kind}): sha256 {h}", highlight=False)
+            console.print(safe(f"data {n} ({kind}): sha256 {h}"), highlight=False)
     for n, p in r["artifacts"].items():
-        console.print(f"artifact {n}: {p}", highlight=False)
+        console.print(safe(f"artifact {n}: {p}"), highlight=False)
     console.print(
-        f"resources: wall {fmt_num(r['wall_seconds'])} s, cpu {fmt_num(r['cpu_seconds'])} s, "
-        f"peak RSS {fmt_num(r['peak_rss_mb'])} MB, peak GPU {fmt_num(r['peak_gpu_mb'])} MB, "
-        f"threads {r['threads']}, host {r['host']}, started {_ts(r['started_at'])}, ended {_ts(r['ended_at'])}",
+        safe(
+            f"resources: wall {fmt_num(r['wall_seconds'])} s, cpu {fmt_num(r['cpu_seconds'])} s, "
+            f"peak RSS {fmt_num(r['peak_rss_mb'])} MB, peak GPU {fmt_num(r['peak_gpu_mb'])} MB, "
+            f"threads {r['threads']}, host {r['host']}, started {_ts(r['started_at'])}, "
+            f"ended {_ts(r['ended_at'])}"
+        ),
         highlight=False,
     )
     env = r["environment"] or {}
     if env:
         git = env.get("git") or {}
         console.print(
-            f"environment: Python {env.get('python')} on {env.get('platform')}, {env.get('cpu')} "
-            f"({env.get('cores')} cores), torch {env.get('torch')}, ablab {env.get('ablab')}, "
-            f"{len(env.get('packages', {}))} packages; git {git.get('commit', '-')[:12]}"
-            f"{' (dirty)' if git.get('dirty') else ''}",
+            safe(
+                f"environment: Python {env.get('python')} on {env.get('platform')}, "
+                f"{env.get('cpu')} ({env.get('cores')} cores), torch {env.get('torch')}, "
+                f"ablab {env.get('ablab')}, {len(env.get('packages', {}))} packages; "
+                f"git {str(git.get('commit', '-'))[:12]}{' (dirty)' if git.get('dirty') else ''}"
+            ),
             highlight=False,
         )
-    console.print(f"code fingerprint: {r['code_digest']}", highlight=False)
+    console.print(safe(f"code fingerprint: {r['code_digest']}"), highlight=False)
     for v in verifications:
         console.print(
-            f"verification ({v['kind']}) {_ts(v['created_at'])}: {v['verdict']}", highlight=False
+            safe(f"verification ({v['kind']}) {_ts(v['created_at'])}: {v['verdict']}"),
+            highlight=False,
         )
     if r["error"]:
-        console.print(f"[red]error:[/] {r['error']}", highlight=False)
+        console.print(f"[red]error:[/] {safe(r['error'])}", highlight=False)
     if r["traceback"]:
-        console.print(r["traceback"], highlight=False, markup=False)
+        console.print(clean(r["traceback"]), highlight=False, markup=False)
 
 
 def _ts(t: float | None) -> str:

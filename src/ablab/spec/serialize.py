@@ -12,7 +12,13 @@ def spec_to_dict(spec: StudySpec) -> dict[str, Any]:
     """A JSON-ready dict in the study-file shape; ``parse_study`` reads it back."""
     metrics = {
         m.name: (
-            m.direction if m.reduce == "value" else {"direction": m.direction, "reduce": m.reduce}
+            m.direction
+            if m.reduce == "value" and m.margin is None
+            else {
+                "direction": m.direction,
+                "reduce": m.reduce,
+                **({"margin": m.margin} if m.margin is not None else {}),
+            }
         )
         for m in spec.metrics
     }

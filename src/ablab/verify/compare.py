@@ -27,9 +27,14 @@ def _close(a: float, b: float, rtol: float, atol: float) -> bool:
 def compare_metrics(
     old: dict[str, float], new: dict[str, float], rtol: float, atol: float
 ) -> dict[str, Any]:
+    from ablab.components.kinds import is_nondeterministic  # run.measure's latency/memory
+
     rows = []
     for name in sorted(set(old) | set(new)):
         a, b = old.get(name), new.get(name)
+        if is_nondeterministic(name):
+            rows.append({"metric": name, "recorded": a, "rerun": b, "status": "varies by nature"})
+            continue
         if a is None or b is None:
             rows.append({"metric": name, "recorded": a, "rerun": b, "status": "missing"})
             continue
@@ -43,8 +48,10 @@ def compare_metrics(
         )
     return {
         "rows": rows,
-        "identical": all(r["status"] == "identical" for r in rows),
-        "within": all(r["status"] in ("identical", "within tolerance") for r in rows),
+        "identical": all(r["status"] in ("identical", "varies by nature") for r in rows),
+        "within": all(
+            r["status"] in ("identical", "within tolerance", "varies by nature") for r in rows
+        ),
     }
 
 
