@@ -46,7 +46,9 @@ def test_os_exit_and_sigkill_are_failed_with_the_cause(failure_study):
 def test_hang_past_timeout_is_killed(failure_study):
     r = failure_study["runs"]["hang"]
     assert r["error"] == "timed out after 3 s: the run was killed"
-    assert r["ended_at"] - r["started_at"] < 30
+    # started_at is the claim; a replacement worker may still be importing torch then (tens of
+    # seconds on a loaded machine), and the timeout counts from the run's real start
+    assert r["ended_at"] - r["started_at"] < 150
 
 
 def test_bad_metrics_fail_with_a_clear_message(failure_study):

@@ -170,3 +170,18 @@ def test_split_seed_zero_is_kept_not_replaced_by_the_seed(tmp_path):
     assert out["metrics"]["split"] == 0.0 and out["metrics"]["seed"] == 3.0
     out = execute_task({**task, "split_seed": None})
     assert out["metrics"]["split"] == 3.0  # without crossed split seeds, split_seed is the seed
+
+
+def test_log_refuses_steps_the_store_cannot_hold_and_keeps_non_finite_values(tmp_path):
+    from ablab.errors import MetricError
+    from ablab.runtime.run import Run
+
+    run = Run(key="k", variant="v", seed=0, config={}, run_dir=tmp_path)
+    run.log(step=2**63 - 1, loss=float("nan"))
+    run.log(step=np.int64(3), loss=float("inf"))
+    for step in (2**70, -(2**63) - 1, 1.5, float("nan"), "3", True):
+        with pytest.raises(MetricError):
+            run.log(step=step, loss=1.0)
+    with pytest.raises(MetricError, match="too large"):
+        run.log(step=0, loss=10**400)
+    assert run.series[1] == ("loss", 3, float("inf")) and len(run.series) == 2

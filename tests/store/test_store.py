@@ -55,7 +55,7 @@ def test_not_a_database_and_newer_schema(tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "ablab.db").write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(StoreError, match="not a usable ablab store"):
+    with pytest.raises(StoreError, match="not an SQLite database"):
         Store(bad)
     new = tmp_path / "new"
     Store(new).close()
@@ -269,3 +269,66 @@ def test_a_moved_study_finds_its_artifacts(ok_study, tools, tmp_path, cli):
         code == 0
         and f"artifact model: {moved / '.ablab' / 'runs' / runs[0]['key'] / 'model.pt'}" in out
     )
+
+
+def test_finish_refuses_records_it_cannot_store_before_any_sql(store):
+    from ablab.store.db import BadOutcome
+
+    study, _ = setup(store)
+    d = store.register_driver()
+    r = store.claim(study["id"], d)
+    for bad in (
+        {"series": [("loss", 2**70, 1.0)]},
+        {"metrics": {"acc": "high"}},
+        {"artifacts": {"model": object()}},
+    ):
+        with pytest.raises(BadOutcome):
+            store.finish(r["id"], d, status="done", **bad)
+    assert (
+        store.finish(
+            r["id"],
+            d,
+            status="done",
+            metrics={"acc": float("nan"), "inf": float("inf")},
+            series=[("loss", 0, float("nan")), ("loss", 1, -float("inf"))],
+        )
+        == "done"
+    )
+    got = store.find_run(r["key"])
+    assert got["metrics"]["inf"] == float("inf") and got["metrics"]["acc"] != got["metrics"]["acc"]
+    assert (
+        got["series"][1] == ("loss", 1, -float("inf"))
+        and got["series"][0][2] != got["series"][0][2]
+    )
+
+
+def test_liveness_by_pid_on_this_node_and_by_heartbeat_elsewhere(store):
+    """A stopped driver on this node keeps its runs however old its heartbeat; a driver in
+    another PID namespace (same host name) is judged by its heartbeat, never by a pid here."""
+    import os
+    import socket
+    import time
+
+    study, _ = setup(store)
+    me = store.register_driver()
+    runs = [store.claim(study["id"], me) for _ in range(3)]
+    old = time.time() - 10_000
+    # 1: this process, as if SIGSTOPped for hours: alive by pid
+    store.conn.execute("UPDATE drivers SET heartbeat = ? WHERE id = ?", (old, me))
+    host = socket.gethostname()
+    with store.tx() as c:  # 2, 3: same host name, another PID namespace
+        fresh = c.execute(
+            "INSERT INTO drivers (host, pid, started_at, heartbeat, node) VALUES (?, ?, ?, ?, ?)",
+            (host, 999_999_999, old, time.time(), "other-boot/4026531836"),
+        ).lastrowid
+        stale = c.execute(
+            "INSERT INTO drivers (host, pid, started_at, heartbeat, node) VALUES (?, ?, ?, ?, ?)",
+            (host, os.getpid(), old, old, "other-boot/4026531836"),
+        ).lastrowid
+        c.execute("UPDATE runs SET driver_id = ? WHERE id = ?", (fresh, runs[1]["id"]))
+        c.execute("UPDATE runs SET driver_id = ? WHERE id = ?", (stale, runs[2]["id"]))
+    assert store.requeue_orphans(study["id"]) == 1
+    status = {r["id"]: r["status"] for r in store.runs(study["id"])}
+    assert [status[r["id"]] for r in runs] == ["running", "running", "interrupted"]
+    ids = {r[0] for r in store.conn.execute("SELECT id FROM drivers").fetchall()}
+    assert ids == {me, fresh}  # the dead driver's row is cleaned up

@@ -118,6 +118,9 @@ def run(
             transient=False,
         )
         bar.start()
+    from ablab.execute.stopping import install_stop_handlers, restore_handlers
+
+    handlers = install_stop_handlers()  # SIGTERM/SIGHUP before or between rounds: exit 128+sig
     try:
         try:
             summary = run_study(
@@ -134,26 +137,39 @@ def run(
                 seeds=seed or None,
             )
         finally:
+            restore_handlers(handlers)
             if bar is not None:
                 bar.stop()
-    except KeyboardInterrupt:  # pragma: no cover - the engine handles Ctrl-C itself
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as e:  # outside the engine's loop (it handles its own)
+        err_console.print("interrupted before or between rounds of runs; nothing was running")
+        raise typer.Exit(128 + getattr(e, "signum", 2)) from None
     took = time.monotonic() - t0
     msg = (
         f"{summary.study}: {summary.done}/{summary.total} done, {summary.failed} failed"
         f" ({summary.skipped} already done before), {took:.1f} s; store {summary.store}"
     )
     if summary.interrupted:
+        import signal as _signal
+
+        how = _signal.Signals(summary.signal or 2).name
         err_console.print(
-            f"[yellow]interrupted[/]: {safe(msg)}. Running runs were marked interrupted; "
-            "run the same command again to finish."
+            f"[yellow]interrupted[/] ({how}): {safe(msg)}. The {summary.left_interrupted} "
+            "run(s) that were running are marked interrupted; run the same command again to "
+            "finish.",
+            highlight=False,
         )
     else:
         console.print(safe(msg), highlight=False)
     for note in summary.notes:
         console.print(safe(note), highlight=False)
     if summary.elsewhere:
-        console.print(f"{summary.elsewhere} run(s) are still running under another ablab process.")
+        who = ", ".join(f"pid {d['pid']} on {d['host']}" for d in summary.elsewhere_drivers)
+        console.print(
+            f"{summary.elsewhere} run(s) are still running under another ablab driver "
+            f"({safe(who or 'unknown')}), which is still working on them; this one is done. "
+            f"Follow them with: ablab status {safe(str(study_file))}",
+            highlight=False,
+        )
     for f in summary.failures[:10]:
         err_console.print(
             safe(f"failed {f['variant']} seed {f['seed']} [{f['key']}]: {f['error']}"),
@@ -176,6 +192,8 @@ def status(study_file: StudyArg, store: StoreOpt = None) -> None:
     spec, st = load(study_file, store)
     study = st.study(spec.name)
     plan = current_plan(spec, st, study["id"] if study else None)
+    if study:
+        st.requeue_orphans()  # `running` only for runs a live driver owns
     rows = st.runs(study["id"], [r.key for r in plan.runs]) if study else []
     by_key = {r["key"]: r["status"] for r in rows}
     states = ("pending", "running", "done", "failed", "interrupted")
@@ -218,6 +236,8 @@ def runs(
     spec, st = load(study_file, store)
     study = st.study(spec.name)
     plan = current_plan(spec, st, study["id"] if study else None)
+    if study:
+        st.requeue_orphans()  # `running` only for runs a live driver owns
     recorded = {r["key"]: r for r in (st.runs(study["id"]) if study else [])}
     out = []
     for p in plan.runs:
@@ -292,6 +312,7 @@ def show(
     from ablab.store.db import Store
 
     st = Store(find_store(store, study))
+    st.requeue_orphans()  # a dead driver's run is not shown `running`
     r = st.find_run(key)
     if r is None:
         raise StoreError(

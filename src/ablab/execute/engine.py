@@ -8,19 +8,27 @@ they run again next time; runs left ``running`` by a dead driver are re-queued.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ablab.errors import CodeChangedError
+from ablab.errors import CodeChangedError, StoreError
 from ablab.execute.base import Event, Executor
+from ablab.execute.stopping import (
+    Stop,
+    deferred_stop_signals,
+    install_stop_handlers,
+    restore_handlers,
+)
 from ablab.plan.expand import Plan
 from ablab.spec.model import StudySpec
-from ablab.store.db import Store
+from ablab.store.db import BadOutcome, Store
 
 HEARTBEAT_S = 5.0
+CHECKPOINT_EVERY = 50  # finished runs between WAL checkpoints
 
 
 @dataclass
@@ -52,15 +60,21 @@ class RunSummary:
     failed: int
     skipped: int
     interrupted: bool = False
+    signal: int | None = None  # the signal that stopped the driver (SIGINT for Ctrl-C)
+    left_interrupted: int = 0  # runs that were running when it stopped, marked interrupted
     elsewhere: int = 0  # runs still running under another driver
+    elsewhere_drivers: list[dict[str, Any]] = field(default_factory=list)  # host, pid
     failures: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # e.g. adaptive allocation: verdicts, runs saved
 
     @property
     def exit_code(self) -> int:
+        """128 + the signal when stopped (130 for Ctrl-C, 143 SIGTERM, 129 SIGHUP, like a shell);
+        0 when every run is done, or when nothing failed and the rest is still running under
+        another live driver; 1 otherwise."""
         if self.interrupted:
-            return 130
-        return 0 if self.failed == 0 and self.done == self.total else 1
+            return 128 + (self.signal or 2)
+        return 0 if self.failed == 0 and self.done + self.elsewhere == self.total else 1
 
 
 def prepare_study(
@@ -159,11 +173,14 @@ def execute(
     batch_size = _batch_sizes(spec.run.batch, batch_sig, before, executor.slots)
     driver = store.register_driver()
     inflight: dict[str, list[dict[str, Any]]] = {}  # task key -> its runs (K when batched)
-    interrupted = False
+    stop: Stop | None = None
+    left_behind = 0
     last_beat = time.monotonic()
-    if any(s != "done" for s in before.values()):  # a finished study starts no workers
-        executor.start()
+    finished = 0
+    handlers = install_stop_handlers()
     try:
+        if any(s != "done" for s in before.values()):  # a finished study starts no workers
+            executor.start()
         while True:
             while executor.free_slots() > 0:
                 group = []
@@ -200,7 +217,7 @@ def execute(
             if not inflight:
                 break
             for ev in executor.poll(0.25):
-                group = inflight.pop(ev.key)
+                group = inflight[ev.key]
                 if ev.outcome is not None and "batch" in ev.outcome:
                     for run, outcome in zip(group, ev.outcome["batch"], strict=True):
                         _record(
@@ -214,18 +231,42 @@ def execute(
                 else:
                     for run in group:
                         _record(store, driver, study, run, ev, prog)
+                del inflight[ev.key]
+                finished += len(group)
+                if finished >= CHECKPOINT_EVERY:  # keep ablab.db itself close to complete
+                    store.checkpoint()
+                    finished = 0
             if time.monotonic() - last_beat > HEARTBEAT_S:
                 store.heartbeat(driver)
                 last_beat = time.monotonic()
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM/SIGHUP through install_stop_handlers
+        stop = e if isinstance(e, Stop) else Stop(signal.SIGINT)
+        ids = [r["id"] for g in inflight.values() for r in g]
+        with deferred_stop_signals(len(ids)):
+            executor.shutdown(kill=True)
+            try:
+                store.mark_interrupted(ids, driver)
+            except StoreError:
+                pass  # left `running` under a dead driver: the next start re-queues them
+            left_behind = len(ids)
+    except BaseException as e:
         executor.shutdown(kill=True)
-        store.mark_interrupted([r["id"] for g in inflight.values() for r in g], driver)
+        ids = [r["id"] for g in inflight.values() for r in g]
+        _quietly(store.mark_interrupted, ids, driver)
+        _quietly(store.unregister_driver, driver)
+        if isinstance(e, StoreError):
+            raise StoreError(
+                f"{e.message}. Runs finished so far are recorded; the {len(ids)} run(s) in "
+                "flight were not, and run again on the next `ablab run`",
+                hint=e.hint,
+            ) from e
+        raise
     else:
         if close:
             executor.shutdown()
     finally:
-        store.unregister_driver(driver)
+        restore_handlers(handlers)
+    _quietly(store.unregister_driver, driver)
     rows = store.runs(study["id"], keys)
     summary = RunSummary(
         study=spec.name,
@@ -235,8 +276,11 @@ def execute(
         done=sum(r["status"] == "done" for r in rows),
         failed=sum(r["status"] == "failed" for r in rows),
         skipped=prog.skipped,
-        interrupted=interrupted,
+        interrupted=stop is not None,
+        signal=stop.signum if stop is not None else None,
+        left_interrupted=left_behind,
         elsewhere=sum(r["status"] == "running" for r in rows),
+        elsewhere_drivers=store.drivers_of([r["id"] for r in rows if r["status"] == "running"]),
         failures=[
             {"key": r["key"], "variant": r["variant"], "seed": r["seed"], "error": r["error"]}
             for r in rows
@@ -247,6 +291,15 @@ def execute(
     if on_progress:
         on_progress(prog)
     return summary
+
+
+def _quietly(fn: Callable[..., Any], *args: Any) -> None:
+    """A clean-up step after a storage fault; if the store still fails, the next start's
+    orphan check (this driver is dead by then) re-queues what it could not mark."""
+    try:
+        fn(*args)
+    except StoreError:
+        pass
 
 
 def _batch_sizes(
@@ -283,21 +336,34 @@ def _record(
     code, env = study["code_digest"], study["environment_id"]
     if ev.kind == "result" and ev.outcome is not None:
         o = ev.outcome
-        final = store.finish(
-            run["id"],
-            driver,
-            status=o["status"],
-            metrics=o["metrics"],
-            series=o["series"],
-            data=o["data"],
-            artifacts=o["artifacts"],
-            resources=o["resources"],
-            error=o["error"],
-            traceback=o["traceback"],
-            code_digest=code,
-            environment_id=env,
-        )
-        ok, err = o["status"] == "done", o["error"]
+        try:
+            final = store.finish(
+                run["id"],
+                driver,
+                status=o["status"],
+                metrics=o["metrics"],
+                series=o["series"],
+                data=o["data"],
+                artifacts=o["artifacts"],
+                resources=o["resources"],
+                error=o["error"],
+                traceback=o["traceback"],
+                code_digest=code,
+                environment_id=env,
+            )
+            ok, err = o["status"] == "done", o["error"]
+        except BadOutcome as e:  # the driver never dies of what a run sent back
+            err = str(e)
+            final = store.finish(
+                run["id"],
+                driver,
+                status="failed",
+                error=err,
+                resources=o.get("resources"),
+                code_digest=code,
+                environment_id=env,
+            )
+            ok = False
     else:
         final = store.finish(
             run["id"], driver, status="failed", error=ev.error, code_digest=code, environment_id=env

@@ -13,10 +13,11 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import wait
 from typing import Any
 
 from ablab.execute.base import Event
+from ablab.execute.channel import Channel, ChannelError
 
 STARTED = "started"
 
@@ -32,29 +33,34 @@ def _die_with_parent() -> None:
         pass
 
 
-def worker_main(conn: Connection, parent_pid: int, warm: bool = True) -> None:
+def worker_main(sock: Any, token: bytes, parent_pid: int, warm: bool = True) -> None:
     """A worker's loop: receive a task, execute it, send the outcome; stop on None or EOF."""
     _die_with_parent()
     if os.getppid() != parent_pid:  # the driver died before prctl took effect
         os._exit(0)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
-    from ablab.runtime.execute_one import execute_task, warm_up
+    # Ctrl-C, SIGTERM and SIGHUP go to the whole process group; stopping is the driver's job
+    # (it marks the runs interrupted, then kills its workers), so a worker ignores them
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    from ablab.runtime.execute_one import execute_task, sendable, warm_up
 
+    conn = Channel(sock, token)
+    conn.move_high()
     if warm:  # not for command entries: the programs import what they need themselves
         warm_up()
 
     while True:
         try:
             task = conn.recv()
-        except (EOFError, OSError):
+        except (EOFError, OSError, ChannelError):
             return
         if task is None:
             return
         conn.send(STARTED)  # the run's timeout counts from here, not from worker start-up
-        outcome = execute_task(task)
+        _, payload = sendable(execute_task(task))
         try:
-            conn.send(outcome)
-        except (BrokenPipeError, OSError):
+            conn.send_bytes(payload)
+        except OSError:
             return
 
 
@@ -84,9 +90,12 @@ def _main_module_hidden() -> Iterator[None]:
 
 class _Worker:
     def __init__(self, ctx: Any, warm: bool = True) -> None:
-        self.conn, child = ctx.Pipe(duplex=True)
+        self.conn, (child, token) = Channel.pair()
         self.proc = ctx.Process(
-            target=worker_main, args=(child, os.getpid(), warm), daemon=True, name="ablab-worker"
+            target=worker_main,
+            args=(child, token, os.getpid(), warm),
+            daemon=True,
+            name="ablab-worker",
         )
         with _main_module_hidden():
             self.proc.start()
@@ -140,21 +149,27 @@ class LocalExecutor:
             if id(w) in done or w.task is None:
                 continue
             key = w.task["key"]
-            if h is w.conn or w.conn.poll():
-                try:
-                    outcome = w.conn.recv()
-                except (EOFError, OSError):
-                    outcome = None
-                if outcome == STARTED:
+            try:
+                messages, closed = w.conn.receive_ready()
+            except ChannelError as e:
+                events.append(Event("lost", key, error=_garbage_cause(e)))
+                self._replace(w)
+                done.add(id(w))
+                continue
+            outcome = None
+            for m in messages:
+                if m == STARTED:
                     limit = w.task.get("timeout")
                     w.deadline = time.monotonic() + limit if limit else None
-                    done.add(id(w))
-                    continue
-                if outcome is not None:
-                    w.task, w.deadline = None, None
-                    events.append(Event("result", key, outcome=outcome))
-                    done.add(id(w))
-                    continue
+                elif isinstance(m, dict):
+                    outcome = m
+            if outcome is not None:
+                w.task, w.deadline = None, None
+                events.append(Event("result", key, outcome=outcome))
+                done.add(id(w))
+                continue
+            if not closed and w.proc.is_alive():
+                continue
             w.proc.join(timeout=1.0)
             events.append(Event("lost", key, error=_death_cause(w.proc.exitcode)))
             self._replace(w)
@@ -187,7 +202,7 @@ class LocalExecutor:
             else:
                 try:
                     w.conn.send(None)
-                except (BrokenPipeError, OSError):
+                except OSError:
                     pass
         for w in self._workers:
             w.proc.join(timeout=5)
@@ -207,6 +222,13 @@ def _kill(w: _Worker) -> None:
     w.proc.join(timeout=5)
     w.conn.close()
     w.task = None
+
+
+def _garbage_cause(e: ChannelError) -> str:
+    return (
+        "the run wrote to ablab's result channel (an inherited file descriptor), so its result "
+        f"could not be trusted; the worker was replaced ({e})"
+    )
 
 
 def _death_cause(code: int | None) -> str:

@@ -16,9 +16,9 @@ from ablab.execute.base import Event
 
 
 def _remote_execute(task: dict[str, Any]) -> dict[str, Any]:
-    from ablab.runtime.execute_one import execute_task
+    from ablab.runtime.execute_one import execute_task, sendable
 
-    return execute_task(task)
+    return sendable(execute_task(task))[0]
 
 
 class RayExecutor:

@@ -6,7 +6,9 @@ store. The result is a plain dict that travels back to the driver.
 
 from __future__ import annotations
 
+import math
 import os
+import pickle
 import resource
 import socket
 import sys
@@ -68,9 +70,17 @@ def reduce_metric(
             hint=f"call run.log(step=..., {name}=...) during training",
         )
     if how == "last":
-        return points[-1][1]
-    values = [v for _, v in points]
-    return max(values) if direction == "max" else min(values)
+        value = points[-1][1]
+    else:  # best: NaN points (a diverged step) are skipped; +-inf counts, and fails below
+        values = [v for _, v in points if not math.isnan(v)]
+        value = (max(values) if direction == "max" else min(values)) if values else math.nan
+    if not math.isfinite(value):
+        raise MetricError(
+            f"declared metric '{name}' (reduce = \"{how}\") is {value}: the logged '{name}' "
+            "series is not finite there",
+            hint="a NaN/inf metric usually means training diverged",
+        )
+    return value
 
 
 def is_command(task: dict[str, Any]) -> bool:
@@ -159,8 +169,8 @@ def execute_task(task: dict[str, Any]) -> dict[str, Any]:
         for t, run, result, out in zip(subtasks, runs, results, outs, strict=True):
             _validate(t, run, result, out)
     except BaseException as e:  # noqa: BLE001 - a run's failure must never kill the worker
-        if isinstance(e, KeyboardInterrupt):
-            raise
+        # KeyboardInterrupt too: workers ignore SIGINT (Ctrl-C is the driver's), so one raised
+        # here came from the entry itself and is that run's failure, recorded as such
         for out in outs:
             out.update(status="failed", error=_one_line(e), traceback=traceback.format_exc())
     finally:
@@ -181,6 +191,41 @@ def execute_task(task: dict[str, Any]) -> dict[str, Any]:
             "batch": k,
         }
     return {"key": task["key"], "batch": outs} if batched else outs[0]
+
+
+def sendable(outcome: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+    """``(outcome, pickle of it)``; an outcome that cannot be pickled (an entry that put a lambda
+    or an open file into ``run.artifacts``...) becomes a failed outcome that says so."""
+    try:
+        return outcome, pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as e:  # noqa: BLE001 - whatever the entry left in its records
+        error = (
+            "the run's outcome cannot be sent to the driver: "
+            f"{_one_line(e)} (records must be plain numbers and strings)"
+        )
+        tb = traceback.format_exc()
+        outs = outcome["batch"] if "batch" in outcome else [outcome]
+        clean = [
+            {
+                "key": o.get("key"),
+                "status": "failed",
+                "metrics": {},
+                "series": [],
+                "data": {},
+                "artifacts": {},
+                "error": error,
+                "traceback": tb,
+                "resources": _plain(o.get("resources")),
+            }
+            for o in outs
+        ]
+        fixed = {"key": outcome["key"], "batch": clean} if "batch" in outcome else clean[0]
+        return fixed, pickle.dumps(fixed, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _plain(resources: Any) -> dict[str, Any]:
+    ok = (int, float, str, type(None))
+    return {k: v for k, v in (resources or {}).items() if isinstance(v, ok)}
 
 
 def _validate(task: dict[str, Any], run: Any, result: Any, out: dict[str, Any]) -> None:

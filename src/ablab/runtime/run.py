@@ -43,8 +43,11 @@ class Run:
         """
         for name, value in metrics.items():
             v = _as_float(value, f"run.log({name}=...)")
-            s = step if step is not None else sum(1 for n, _, _ in self.series if n == name)
-            self.series.append((name, int(s), v))
+            if step is not None:
+                s = _as_step(step)
+            else:
+                s = sum(1 for n, _, _ in self.series if n == name)
+            self.series.append((name, s, v))
 
     def track_data(self, name: str, obj: Any) -> str:
         """Record the SHA-256 of data the run used (array, tensor, file or directory); returns it."""
@@ -223,11 +226,38 @@ class Run:
 
 
 def _as_float(value: Any, what: str) -> float:
+    """A logged or returned value as a float. NaN and +-inf are kept (the store records them
+    faithfully); a value too large for a float is refused."""
     if hasattr(value, "item"):
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise MetricError(f"{what}: expected a number, got {type(value).__name__} {value!r}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        raise MetricError(f"{what}: {value} is too large for a 64-bit float") from None
+
+
+STEP_LIMIT = 2**63  # SQLite's INTEGER is a signed 64-bit number
+
+
+def _as_step(step: Any) -> int:
+    """``run.log(step=...)`` as an int the store can hold: integral, |step| < 2**63."""
+    if hasattr(step, "item"):
+        step = step.item()
+    ok = isinstance(step, int) or (isinstance(step, float) and step.is_integer())
+    if isinstance(step, bool) or not ok:
+        raise MetricError(
+            f"run.log(step={step!r}): a step must be a whole number",
+            hint="pass the epoch or iteration counter, e.g. run.log(step=epoch, loss=...)",
+        )
+    s = int(step)
+    if not -STEP_LIMIT <= s < STEP_LIMIT:
+        raise MetricError(
+            f"run.log(step={s}): the step does not fit in a 64-bit integer (|step| < 2**63)",
+            hint="pass the epoch or iteration counter, not a sample count or a hash",
+        )
+    return s
 
 
 def check_metrics(result: Any, declared: list[str], reduced: set[str]) -> dict[str, float]:

@@ -8,6 +8,7 @@ result or none of it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import sqlite3
@@ -18,11 +19,20 @@ from pathlib import Path
 from typing import Any
 
 from ablab.errors import StoreError
+from ablab.store.connect import (
+    BUSY_TIMEOUT_S,
+    Conn,
+    check_database_file,
+    connect,
+    journal_mode,
+    opening_lock,
+    translate,
+)
+from ablab.store.liveness import driver_alive, node_id
 from ablab.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 DB_NAME = "ablab.db"
 CLAIMABLE = ("pending", "interrupted")
-STALE_HEARTBEAT_S = 120.0
 
 
 class Store:
@@ -35,35 +45,38 @@ class Store:
     def __init__(self, directory: str | Path) -> None:
         self.dir = Path(directory)
         self._root = Path(os.path.abspath(self.dir))  # artifact paths are relative to this
+        self.path = self.dir / DB_NAME
+        mode = journal_mode(self.dir)  # before anything is created: refuses WAL on NFS & co
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise StoreError(f"cannot create the store directory {self.dir}: {e}") from None
-        self.path = self.dir / DB_NAME
-        try:
-            self.conn = sqlite3.connect(
-                self.path, timeout=60, isolation_level=None, check_same_thread=False
-            )
-            self.conn.row_factory = sqlite3.Row
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
-        except sqlite3.DatabaseError as e:
-            raise StoreError(
-                f"{self.path}: not a usable ablab store ({e})",
-                hint="point --store at another directory, or move the broken file away",
-            ) from None
+        with opening_lock(self.dir):
+            check_database_file(self.path)
+            try:
+                raw = connect(self.path, mode)
+            except sqlite3.Error as e:
+                raise translate(e, self.path) from None
+            self.conn = Conn(raw, self.path)
+            try:
+                self._migrate()
+            except BaseException:
+                raw.close()
+                raise
+        self._closed = False
 
     # -- plumbing -------------------------------------------------------------------------
     @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
+    def tx(self) -> Iterator[Any]:
         """An immediate (write-locking) transaction."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            try:
+                self.conn.execute("ROLLBACK")
+            except StoreError:
+                pass  # SQLite rolled back already (e.g. disk full); the original error matters
             raise
         else:
             self.conn.execute("COMMIT")
@@ -84,8 +97,35 @@ class Store:
             if version != SCHEMA_VERSION:
                 c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
+    def checkpoint(self, mode: str = "PASSIVE") -> None:
+        """Copy the write-ahead log into ``ablab.db`` (``PASSIVE``: as far as readers allow,
+        without waiting; ``TRUNCATE`` on close also empties the log). Best effort: a busy or
+        failing checkpoint loses nothing, the log still holds the records."""
+        raw = getattr(self.conn, "_conn", self.conn)
+        try:
+            if mode != "PASSIVE":  # waits for other processes' transactions: briefly, not 60 s
+                raw.execute("PRAGMA busy_timeout = 2000")
+            raw.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+        except sqlite3.Error:
+            pass
+        finally:
+            if mode != "PASSIVE":
+                raw.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+
     def close(self) -> None:
+        """Checkpoint the log into ``ablab.db`` (so the file alone holds every record), close."""
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
+        if isinstance(self.conn, Conn):  # opened for writing by __init__ (not a reader's)
+            self.checkpoint("TRUNCATE")
         self.conn.close()
+
+    @property
+    def _artifacts(self) -> Path:
+        """Where run folders go: ``$ABLAB_ARTIFACTS`` (e.g. shared storage), else the store."""
+        env = os.environ.get("ABLAB_ARTIFACTS")
+        return Path(os.path.abspath(env)) if env else self._root
 
     def __enter__(self) -> Store:
         return self
@@ -95,7 +135,7 @@ class Store:
 
     def run_dir(self, key: str, revision: str = "main") -> Path:
         """A run's artifact folder (absolute, so workers in another directory write it too)."""
-        return self._root / "runs" / (key if revision == "main" else f"{revision}/{key}")
+        return self._artifacts / "runs" / (key if revision == "main" else f"{revision}/{key}")
 
     def artifact_to_record(self, path: str | Path) -> str:
         """An artifact path as the store records it: relative to the store directory (with ``/``
@@ -227,8 +267,9 @@ class Store:
         now = time.time()
         with self.tx() as c:
             cur = c.execute(
-                "INSERT INTO drivers (host, pid, started_at, heartbeat) VALUES (?, ?, ?, ?)",
-                (socket.gethostname(), os.getpid(), now, now),
+                "INSERT INTO drivers (host, pid, started_at, heartbeat, node) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (socket.gethostname(), os.getpid(), now, now, node_id()),
             )
             return int(cur.lastrowid or 0)
 
@@ -240,30 +281,40 @@ class Store:
         with self.tx() as c:
             c.execute("DELETE FROM drivers WHERE id = ?", (driver_id,))
 
-    def requeue_orphans(self, study_id: int) -> int:
-        """Runs left ``running`` by a driver that is gone go back to the queue as ``interrupted``."""
-        host = socket.gethostname()
-        now = time.time()
+    def requeue_orphans(self, study_id: int | None = None) -> int:
+        """Runs left ``running`` by a driver that is gone go back to the queue as
+        ``interrupted`` (in every study: an orphan is an orphan), and the rows of dead drivers
+        are deleted; :mod:`ablab.store.liveness` says how a driver is judged. Returns how many
+        runs of ``study_id`` (of all studies when None) were re-queued."""
         with self.tx() as c:
-            rows = c.execute(
-                "SELECT r.id, r.driver_id, d.host, d.pid, d.started_at, d.heartbeat "
-                "FROM runs r LEFT JOIN drivers d ON d.id = r.driver_id "
-                "WHERE r.study_id = ? AND r.status = 'running'",
-                (study_id,),
-            ).fetchall()
-            dead = [
-                r["id"]
-                for r in rows
-                if r["host"] is None
-                or (r["host"] == host and not _alive(r["pid"], r["started_at"]))
-                or now - r["heartbeat"] > STALE_HEARTBEAT_S
-            ]
+            drivers = c.execute("SELECT * FROM drivers").fetchall()
+            live = {d["id"] for d in drivers if driver_alive(d)}
+            rows = c.execute("SELECT id, study_id, driver_id FROM runs WHERE status = 'running'")
+            orphans = [r for r in rows.fetchall() if r["driver_id"] not in live]
             c.executemany(
                 "UPDATE runs SET status = 'interrupted', error = 'driver died while the run "
                 "was executing', max_attempts = MAX(max_attempts, attempts + 1) WHERE id = ?",
-                [(i,) for i in dead],
+                [(r["id"],) for r in orphans],
             )
-            return len(dead)
+            c.executemany(
+                "DELETE FROM drivers WHERE id = ?",
+                [(d["id"],) for d in drivers if d["id"] not in live],
+            )
+            return sum(study_id is None or r["study_id"] == study_id for r in orphans)
+
+    def drivers_of(self, run_ids: list[int]) -> list[dict[str, Any]]:
+        """The drivers (host, pid, started_at, heartbeat) that own these runs."""
+        if not run_ids:
+            return []
+        marks = ",".join("?" * len(run_ids))
+        return [
+            dict(r)
+            for r in self.conn.execute(
+                "SELECT DISTINCT d.id, d.host, d.pid, d.started_at, d.heartbeat FROM drivers d "
+                f"JOIN runs r ON r.driver_id = d.id WHERE r.id IN ({marks})",
+                tuple(run_ids),
+            )
+        ]
 
     def claim(
         self, study_id: int, driver_id: int, keys: set[str] | None = None
@@ -308,6 +359,8 @@ class Store:
         ``pending``. Returns the status recorded, or None (recording nothing) when this driver no
         longer owns the run."""
         res = resources or {}
+        if status == "done":
+            metrics, series, data, artifacts = check_outcome(metrics, series, data, artifacts)
         with self.tx() as c:
             row = c.execute(
                 "SELECT attempts, max_attempts FROM runs WHERE id = ? AND driver_id = ? "
@@ -347,19 +400,19 @@ class Store:
             if status == "done":
                 c.executemany(
                     "INSERT INTO metrics (run_id, name, value) VALUES (?, ?, ?)",
-                    [(run_id, k, v) for k, v in (metrics or {}).items()],
+                    [(run_id, k, to_sql(v)) for k, v in metrics.items()],
                 )
                 c.executemany(
                     "INSERT INTO series (run_id, name, step, value) VALUES (?, ?, ?, ?)",
-                    [(run_id, n, s, v) for n, s, v in (series or [])],
+                    [(run_id, n, s, to_sql(v)) for n, s, v in series],
                 )
                 c.executemany(
                     "INSERT INTO data_hashes (run_id, name, kind, sha256) VALUES (?, ?, ?, ?)",
-                    [(run_id, n, k, h) for n, (k, h) in (data or {}).items()],
+                    [(run_id, n, k, h) for n, (k, h) in data.items()],
                 )
                 c.executemany(
                     "INSERT INTO artifacts (run_id, name, path) VALUES (?, ?, ?)",
-                    [(run_id, n, self.artifact_to_record(p)) for n, p in (artifacts or {}).items()],
+                    [(run_id, n, self.artifact_to_record(p)) for n, p in artifacts.items()],
                 )
         return status
 
@@ -387,7 +440,7 @@ class Store:
             "ON r.id = m.run_id WHERE r.study_id = ?",
             (study_id,),
         ):
-            metrics.setdefault(r[0], {})[r[1]] = r[2]
+            metrics.setdefault(r[0], {})[r[1]] = from_sql(r[2])
         for d in rows:
             d["metrics"] = metrics.get(d["id"], {})
         if keys is not None:
@@ -417,11 +470,11 @@ class Store:
         rid = d["id"]
         c = self.conn
         d["metrics"] = {
-            r[0]: r[1]
+            r[0]: from_sql(r[1])
             for r in c.execute("SELECT name, value FROM metrics WHERE run_id = ?", (rid,))
         }
         d["series"] = [
-            (r[0], r[1], r[2])
+            (r[0], r[1], from_sql(r[2]))
             for r in c.execute(
                 "SELECT name, step, value FROM series WHERE run_id = ? ORDER BY name, step", (rid,)
             )
@@ -444,7 +497,7 @@ class Store:
     def series(self, study_id: int) -> list[tuple[str, str, int, str, int, float]]:
         """(key, variant, seed, name, step, value) of every done run's logged series."""
         return [
-            tuple(r)
+            (*tuple(r)[:5], from_sql(r[5]))
             for r in self.conn.execute(
                 "SELECT r.key, r.variant, r.seed, s.name, s.step, s.value FROM series s JOIN runs r "
                 "ON r.id = s.run_id WHERE r.study_id = ? AND r.status = 'done' ORDER BY r.id, s.name, s.step",
@@ -463,14 +516,61 @@ class Store:
         ]
 
 
-def _alive(pid: int, started_at: float) -> bool:
-    try:
-        import psutil
+NAN_TEXT = "NaN"
+INT64 = 2**63
 
-        p = psutil.Process(pid)
-        return p.status() != psutil.STATUS_ZOMBIE and p.create_time() <= started_at + 1.0
-    except Exception:
-        return False
+
+def to_sql(value: float) -> float | str:
+    """How a metric or series value is stored. SQLite keeps +-inf as REAL but turns NaN into
+    NULL, so NaN is stored as the text ``'NaN'`` in the REAL column (``typeof(value) = 'text'``);
+    :func:`from_sql` reads it back as ``float('nan')``."""
+    return NAN_TEXT if math.isnan(value) else value
+
+
+def from_sql(value: Any) -> float:
+    return math.nan if value == NAN_TEXT else value
+
+
+class BadOutcome(ValueError):
+    """A run's outcome that cannot be recorded as it is (the engine records the run failed)."""
+
+
+def check_outcome(
+    metrics: dict[str, Any] | None,
+    series: list[Any] | None,
+    data: dict[str, Any] | None,
+    artifacts: dict[str, Any] | None,
+) -> tuple[
+    dict[str, float], list[tuple[str, int, float]], dict[str, tuple[str, str]], dict[str, str]
+]:
+    """Validate what a run sent back (it is untrusted: an entry may put anything into its
+    records) before any SQL: names are strings, values floats, steps 64-bit integers."""
+    try:
+        m = {_name(k): _real(v) for k, v in (metrics or {}).items()}
+        s = [(_name(n), _step(st), _real(v)) for n, st, v in (series or [])]
+        d = {_name(n): (_name(k), _name(h)) for n, (k, h) in (data or {}).items()}
+        a = {_name(n): os.fspath(p) for n, p in (artifacts or {}).items()}
+    except (TypeError, ValueError, OverflowError) as e:
+        raise BadOutcome(f"the run's records cannot be stored: {e}") from None
+    return m, s, d, a
+
+
+def _name(v: Any) -> str:
+    if not isinstance(v, str):
+        raise TypeError(f"expected a string name, got {type(v).__name__} {v!r}"[:200])
+    return v
+
+
+def _real(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError(f"expected a number, got {type(v).__name__} {v!r}"[:200])
+    return float(v)
+
+
+def _step(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not -INT64 <= v < INT64:
+        raise ValueError(f"step {v!r} is not a 64-bit integer"[:200])
+    return v
 
 
 def _run_dict(row: sqlite3.Row) -> dict[str, Any]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any
 
-from ablab.store.db import Store, _study_dict
+from ablab.store.db import Store, _study_dict, to_sql
 
 
 def add_verification(
@@ -134,11 +135,11 @@ def import_study(
             rid = cur.lastrowid
             c.executemany(
                 "INSERT INTO metrics (run_id, name, value) VALUES (?, ?, ?)",
-                [(rid, k, v) for k, v in r.get("metrics", {}).items()],
+                [(rid, k, _value(v)) for k, v in r.get("metrics", {}).items()],
             )
             c.executemany(
                 "INSERT INTO series (run_id, name, step, value) VALUES (?, ?, ?, ?)",
-                [(rid, n, s, v) for n, s, v in r.get("series", [])],
+                [(rid, n, s, _value(v)) for n, s, v in r.get("series", [])],
             )
             c.executemany(
                 "INSERT INTO data_hashes (run_id, name, kind, sha256) VALUES (?, ?, ?, ?)",
@@ -146,6 +147,11 @@ def import_study(
             )
         srow = c.execute("SELECT * FROM studies WHERE id = ?", (study_id,)).fetchone()
     return _study_dict(srow)
+
+
+def _value(v: Any) -> float | str:
+    """A value from records.json (JSON writes NaN/inf as null) as the store keeps it."""
+    return to_sql(math.nan if v is None else float(v))
 
 
 def environment_hash_of(store: Store, env_id: int | None) -> str | None:

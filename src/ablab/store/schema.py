@@ -107,3 +107,11 @@ MIGRATIONS.append(
     """
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+
+MIGRATIONS.append(
+    # 3: the node a driver runs on (boot id / PID namespace), for judging its liveness by pid
+    """
+    ALTER TABLE drivers ADD COLUMN node TEXT;
+    """
+)
+SCHEMA_VERSION = len(MIGRATIONS)
