@@ -179,3 +179,23 @@ def test_narrow_table_stacks_the_relative_delta_to_keep_its_interval(fixed):
     assert "Δ 95% CI" in header and max(cell_len(ln) for ln in text.splitlines()) <= 95
     row = next(ln for ln in text.splitlines() if "│ wide" in ln)
     assert "+0.0142" in row and "(+1.6%)" not in row  # the % sits on the line below
+
+
+def test_informational_metric_has_no_arrow_mark_or_bold(fixed):
+    """A metric declared direction = "none" (issue 16's metric kinds): reported, never marked."""
+    import copy
+
+    r = copy.deepcopy(fixed)
+    r["metrics"]["n_params"]["direction"] = "none"
+    for v in r["variants"]:
+        if "n_params" in v["vs_baseline"]:
+            v["vs_baseline"]["n_params"] = {**v["vs_baseline"]["n_params"], "verdict": None}
+    md = render(r, "md")
+    assert "n\\_params (info)" in md and "informational, not tested" in md
+    assert "**205k**" not in md and "| 1.23M |" in md
+    tex = latex_table(render(r, "latex"))
+    assert r"n\_params (info)" in tex and r"\mathbf{205" not in tex
+    from ablab.report.table import to_table
+
+    assert "n_params (info)" in to_table(r, wide=True)
+    assert "n_params (info)" in render(r, "html")
