@@ -85,3 +85,11 @@ def test_report_in_an_80_column_terminal_fits(failure_study, monkeypatch, capsys
     monkeypatch.setattr(term, "file", wide)
     assert main(["report", str(failure_study["path"]), "--wide"]) == 0
     assert "Not shown at this width" not in capsys.readouterr().out + wide.getvalue()
+
+
+def test_runs_table_prints_counts_with_separators():
+    from ablab.cli.common import fmt_num
+
+    assert fmt_num(205_000.0) == "205,000" and fmt_num(1_230_400) == "1,230,400"
+    assert fmt_num(12345.678) == "12,346" and fmt_num(0.912345) == "0.9123"
+    assert fmt_num(None) == "-" and fmt_num(float("nan")) == "-"

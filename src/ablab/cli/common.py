@@ -79,5 +79,11 @@ def fmt_num(v: Any, digits: int = 4) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "-"
     if isinstance(v, float):
+        if v.is_integer() and abs(v) < 1e15:
+            return f"{int(v):,}"  # counts: 205,000, never 2.05e+05
+        if 1e4 <= abs(v) < 1e15:  # large measurements: separators, not an exponent
+            return f"{v:,.{max(digits - len(str(int(abs(v)))), 0)}f}"
         return f"{v:.{digits}g}"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
     return str(v)
