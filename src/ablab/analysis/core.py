@@ -88,6 +88,16 @@ def all_metric_values(
     return out
 
 
+def informational(c: dict[str, Any]) -> None:
+    """Strip the tests from the comparison of an informational metric (``direction = "none"``):
+    its delta (with CI) and Hedges' g describe the difference; nothing is tested, so no p-value,
+    no P(better) and no verdict."""
+    for k in ("p_value", "wilcoxon_p", "p_adjusted", "prob_improvement", "verdict", "seeds_needed"):
+        c[k] = None
+    c["test"] = None
+    c["informational"] = True
+
+
 def validate(
     runs: pd.DataFrame, metrics: Mapping[str, Mapping], baseline: str, design: str
 ) -> dict[str, tuple[str, str]]:
@@ -200,13 +210,16 @@ def analyze(
             c = compare(
                 values[v][m],
                 values[baseline][m],
-                direction=direction,
+                direction="max" if direction == "none" else direction,
                 seed=sub_seed(seed, v, m, "delta"),
                 n_resamples=n_resamples,
             )
+            if direction == "none":
+                informational(c)
             entry["vs_baseline"][m] = c
             family.append(c)
-        finish_verdicts(family, direction, alpha)
+        if direction != "none":
+            finish_verdicts(family, direction, alpha)
 
     result: dict[str, Any] = {
         "study": study,
@@ -244,11 +257,13 @@ def analyze(
             runs,
             values=values,
             order=order,
-            metrics=decls,
+            metrics={m: d for m, d in decls.items() if d[0] != "none"},  # tested metrics only
             baseline=baseline,
             alpha=alpha,
             main_verdicts={
-                e["name"]: {m: c["verdict"] for m, c in e["vs_baseline"].items()}
+                e["name"]: {
+                    m: c["verdict"] for m, c in e["vs_baseline"].items() if decls[m][0] != "none"
+                }
                 for e in variants[1:]
             },
         )

@@ -61,6 +61,7 @@ def _register_optional() -> None:
         ("ablab.cli.reproduce", "check_determinism", "check-determinism", "command"),
         ("ablab.cli.bundle", "export", "export", "command"),
         ("ablab.cli.bundle", "import_", "import", "command"),
+        ("ablab.cli.logs", "logs", "logs", "command"),
     ):
         try:
             mod = importlib.import_module(module)

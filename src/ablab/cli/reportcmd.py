@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from ablab.cli.common import console, load
 from ablab.cli.runcmd import StoreOpt, StudyArg
@@ -61,6 +62,11 @@ def report(
         # piped or captured output (make demo, CI logs) gets a wide table instead of 80 columns
         out = console if console.is_terminal else Console(width=max(console.width, 200))
         out.print(rich_table(result))
+        from ablab.report.notes import items
+
+        for kind, text in items(result):
+            color = "bold red" if kind == "warning" else "yellow"
+            out.print(f"[{color}]{kind}:[/] {escape(text)}", highlight=False)
         if sentence:
             console.print(f"reproducibility: {sentence}", highlight=False)
         return

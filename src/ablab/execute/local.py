@@ -38,8 +38,10 @@ def worker_main(conn: Connection, parent_pid: int) -> None:
     if os.getppid() != parent_pid:  # the driver died before prctl took effect
         os._exit(0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    from ablab.runtime.capture import quiet_worker_stdout
     from ablab.runtime.execute_one import execute_task, warm_up
 
+    quiet_worker_stdout()  # a run's own output goes to its run folder (runtime/capture.py)
     warm_up()
 
     while True:

@@ -156,16 +156,17 @@ def environment_hash(env: dict[str, Any]) -> str:
 def code_fingerprint(
     root: Path, extra: tuple[str, ...] = (), entry_file: Path | None = None
 ) -> dict[str, Any]:
-    """Fingerprint of the study's code: SHA-256 of every ``*.py`` file under ``root`` (the study's
-    directory), under each ``extra`` path, and of the entry file.
+    """Fingerprint of the study's declared code: SHA-256 of the entry file and of every ``*.py``
+    file under each ``extra`` path (``[run] code``, relative to ``root``, the study's directory).
+    Each run's fingerprint adds the source files the run actually imported
+    (:mod:`ablab.runtime.codeprint`), so unrelated scripts beside the study file do not count.
 
     Returns ``{"digest": ..., "files": {relative path: sha256}}`` so a change can be explained
     file by file. Content-based, so it works inside and outside git; the git state is recorded
     separately in the environment.
     """
     files: dict[str, str] = {}
-    roots = [root, *[(root / e).resolve() for e in extra]]
-    for base in roots:
+    for base in [(root / e).resolve() for e in extra]:
         paths = [base] if base.is_file() else _py_files(base)
         for f in paths:
             files[_rel(f, root)] = hashlib.sha256(f.read_bytes()).hexdigest()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-Direction = Literal["max", "min"]
+Direction = Literal["max", "min", "none"]
 Reduce = Literal["value", "last", "best", "post"]
 BASELINE = "baseline"
 
@@ -20,11 +20,31 @@ class MetricSpec:
     series of that name logged with ``run.log``; ``"post"`` is filled in after the run by a
     post-run step (e.g. ``ablab mdtree pairs``), so the run need not return it and runs without
     it are left out of that metric's analysis.
+
+    ``direction = "none"``: an informational metric (a cost such as a parameter count): summarised
+    (mean, std, CI) but never tested and given no verdict. ``deterministic = False``: the metric
+    varies by nature (wall-clock time), so ``reproduce`` and ``check-determinism`` leave it out of
+    bit-identity. ``tolerance = (rtol, atol)``: how close a re-run must come in ``reproduce``.
+    ``series``: the logged series a ``last``/``best`` metric reduces (default: its own name), so one
+    series can give both a final and a best value.
     """
 
     name: str
     direction: Direction = "max"
     reduce: Reduce = "value"
+    deterministic: bool = True
+    tolerance: tuple[float, float] | None = None  # (rtol, atol) for reproduce
+    series: str | None = None
+
+    @property
+    def series_name(self) -> str:
+        """The logged series this metric is reduced from (``last``/``best``)."""
+        return self.series or self.name
+
+    @property
+    def tested(self) -> bool:
+        """Whether variants are tested against the baseline on this metric."""
+        return self.direction != "none"
 
 
 @dataclass(frozen=True)
@@ -44,6 +64,7 @@ class RunOptions:
     code: tuple[
         str, ...
     ] = ()  # extra paths (relative to the study file) whose code is fingerprinted
+    order: Literal["interleave", "variant"] = "interleave"  # execution order of the runs
 
 
 @dataclass(frozen=True)

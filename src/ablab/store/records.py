@@ -148,6 +148,26 @@ def import_study(
     return _study_dict(srow)
 
 
+def revisions_with_key(store: Store, key: str) -> list[dict[str, Any]]:
+    """Every study revision holding a run whose key equals (or starts with) ``key``, oldest
+    first: ``{"study", "revision", "study_id", "key", "status"}``."""
+    rows = store.conn.execute(
+        "SELECT s.name, s.revision, s.id, r.key, r.status FROM runs r JOIN studies s "
+        "ON s.id = r.study_id WHERE r.key = ? ORDER BY s.id",
+        (key,),
+    ).fetchall()
+    if not rows:
+        rows = store.conn.execute(
+            "SELECT s.name, s.revision, s.id, r.key, r.status FROM runs r JOIN studies s "
+            "ON s.id = r.study_id WHERE r.key LIKE ? ORDER BY s.id",
+            (key.replace("%", "") + "%",),
+        ).fetchall()
+    return [
+        {"study": r[0], "revision": r[1], "study_id": r[2], "key": r[3], "status": r[4]}
+        for r in rows
+    ]
+
+
 def environment_hash_of(store: Store, env_id: int | None) -> str | None:
     if env_id is None:
         return None

@@ -107,3 +107,12 @@ MIGRATIONS.append(
     """
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+
+MIGRATIONS.append(
+    # 3: per-run code fingerprint files (what the run imported) and execution order
+    """
+    ALTER TABLE runs ADD COLUMN code_files TEXT;
+    ALTER TABLE runs ADD COLUMN run_order INTEGER
+    """
+)
+SCHEMA_VERSION = len(MIGRATIONS)
