@@ -27,6 +27,13 @@ def load(study_file: Path, store: Path | None = None):
     return spec, Store(store if store is not None else default_store_dir(spec))
 
 
+def default_store_here() -> Path:
+    """The store of a study file in the current folder: ``$ABLAB_STORE`` or ``./.ablab``."""
+    import os
+
+    return Path(os.environ.get("ABLAB_STORE") or Path.cwd() / ".ablab")
+
+
 def find_store(store: Path | None, study: Path | None) -> Path:
     """The store for commands that take a run key: ``--store``, the ``--study`` file's store, or
     the current folder's (``$ABLAB_STORE`` or ``./.ablab``). Never a search of the folders below:
@@ -38,9 +45,7 @@ def find_store(store: Path | None, study: Path | None) -> Path:
         from ablab.spec.load import load_study
 
         return default_store_dir(load_study(study))
-    import os
-
-    here = Path(os.environ.get("ABLAB_STORE") or Path.cwd() / ".ablab")
+    here = default_store_here()
     if (here / "ablab.db").exists():
         return here
     raise StoreError(

@@ -8,6 +8,7 @@ Layout of the zip::
     plan.json            the resolved plan (key, variant, seed, config)
     records.json         the study revision, environments and every run record
     runs.csv             one row per run (metrics as columns)
+    logs/KEY/...         what each run printed (stdout.log, stderr.log)
     requirements.lock    exact package versions from provenance
     environment.json     the environment summary; data_hashes.json: tracked data hashes
     report.html          the HTML report (when the study has done runs)
@@ -129,6 +130,7 @@ def export_bundle(
             }
             | {"environment_hash": h}
         )
+    files.update(_run_logs(store, study["revision"], [r["key"] for r in runs]))
     study_env_hash = environment_hash_of(store, study["environment_id"])
     if study_env_hash and study_env_hash not in envs:
         envs[study_env_hash] = store.environment(study["environment_id"])
@@ -261,7 +263,15 @@ def import_bundle(path: Path, store_dir: Path) -> dict[str, Any]:
     except (ValueError, KeyError, TypeError) as e:
         raise BundleError(f"{path}: records.json is malformed ({e})") from None
     with Store(store_dir) as st:
-        return import_study(st, {**study, "source": None}, envs, runs)
+        row = import_study(st, {**study, "source": None}, envs, runs)
+        keys = {r.get("key") for r in runs if isinstance(r, dict)}
+        for name, data in files.items():  # logs/KEY/stdout.log -> the run's folder
+            parts = name.split("/")
+            if len(parts) == 3 and parts[0] == "logs" and parts[1] in keys and parts[2] in LOGS:
+                d = st.run_dir(parts[1], row["revision"])
+                d.mkdir(parents=True, exist_ok=True)
+                (d / parts[2]).write_bytes(data)
+        return row
 
 
 def extract_study(files: dict[str, bytes], manifest: dict[str, Any], dest: Path) -> Path:
@@ -274,6 +284,23 @@ def extract_study(files: dict[str, bytes], manifest: dict[str, Any], dest: Path)
     if not manifest.get("study_file"):
         raise BundleError("the bundle carries no study file, so its runs cannot be re-executed")
     return dest / manifest["study_file"][len("study/") :]
+
+
+LOGS = ("stdout.log", "stderr.log")
+MAX_LOG_BYTES = 5 * 2**20  # the end of a longer log is kept
+
+
+def _run_logs(store: Store, revision: str, keys: list[str]) -> dict[str, bytes]:
+    """``logs/KEY/stdout.log`` and ``stderr.log`` of each run (what it printed, see ablab logs)."""
+    out = {}
+    for key in keys:
+        for name in LOGS:
+            p = store.run_dir(key, revision) / name
+            if p.is_file():
+                with open(p, "rb") as f:
+                    f.seek(max(0, p.stat().st_size - MAX_LOG_BYTES))
+                    out[f"logs/{key}/{name}"] = f.read()
+    return out
 
 
 def _json(obj: Any) -> bytes:
