@@ -76,13 +76,11 @@ def imported_sources() -> dict[str, str]:
 
 
 def relative_files(files: dict[str, str], root: Path) -> dict[str, str]:
-    """Absolute paths made relative to the study folder where they lie inside it."""
-    r = root.resolve()
-    out = {}
-    for p, h in files.items():
-        q = Path(p)
-        out[q.relative_to(r).as_posix() if q.is_relative_to(r) else q.as_posix()] = h
-    return dict(sorted(out.items()))
+    """Absolute paths made relative to the study folder (``../lib/model.py`` for code beside it),
+    as :func:`ablab.runtime.provenance.code_fingerprint` names them."""
+    from ablab.runtime.provenance import _rel
+
+    return dict(sorted((_rel(Path(p), root), h) for p, h in files.items()))
 
 
 def run_fingerprint(base: dict[str, str], imported: dict[str, str]) -> dict[str, Any]:

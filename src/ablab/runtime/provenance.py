@@ -205,10 +205,15 @@ def _py_files(base: Path) -> list[Path]:
 
 
 def _rel(p: Path, root: Path) -> str:
+    """``p`` relative to ``root``; a file outside it as ``../lib/x.py`` (so a study moved together
+    with the code beside it keeps its fingerprint), or absolute on another drive."""
     try:
         return p.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
-        return p.resolve().as_posix()
+        try:
+            return Path(os.path.relpath(p.resolve(), root.resolve())).as_posix()
+        except ValueError:
+            return p.resolve().as_posix()
 
 
 def study_files(root: Path, max_file: int, max_total: int) -> tuple[list[Path], list[str]]:
