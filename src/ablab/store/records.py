@@ -103,8 +103,9 @@ def import_study(
             cur = c.execute(
                 "INSERT INTO runs (study_id, key, variant, seed, split_seed, sensitivity, config, status, "
                 "attempts, max_attempts, host, started_at, ended_at, wall_seconds, cpu_seconds, peak_rss_mb, "
-                "peak_gpu_mb, threads, code_digest, environment_id, error, traceback, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "peak_gpu_mb, threads, code_digest, environment_id, error, traceback, created_at, "
+                "code_files, run_order) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     study_id,
                     r["key"],
@@ -129,6 +130,8 @@ def import_study(
                     r.get("error"),
                     r.get("traceback"),
                     r.get("created_at") or time.time(),
+                    json.dumps(r["code_files"]) if isinstance(r.get("code_files"), dict) else None,
+                    r.get("run_order") if isinstance(r.get("run_order"), int) else None,
                 ),
             )
             rid = cur.lastrowid

@@ -120,6 +120,8 @@ def export_bundle(
                     "peak_gpu_mb",
                     "threads",
                     "code_digest",
+                    "code_files",
+                    "run_order",
                     "error",
                     "traceback",
                     "created_at",

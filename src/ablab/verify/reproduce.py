@@ -119,16 +119,15 @@ def reproduce(
     scratch = store.dir / "scratch" / time.strftime("%Y%m%d-%H%M%S")
     tasks = []
     for r in runs:
-        full = store.find_run(r["key"])
+        full = store.find_run(r["key"], study_id=r.get("study_id"))
         tasks.append(build_task(spec, full, scratch / r["key"]))
     outcomes = execute_tasks(tasks, slots=jobs)
     env_now = environment(spec.root)
     env_id = store.environment_id(env_now, environment_hash(env_now))
     code_now = code_fingerprint(spec.root, spec.run.code, entry_file(spec.entry, spec.root))
-    study_fp = store.find_run(runs[0]["key"])["study"]["fingerprint"] if runs else {}
     results = []
     for r, out in zip(runs, outcomes, strict=True):
-        full = store.find_run(r["key"])
+        full = store.find_run(r["key"], study_id=r.get("study_id"))
         post = {
             m.name for m in spec.metrics if m.reduce == "post"
         }  # attached after the run, not re-run
@@ -141,7 +140,7 @@ def reproduce(
             )
         else:
             now_fp = code_now
-        recorded_files = full.get("code_files") or study_fp.get("files", {})
+        recorded_files = full.get("code_files") or full["study"]["fingerprint"].get("files", {})
         modified, removed = changed_files(recorded_files, spec.root)
         details = _compare(
             {
