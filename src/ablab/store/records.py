@@ -130,7 +130,7 @@ def import_study(
                     r.get("error"),
                     r.get("traceback"),
                     r.get("created_at") or time.time(),
-                    json.dumps(r["code_files"]) if isinstance(r.get("code_files"), dict) else None,
+                    _code_files(r.get("code_files")),
                     r.get("run_order") if isinstance(r.get("run_order"), int) else None,
                 ),
             )
@@ -169,6 +169,14 @@ def revisions_with_key(store: Store, key: str) -> list[dict[str, Any]]:
         {"study": r[0], "revision": r[1], "study_id": r[2], "key": r[3], "status": r[4]}
         for r in rows
     ]
+
+
+def _code_files(v: Any) -> str | None:
+    """A bundle's per-run code file list, kept only when it is ``{path: sha256}`` strings."""
+    ok = isinstance(v, dict) and all(
+        isinstance(k, str) and isinstance(h, str) for k, h in v.items()
+    )
+    return json.dumps(v) if ok else None
 
 
 def environment_hash_of(store: Store, env_id: int | None) -> str | None:
