@@ -137,8 +137,8 @@ def test_informational_and_nondeterministic_metrics(rec, tools, cli):
     assert res.returncode == 0, res.stderr
     result = json.loads(res.stdout)
     for v in result["variants"][1:]:
-        c = v["vs_baseline"]["n_params"]
-        assert c["verdict"] is None and c["p_adjusted"] is None and c["delta"] > 0
+        cmp = v["vs_baseline"]["n_params"]
+        assert cmp["verdict"] is None and cmp["p_adjusted"] is None and cmp["delta"] > 0
         assert v["vs_baseline"]["acc"]["verdict"] is not None
     assert v["metrics"]["n_params"]["mean"] == 2000.0
     assert result["metrics"]["n_params"]["direction"] == "none"
@@ -149,7 +149,7 @@ def test_informational_and_nondeterministic_metrics(rec, tools, cli):
     res = c("reproduce", rec["study"], "--sample", "2", "--json")
     assert res.returncode == 0, res.stdout + res.stderr
     checks = json.loads(res.stdout)
-    assert all(c["verdict"] == "reproduced (bit-identical)" for c in checks)
+    assert all(k["verdict"] == "reproduced (bit-identical)" for k in checks)
     rows = {r["metric"]: r["status"] for r in checks[0]["metrics"]["rows"]}
     assert rows["secs"] == "varies by nature" and rows["acc"] == "identical"
 
