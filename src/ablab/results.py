@@ -151,7 +151,7 @@ def analyze_results(res: StudyResults, alpha: float = 0.05) -> dict[str, Any]:
 
 def _analyze(res: StudyResults, alpha: float) -> dict[str, Any]:
     from ablab.analysis import analyze
-    from ablab.plan.designs_bridge import reference_variant
+    from ablab.plan.designs_bridge import design_info, reference_variant
 
     spec = res.spec
     metrics = {m.name: {"direction": m.direction, "reduce": m.reduce} for m in spec.metrics}
@@ -165,6 +165,7 @@ def _analyze(res: StudyResults, alpha: float) -> dict[str, Any]:
         alpha=alpha,
         design=spec.design.type,
         factors=factors,
+        design_info=design_info(spec),
     )
 
 

@@ -147,3 +147,17 @@ def test_splits_and_metric_agreement_in_analyze():
     # pairing by (seed, split_seed)
     a = r["variants"][1]["vs_baseline"]["acc"]
     assert a["paired"] and a["n_pairs"] == 12
+
+
+def test_sensitivity_does_not_import_core():
+    """DESIGN.md wart: analysis/core.py and analysis/sensitivity.py imported each other."""
+    import ast
+    import inspect
+
+    import ablab.analysis.sensitivity as sens
+
+    tree = ast.parse(inspect.getsource(sens))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert "ablab.analysis.core" not in imported
+    assert "ablab.analysis.values" in imported

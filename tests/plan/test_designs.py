@@ -114,3 +114,77 @@ def test_ablation_path_min_direction_and_errors():
 def test_full_factorial_matches_itertools():
     f = {"a": [1, 2], "b": [3, 4], "c": [5, 6, 7]}
     assert [tuple(r.values()) for r in full_factorial(f)] == list(itertools.product(*f.values()))
+
+
+def _pydoe3_chains(design, max_order=None):
+    """Alias chains by pyDOE3 (the oracle), as sets of sorted term strings ("ab")."""
+    from pyDOE3 import fracfact_aliasing
+
+    names = list(design.factors)
+    assert all(len(n) == 1 for n in names)
+    chains = fracfact_aliasing(coded(design))[0]
+    out = set()
+    for chain in chains:
+        terms = [t.strip() for t in chain.split("=")]
+        if max_order is not None:
+            terms = [t for t in terms if len(t) <= max_order]
+        if len(terms) >= 2:
+            out.add(frozenset(terms))
+    return out
+
+
+@pytest.mark.parametrize("k,res", [(6, "IV"), (5, "III"), (7, "IV"), (7, "III"), (8, "IV")])
+def test_alias_chains_agree_with_pydoe3(k, res):
+    d = fractional_factorial({c: [0, 1] for c in "abcdefgh"[:k]}, res)
+    ours = {frozenset(t.replace(":", "") for t in c) for c in d.to_dict()["alias_chains"]}
+    assert ours == _pydoe3_chains(d, max_order=2)
+
+
+def test_res_iv_six_factors_is_the_textbook_design():
+    d = fractional_factorial({c: [0, 1] for c in "abcdef"}, "IV").to_dict()
+    assert d["notation"] == "2^(6-2)" and d["runs"] == 16
+    assert d["resolution"] == 4 and d["resolution_roman"] == "IV"
+    assert d["generators"] == ["e = a*b*c", "f = a*b*d"]
+    assert d["defining_relation"] == ["I = a*b*c*e", "I = a*b*d*f", "I = c*d*e*f"]
+    assert ["a:b", "c:e", "d:f"] in d["alias_chains"]
+
+
+def test_full_factorial_fallback_says_so():
+    d = fractional_factorial({c: [0, 1] for c in "abc"}, "V")
+    assert d.full and d.runs == 8
+    info = d.to_dict()
+    assert info["type"] == "full factorial" and info["resolution"] is None
+    assert info["requested_resolution"] == 5 and "no 2^(3-p) fraction" in info["note"]
+    assert info["alias_chains"] == [] and info["defining_relation"] == []
+    assert not fractional_factorial({c: [0, 1] for c in "abcd"}, "IV").full
+
+
+def _factorial_spec(**design):
+    from ablab.spec import parse_study
+
+    raw = {
+        "name": "f",
+        "entry": "m:f",
+        "seeds": 2,
+        "metrics": {"acc": "max"},
+        "baseline": {"a": 0, "b": 0, "c": 0},
+        "design": {"factors": {"a": [0, 1], "b": [0, 1], "c": [0, 1]}, **design},
+    }
+    return parse_study(raw)
+
+
+def test_design_info_reaches_the_report_with_the_requested_anova_order():
+    from ablab.errors import SpecError
+    from ablab.plan.designs_bridge import design_info
+
+    info = design_info(_factorial_spec(type="fractional", resolution="III"))
+    assert info["generators"] == ["c = a*b"] and info["alias_chains"] == [
+        ["a", "b:c"],
+        ["b", "a:c"],
+        ["c", "a:b"],
+    ]
+    full = design_info(_factorial_spec(type="factorial", max_order=2))
+    assert full["type"] == "full factorial" and full["max_order"] == 2
+    for bad in (0, "2", True):
+        with pytest.raises(SpecError, match="max_order"):
+            _factorial_spec(type="factorial", max_order=bad)

@@ -13,6 +13,7 @@ import pandas as pd
 from ablab.analysis.compare import compare, finish_verdicts
 from ablab.analysis.reduce import check_metric_decl
 from ablab.analysis.stats import DEFAULT_RESAMPLES, bootstrap_ci, describe
+from ablab.analysis.values import all_metric_values, metric_values, pair_index  # noqa: F401
 from ablab.errors import MetricError, SpecError, did_you_mean
 
 DESIGNS = ("one-at-a-time", "factorial", "fractional", "path")
@@ -44,48 +45,6 @@ def jsonable(obj: Any) -> Any:
 def sub_seed(seed: int, *names: str) -> int:
     """A stable RNG seed for one (variant, metric) cell, independent of processing order."""
     return (int(seed) + zlib.crc32("\0".join(names).encode())) % (2**32)
-
-
-def pair_index(df: pd.DataFrame) -> list[str]:
-    """Columns that identify a replicate for pairing: the seed, and the split seed if varied."""
-    cols = ["seed"]
-    if "split_seed" in df.columns and df["split_seed"].notna().any():
-        cols.append("split_seed")
-    return cols
-
-
-def metric_values(df: pd.DataFrame, metric: str, keys: list[str]) -> pd.Series:
-    """Finite values of ``metric`` indexed by the pairing key (mean over duplicate keys)."""
-    sub = df[[*keys, metric]].copy()
-    sub[metric] = pd.to_numeric(sub[metric], errors="coerce")
-    sub = sub[np.isfinite(sub[metric].to_numpy(float))]
-    if sub.empty:
-        return pd.Series([], dtype=float)
-    s = sub.groupby(keys, sort=True)[metric].mean()
-    return s
-
-
-def all_metric_values(
-    df: pd.DataFrame, order: list[str], metrics: list[str], keys: list[str]
-) -> dict[str, dict[str, pd.Series]]:
-    """:func:`metric_values` for every variant and metric, with one groupby."""
-    empty = pd.Series([], dtype=float)
-    out = {v: dict.fromkeys(metrics, empty) for v in order}
-    if df.empty:
-        return out
-    sub = df[["variant", *keys, *metrics]].copy()
-    sub["variant"] = sub["variant"].astype(str)
-    for m in metrics:
-        sub[m] = pd.to_numeric(sub[m], errors="coerce")
-    means = sub.groupby(["variant", *keys], sort=True)[metrics].mean()
-    for v, g in means.groupby(level=0, sort=False):
-        if v not in out:
-            continue
-        g = g.droplevel(0)
-        for m in metrics:
-            col = g[m]
-            out[v][m] = col[np.isfinite(col.to_numpy(float))]
-    return out
 
 
 def informational(c: dict[str, Any]) -> None:
@@ -247,9 +206,8 @@ def analyze(
             metric=primary,
             direction=decls[primary][0],
             baseline=baseline,
+            design_info=design_info,
         )
-        if design_info:
-            result["effects"]["design"] = dict(design_info)
     if sensitivity:
         from ablab.analysis.sensitivity import sensitivity_report
 

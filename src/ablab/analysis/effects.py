@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -94,32 +93,6 @@ def _design_frame(
     return pd.DataFrame(rows)
 
 
-def _estimable_terms(data: pd.DataFrame, names: dict[str, str]) -> tuple[list[str], list[str]]:
-    """Main effects, then two-way interactions, each kept only if its columns are linearly
-    independent of the terms kept before it (an aliased term is reported, not fitted)."""
-    from patsy import dmatrix
-
-    codes = list(names.values())
-    candidates = [f"C({c})" for c in codes] + [
-        f"C({a}):C({b})" for a, b in itertools.combinations(codes, 2)
-    ]
-    X = dmatrix("1 + " + " + ".join(candidates), data, return_type="dataframe")
-    info = X.design_info
-    kept, aliased = [], []
-    cols = [X.iloc[:, info.term_slices[info.terms[0]]].to_numpy()]
-    rank = np.linalg.matrix_rank(np.hstack(cols))
-    for term_name, term in zip(candidates, info.terms[1:], strict=True):
-        block = X.iloc[:, info.term_slices[term]].to_numpy()
-        trial = np.linalg.matrix_rank(np.hstack([*cols, block]))
-        if trial - rank == block.shape[1]:
-            cols.append(block)
-            rank = trial
-            kept.append(term_name)
-        else:
-            aliased.append(term_name)
-    return kept, aliased
-
-
 def factorial_effects(
     done: pd.DataFrame,
     *,
@@ -128,111 +101,105 @@ def factorial_effects(
     metric: str,
     direction: str = "max",
     baseline: str | None = None,
+    design_info: Mapping[str, Any] | None = None,
+    max_order: int | None = None,
 ) -> dict[str, Any]:
     """Effects of the factors of a (fractional) factorial study on ``metric``.
 
-    OLS ``y ~ sum_f C(f) + sum_{f<g} C(f):C(g)`` (statsmodels; two-way interactions that are
-    aliased with earlier terms, as in fractional designs, are left out and listed) and its
-    type-II ANOVA table with ``F``, ``p`` and partial eta squared
-    ``eta_p^2 = SS_term / (SS_term + SS_residual)``. Main effect of a two-level factor =
-    marginal mean at its second declared level minus at its first (means of cell means);
-    interaction contrast of two two-level factors = ``m11 - m10 - m01 + m00``.
-    Shapley values: players = factors, ``v(S)`` = mean of the cell with the factors in ``S`` at
-    their *full* level and the others at the baseline's level (the observed cell mean, or the
-    OLS prediction where the cell was not run); *full* = the other level when every factor has
-    two levels, else the best observed cell. ``sum phi = v(full) - v(baseline)``.
+    Model (see :mod:`ablab.analysis.effects_model`): OLS on every term the runs can estimate,
+    up to ``max_order`` (default: all orders, the full model of a replicated factorial);
+    terms that share a contrast form an *alias chain*, fitted once and reported as the chain
+    (``"a:b = c:e = d:f"``, ``aliased: true``, ``aliases``). When no replication leaves no
+    error df the highest orders are pooled into the residual and ``model`` says so. Type-II
+    ANOVA (statsmodels ``anova_lm``): ``F``, unadjusted ``p`` and ``p_adjusted`` (Holm within
+    the table), partial eta squared ``eta_p^2 = SS_term / (SS_term + SS_residual)``.
+    Main effect of a two-level factor = marginal mean at its second declared level minus at its
+    first (means of cell means); interaction contrast of two two-level factors =
+    ``m11 - m10 - m01 + m00``. Shapley values: :func:`ablab.analysis.effects_shapley.shapley`.
+    ``design_info`` (the planned design, e.g. ``FractionalDesign.to_dict()``) is reported as
+    ``design`` with the alias structure observed in the finished runs; its ``max_order`` (the
+    study's ``[design] max_order``) is used when ``max_order`` is not given.
     """
-    import statsmodels.formula.api as smf
-    from statsmodels.stats.anova import anova_lm
+    from ablab.analysis.effects_design import design_summary, term_report
+    from ablab.analysis.effects_model import fit_model, select_terms
+    from ablab.analysis.effects_shapley import shapley
 
     if not factors:
         raise SpecError(
             "factorial analysis needs the design's factors (name -> levels)",
             hint="declare them under [design] factors = { name = [level, ...] }",
         )
+    if max_order is None and design_info:
+        max_order = design_info.get("max_order")
+    if max_order is not None and (not isinstance(max_order, int) or max_order < 1):
+        raise SpecError(
+            f"factorial analysis: max_order must be a positive integer, not {max_order!r}"
+        )
     factors = {f: list(levels) for f, levels in factors.items()}
     data = _design_frame(done, configs, factors, metric)
-    names = {f: f"f{i}" for i, f in enumerate(factors)}
-    back = {c: f for f, c in names.items()}
+    fl = list(factors)
+    names = {f: f"f{i}" for i, f in enumerate(fl)}
     labels = {f: [level_label(x) for x in lv] for f, lv in factors.items()}
+    nlev = [len(labels[f]) for f in fl]
     out: dict[str, Any] = {"metric": metric, "factors": {f: labels[f] for f in factors}}
     if data.empty:
         out["error"] = "no finished runs with a value of the primary metric"
+        out["design"] = dict(design_info) if design_info else None
         return out
     data = data.rename(columns=names)
-    for f, c in names.items():
+    for i, f in enumerate(fl):
+        c = names[f]
         data[c] = pd.Categorical(data[c], categories=labels[f])
-    kept, aliased = _estimable_terms(data, names)
-    formula = "_y ~ " + (" + ".join(kept) if kept else "1")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fit = smf.ols(formula, data).fit()
-        table = anova_lm(fit, typ=2) if kept else None
+        data = data[data[c].notna()]
+        data[f"x{i}"] = np.where(data[c].cat.codes.to_numpy() == 1, 1.0, -1.0)
+    codes = pd.DataFrame({names[f]: data[names[f]].cat.codes for f in fl})
+    cells_coded = codes.drop_duplicates().reset_index(drop=True)
+    sel = select_terms(cells_coded, [names[f] for f in fl], nlev)
+    model = fit_model(data, nlev, sel, max_order=max_order)
+    report = term_report(fl, sel, model)
+    out["model"] = report["model"]
+    out["anova"] = report["anova"]
+    out["aliased_terms"] = report["aliased_terms"]
+    out["design"] = design_summary(
+        fl, sel, design_info, full=len(cells_coded) == math.prod(nlev), cells=len(cells_coded)
+    )
+    fit = model.fit
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["r_squared"] = float(fit.rsquared) if fit.df_resid > 0 else math.nan
 
-    def term_factors(term: str) -> list[str]:
-        return [back[p[2:-1]] for p in term.split(":")]
-
-    anova, stats_of = [], {}
-    if table is not None:
-        ss_res = float(table.loc["Residual", "sum_sq"])
-        for term, row in table.iterrows():
-            ss = float(row["sum_sq"])
-            is_res = term == "Residual"
-            eta = math.nan if is_res or (ss + ss_res) <= 0 else ss / (ss + ss_res)
-            entry = {
-                "term": "Residual" if is_res else ":".join(term_factors(term)),
-                "factors": [] if is_res else term_factors(term),
-                "df": float(row["df"]),
-                "sum_sq": ss,
-                "F": float(row.get("F", math.nan)),
-                "p": float(row.get("PR(>F)", math.nan)),
-                "partial_eta_sq": eta,
-            }
-            anova.append(entry)
-            if not is_res:
-                stats_of[entry["term"]] = entry
-    out["anova"] = anova
-    out["aliased_terms"] = [":".join(term_factors(t)) for t in aliased]
-    out["r_squared"] = float(fit.rsquared) if fit.df_resid > 0 else math.nan
-
-    cells = data.groupby([names[f] for f in factors], observed=True)["_y"].agg(["mean", "count"])
+    cells = data.groupby([names[f] for f in fl], observed=True)["_y"].agg(["mean", "count"])
     cell_mean = {
         tuple(k if isinstance(k, tuple) else (k,)): float(m) for k, m in cells["mean"].items()
     }
     out["cells"] = [
-        {"levels": dict(zip(factors, k, strict=True)), "mean": cell_mean[k], "n": int(n)}
+        {"levels": dict(zip(fl, k, strict=True)), "mean": cell_mean[k], "n": int(n)}
         for k, n in cells["count"].items()
         for k in [k if isinstance(k, tuple) else (k,)]
     ]
-    cm = pd.DataFrame(
-        [{**dict(zip(factors, k, strict=True)), "_m": m} for k, m in cell_mean.items()]
-    )
+    cm = pd.DataFrame([{**dict(zip(fl, k, strict=True)), "_m": m} for k, m in cell_mean.items()])
 
+    info = report["terms"]
     main = {}
-    for f in factors:
+    for i, f in enumerate(fl):
         means = cm.groupby(f, observed=True)["_m"].mean()
         lv = {lab: float(means[lab]) for lab in labels[f] if lab in means.index}
         effect = math.nan
         if len(labels[f]) == 2 and all(lab in lv for lab in labels[f]):
             effect = lv[labels[f][1]] - lv[labels[f][0]]
-        s = stats_of.get(f, {})
-        main[f] = {
-            "level_means": lv,
-            "effect": effect,
-            "F": s.get("F", math.nan),
-            "p": s.get("p", math.nan),
-            "partial_eta_sq": s.get("partial_eta_sq", math.nan),
-        }
+        main[f] = {"level_means": lv, "effect": effect, **info[(i,)]}
+        never = [lab for lab in labels[f] if lab not in lv]
+        if never:
+            main[f]["reason"] = f"level(s) {', '.join(never)} never ran (no finished run)"
     out["main_effects"] = main
 
-    fl = list(factors)
     k = len(fl)
     eta_m = [[math.nan] * k for _ in range(k)]
     p_m = [[math.nan] * k for _ in range(k)]
+    al_m = [[False] * k for _ in range(k)]
     interactions = []
     for i, j in itertools.combinations(range(k), 2):
         a, b = fl[i], fl[j]
-        s = stats_of.get(f"{a}:{b}", {})
+        s = info[(i, j)]
         contrast = math.nan
         if len(labels[a]) == 2 and len(labels[b]) == 2:
             m2 = cm.groupby([a, b], observed=True)["_m"].mean()
@@ -241,71 +208,24 @@ def factorial_effects(
                 contrast = float(m2[(a1, b1)] - m2[(a1, b0)] - m2[(a0, b1)] + m2[(a0, b0)])
             except KeyError:
                 contrast = math.nan
-        interactions.append(
-            {
-                "factors": [a, b],
-                "contrast": contrast,
-                "F": s.get("F", math.nan),
-                "p": s.get("p", math.nan),
-                "partial_eta_sq": s.get("partial_eta_sq", math.nan),
-                "aliased": f"{a}:{b}" in out["aliased_terms"],
-            }
-        )
+        interactions.append({"factors": [a, b], "contrast": contrast, **s})
         for x, y in ((i, j), (j, i)):
-            eta_m[x][y] = s.get("partial_eta_sq", math.nan)
-            p_m[x][y] = s.get("p", math.nan)
+            eta_m[x][y] = s["partial_eta_sq"]
+            p_m[x][y] = s["p"]
+            al_m[x][y] = s["aliased"]
     for i, f in enumerate(fl):
         eta_m[i][i] = main[f]["partial_eta_sq"]
         p_m[i][i] = main[f]["p"]
+        al_m[i][i] = main[f]["aliased"]
     out["interactions"] = interactions
-    out["interaction_matrix"] = {"factors": fl, "partial_eta_sq": eta_m, "p": p_m}
-    out["shapley"] = _shapley(
-        fit, data, names, factors, labels, cell_mean, configs, baseline, direction
+    out["interaction_matrix"] = {
+        "factors": fl,
+        "partial_eta_sq": eta_m,
+        "p": p_m,
+        "aliased": al_m,
+        "p_values": "unadjusted",
+    }
+    out["shapley"] = shapley(
+        data, fl, names, labels, nlev, cell_mean, configs, baseline, direction, sel
     )
     return out
-
-
-def _shapley(fit, data, names, factors, labels, cell_mean, configs, baseline, direction):
-    fl = list(factors)
-    if len(fl) > MAX_SHAPLEY_FACTORS:
-        return None
-    empty = {f: labels[f][0] for f in fl}
-    if baseline is not None and baseline in configs:
-        for f in fl:
-            try:
-                lab = level_label(config_level(configs[baseline], f))
-            except KeyError:
-                continue
-            if lab in labels[f]:
-                empty[f] = lab
-    if all(len(labels[f]) == 2 for f in fl):
-        full = {f: labels[f][1] if empty[f] == labels[f][0] else labels[f][0] for f in fl}
-        target = "all factors flipped"
-    else:
-        sign = 1.0 if direction == "max" else -1.0
-        best = max(cell_mean, key=lambda key: sign * cell_mean[key])
-        full = dict(zip(fl, best, strict=True))
-        target = "best observed cell"
-    used_model = False
-
-    def value(s: frozenset) -> float:
-        nonlocal used_model
-        key = tuple(full[f] if f in s else empty[f] for f in fl)
-        if key in cell_mean:
-            return cell_mean[key]
-        used_model = True
-        row = pd.DataFrame([{names[f]: key[i] for i, f in enumerate(fl)}])
-        for f, c in names.items():
-            row[c] = pd.Categorical(row[c], categories=labels[f])
-        return float(np.asarray(fit.predict(row))[0])
-
-    phi = shapley_values(fl, value)
-    total = value(frozenset(fl)) - value(frozenset())
-    return {
-        "values": phi,
-        "total": total,
-        "from": empty,
-        "to": full,
-        "target": target,
-        "value_function": "OLS prediction for unobserved cells" if used_model else "cell means",
-    }

@@ -14,6 +14,7 @@ from scipy import stats as _st
 
 from ablab.analysis.compare import compare, finish_verdicts, verdict
 from ablab.analysis.stats import holm
+from ablab.analysis.values import metric_values, pair_index
 
 
 def seed_grid(n: int) -> list[int]:
@@ -252,8 +253,6 @@ def hyperparameter_sensitivity(
     """Re-analyse the study at each sensitivity setting (rows labelled in ``sensitivity``):
     each variant's verdict per setting, whether it holds at every setting, and Kendall's tau
     between the primary-metric rankings of the main study and of each setting."""
-    from ablab.analysis.core import metric_values, pair_index
-
     if "sensitivity" not in runs.columns or runs["sensitivity"].isna().all():
         return None
     primary = next(iter(metrics))

@@ -62,6 +62,8 @@ def _register_optional() -> None:
         ("ablab.cli.bundle", "export", "export", "command"),
         ("ablab.cli.bundle", "import_", "import", "command"),
         ("ablab.cli.logs", "logs", "logs", "command"),
+        ("ablab.cli.sync", "sync", "sync", "command"),
+        ("ablab.cli.serve", "serve", "serve", "command"),
     ):
         try:
             mod = importlib.import_module(module)

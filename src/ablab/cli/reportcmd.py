@@ -62,6 +62,10 @@ def report(
         # piped or captured output (make demo, CI logs) gets a wide table instead of 80 columns
         out = console if console.is_terminal else Console(width=max(console.width, 200))
         out.print(rich_table(result))
+        from ablab.report.table import effects_table
+
+        if (effects := effects_table(result)) is not None:
+            out.print(effects)
         from ablab.report.notes import items
 
         for kind, text in items(result):

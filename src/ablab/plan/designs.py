@@ -57,7 +57,10 @@ class FractionalDesign:
     defines it (``E = ABCD``); ``defining_relation``: the words of the defining relation
     (each a tuple of factor names, identity ``I = word``); ``resolution``: the shortest word's
     length; ``aliases``: each main effect and two-factor interaction (``"a"``, ``"a:b"``) -> the
-    effects of order <= ``max_order`` it is confounded with.
+    effects of order <= ``max_order`` it is confounded with; ``requested_resolution``: what the
+    study asked for; ``full``: True when no fraction of that resolution exists for these factors
+    and the full factorial ``2^k`` is run instead (its resolution is then "full": no defining
+    relation, nothing aliased).
     """
 
     factors: dict[str, list[Any]]
@@ -67,6 +70,8 @@ class FractionalDesign:
     defining_relation: list[tuple[str, ...]]
     resolution: int
     aliases: dict[str, list[str]] = field(default_factory=dict)
+    requested_resolution: int | None = None
+    full: bool = False
 
     @property
     def runs(self) -> int:
@@ -75,15 +80,46 @@ class FractionalDesign:
     def generator_strings(self) -> list[str]:
         return [f"{f} = {'*'.join(word)}" for f, word in self.generators.items()]
 
+    def alias_chains(self) -> list[list[str]]:
+        """The effects of order <= ``max_order`` that share one contrast, as chains of term
+        names (``[["a:b", "c:e", "d:f"], ...]``); only chains with at least two members."""
+        seen: set[str] = set()
+        chains = []
+        for term, others in self.aliases.items():
+            if term in seen or not others:
+                continue
+            chain = [term, *others]
+            seen.update(chain)
+            chains.append(chain)
+        return chains
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """JSON form (what the report's ``effects.design`` carries)."""
+        k, p = len(self.factors), len(self.generators)
+        out = {
+            "type": "full factorial" if self.full else "fractional factorial",
             "runs": self.runs,
-            "resolution": self.resolution,
+            "notation": f"2^{k}" if self.full else f"2^({k}-{p})",
+            "resolution": None if self.full else self.resolution,
+            "resolution_roman": "full" if self.full else roman(self.resolution),
+            "requested_resolution": self.requested_resolution,
             "base_factors": self.base,
             "generators": self.generator_strings(),
             "defining_relation": ["I = " + "*".join(w) for w in self.defining_relation],
+            "alias_chains": self.alias_chains(),
             "aliases": self.aliases,
         }
+        if self.full:
+            out["note"] = (
+                f"no 2^({k}-p) fraction of resolution {roman(self.requested_resolution or 0)} "
+                f"exists for {k} factors: the full factorial 2^{k} was run (nothing aliased)"
+            )
+        return out
+
+
+def roman(r: int) -> str:
+    """Resolution as a Roman numeral (``4 -> "IV"``); other numbers as digits."""
+    return next((name for name, v in ROMAN.items() if v == r), str(r))
 
 
 def _resolution(value: int | str) -> int:
@@ -219,6 +255,8 @@ def fractional_factorial(
         defining_relation=[word(w) for w in relation],
         resolution=achieved,
         aliases=aliases,
+        requested_resolution=r,
+        full=not cols,
     )
 
 

@@ -40,6 +40,42 @@ def design_configs(spec: StudySpec) -> dict[str, dict[str, Any]]:
     return configs
 
 
+def design_info(spec: StudySpec) -> dict[str, Any] | None:
+    """The planned design as the report carries it (``effects.design``): for a fractional
+    design its generators, defining relation, resolution and alias chains
+    (``FractionalDesign.to_dict()``, which says when the full factorial was run because no
+    fraction of the requested resolution exists); for a factorial design that it is full.
+    ``max_order`` ([design] max_order) asks the ANOVA to pool higher interactions."""
+    d = spec.design
+    info = _planned(spec)
+    if info is not None and d.max_order is not None:
+        info["max_order"] = d.max_order
+    return info
+
+
+def _planned(spec: StudySpec) -> dict[str, Any] | None:
+    from ablab.plan.designs import fractional_factorial
+
+    d = spec.design
+    if d.type == "fractional":
+        return fractional_factorial(d.factors, d.resolution or 4).to_dict()
+    if d.type == "factorial":
+        runs = 1
+        for levels in d.factors.values():
+            runs *= len(levels)
+        return {
+            "type": "full factorial",
+            "notation": " x ".join(str(len(levels)) for levels in d.factors.values()),
+            "runs": runs,
+            "resolution": None,
+            "resolution_roman": "full",
+            "generators": [],
+            "defining_relation": [],
+            "alias_chains": [],
+        }
+    return None
+
+
 def reference_variant(spec: StudySpec) -> str:
     """The variant others are compared with: ``baseline``, or the first cell of a design that
     does not contain the baseline configuration."""

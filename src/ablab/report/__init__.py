@@ -41,7 +41,7 @@ def render(
         from ablab.report.text import to_markdown
 
         title, _, rest = to_markdown(result).partition("\n\n")
-        return "\n".join([title, "", *notes.markdown(result)]) + rest
+        return title + "\n\n" + "".join(line + "\n" for line in notes.markdown(result)) + rest
     if fmt == "latex":
         from ablab.report import notes
         from ablab.report.text import to_latex

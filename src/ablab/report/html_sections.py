@@ -24,11 +24,11 @@ RUNTIME_KEYS = (
 )
 
 
-def _heat(x: Any, p: Any) -> Cell:
+def _heat(x: Any, p: Any, aliased: bool = False) -> Cell:
     if not finite(x):
-        return Cell(DASH, None, "num")
+        return Cell(DASH + (" †" if aliased else ""), None, "num")
     alpha = min(1.0, max(0.0, float(x))) * 0.85
-    star = " *" if finite(p) and p < 0.05 else ""
+    star = (" *" if finite(p) and p < 0.05 else "") + (" †" if aliased else "")
     return Cell(f"{esc(num(x, 3))}{star}", x, "num", f"background:rgba(9,105,218,{alpha:.2f})")
 
 
@@ -39,34 +39,42 @@ def _levels(cell: Any) -> str:
 
 
 def effects_section(effects: Mapping[str, Any], page) -> str:
+    from ablab.report import effects_text as et
+
     out = [
-        f"<p>Response: <b>{esc(effects.get('metric'))}</b>. OLS with main effects and two-way "
-        "interactions; type-II ANOVA; partial η² = SS / (SS + SS_residual).</p>"
+        f"<p>Response: <b>{esc(effects.get('metric'))}</b>. "
+        f"{esc(et.model_sentence(effects))} Partial η² = SS / (SS + SS_residual).</p>"
     ]
     if effects.get("error"):
         return out[0] + f'<p class="missing">{esc(effects["error"])}</p>'
     design = effects.get("design")
     if design:
-        out.append("<h3>Design</h3>" + mapping_html(design))
+        out.append("<h3>Design</h3>" + f"<p>{esc(et.design_sentence(effects))}</p>")
+        chains = et.alias_chains(effects)
+        if chains:
+            out.append(
+                "<p>Alias chains (each fitted once; the runs cannot tell its terms apart):</p><ul>"
+                + "".join(f"<li><code>{esc(c)}</code></li>" for c in chains)
+                + "</ul>"
+            )
     rows = [
         [
-            tcell(r["term"]),
+            tcell(et.term_label(r)),
             ncell(r.get("df"), 3),
             ncell(r.get("sum_sq")),
             ncell(r.get("F")),
             ncell(r.get("p"), fmt=pval),
+            ncell(r.get("p_adjusted"), fmt=pval),
             ncell(r.get("partial_eta_sq"), 3),
         ]
         for r in effects.get("anova", [])
     ]
-    out.append(
-        "<h3>ANOVA</h3>"
-        + table(["term", "df", "sum sq", "F", "p", "partial η²"], rows, sortable=True, tid="anova")
-    )
-    if effects.get("aliased_terms"):
+    out.append("<h3>ANOVA</h3>" + table(et.ANOVA_HEADER, rows, sortable=True, tid="anova"))
+    bad = et.unestimable(effects)
+    if bad:
         out.append(
-            "<p>Aliased terms (not estimable in this design, left out of the model): "
-            + ", ".join(f"<code>{esc(t)}</code>" for t in effects["aliased_terms"])
+            "<p>Not estimable from the finished runs: "
+            + "; ".join(f"<code>{esc(b)}</code>" for b in bad)
             + "</p>"
         )
     main = effects.get("main_effects", {})
@@ -77,6 +85,7 @@ def effects_section(effects: Mapping[str, Any], page) -> str:
                 ", ".join(f"{esc(k)}: {esc(num(v))}" for k, v in e.get("level_means", {}).items())
             ),
             ncell(e.get("effect"), fmt=signed),
+            tcell(e.get("chain") if e.get("aliased") else e.get("status")),
             ncell(e.get("p"), fmt=pval),
             ncell(e.get("partial_eta_sq"), 3),
         ]
@@ -85,7 +94,14 @@ def effects_section(effects: Mapping[str, Any], page) -> str:
     out.append(
         "<h3>Main effects</h3>"
         + table(
-            ["factor", "level means", "effect (2nd − 1st level)", "p", "partial η²"],
+            [
+                "factor",
+                "level means",
+                "effect (2nd − 1st level)",
+                "estimated as",
+                "p (unadj.)",
+                "partial η²",
+            ],
             rows,
             sortable=True,
         )
@@ -95,27 +111,42 @@ def effects_section(effects: Mapping[str, Any], page) -> str:
         fs = mat["factors"]
         rows = [
             [tcell(a)]
-            + [_heat(mat["partial_eta_sq"][i][j], mat["p"][i][j]) for j in range(len(fs))]
+            + [
+                _heat(
+                    mat["partial_eta_sq"][i][j],
+                    mat["p"][i][j],
+                    bool((mat.get("aliased") or [[False] * len(fs)] * len(fs))[i][j]),
+                )
+                for j in range(len(fs))
+            ]
             for i, a in enumerate(fs)
         ]
         out.append(
             '<h3>Interaction matrix</h3><p class="muted">Partial η² of each two-way '
-            "interaction (diagonal: main effects); * p &lt; 0.05.</p>"
+            "interaction (diagonal: main effects); * unadjusted p &lt; 0.05; † aliased: the "
+            "value belongs to the term's whole alias chain.</p>"
             + table(["", *fs], rows, cls="heat")
         )
-    inter = [i for i in effects.get("interactions", []) if finite(i.get("partial_eta_sq"))]
+    inter = [
+        i
+        for i in effects.get("interactions", [])
+        if finite(i.get("partial_eta_sq")) and i.get("status", "fitted") == "fitted"
+    ]
     if inter:
         top = sorted(inter, key=lambda i: -i["partial_eta_sq"])[:2]
         figs = [
             page.fig(
                 plots.interaction_plot(effects, i["factors"]),
-                f"interaction of {i['factors'][0]} and {i['factors'][1]}",
+                f"interaction of {i['factors'][0]} and {i['factors'][1]}"
+                + (f" (alias chain {i.get('chain')})" if i.get("aliased") else ""),
             )
             for i in top
         ]
         out.append('<h3>Interaction plots</h3><div class="figs">' + "".join(figs) + "</div>")
     sh = effects.get("shapley")
-    if sh:
+    if sh and sh.get("values") is None:
+        out.append(f"<h3>Shapley values</h3><p>{esc(et.shapley_sentence(effects))}</p>")
+    elif sh:
         rows = [[tcell(f), ncell(x, fmt=signed)] for f, x in sh.get("values", {}).items()]
         out.append(
             "<h3>Shapley values</h3>"

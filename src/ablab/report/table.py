@@ -64,6 +64,50 @@ def rich_table(result: Mapping[str, Any]):
     return t
 
 
+def effects_table(result: Mapping[str, Any]):
+    """The factorial ANOVA as a ``rich.table.Table`` (None without one): alias chains as the
+    term names, unadjusted and Holm-adjusted p, the design and model in the caption."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from ablab.report import effects_text as et
+
+    effects = result.get("effects") or {}
+    if not effects.get("anova"):
+        return None
+    t = Table(
+        title=Text(f"Factorial effects on {effects.get('metric')}"),
+        title_justify="left",
+        header_style="bold",
+    )
+    for i, h in enumerate(et.ANOVA_HEADER):
+        t.add_column(h, justify="left" if i == 0 else "right")
+    for r in effects["anova"]:
+        t.add_row(
+            Text(et.term_label(r)),
+            Text(num(r.get("df"), 3)),
+            Text(num(r.get("sum_sq"))),
+            Text(num(r.get("F"))),
+            Text(pval(r.get("p"))),
+            Text(pval(r.get("p_adjusted"))),
+            Text(num(r.get("partial_eta_sq"), 3)),
+        )
+    notes = [et.design_sentence(effects), et.model_sentence(effects)]
+    notes += [f"Not estimable: {b}" for b in et.unestimable(effects)]
+    sh = effects.get("shapley") or {}
+    if sh.get("values") is not None:
+        notes.append(
+            et.shapley_sentence(effects)
+            + " "
+            + ", ".join(f"{f} {signed(x)}" for f, x in sh["values"].items())
+        )
+    elif sh:
+        notes.append(et.shapley_sentence(effects))
+    t.caption = Text("\n".join(n for n in notes if n))
+    t.caption_justify = "left"
+    return t
+
+
 def to_table(result: Mapping[str, Any], *, width: int = 140, color: bool = False) -> str:
     """The rich table rendered to text (no ANSI colour codes unless ``color``)."""
     from rich.console import Console
@@ -77,4 +121,7 @@ def to_table(result: Mapping[str, Any], *, width: int = 140, color: bool = False
         legacy_windows=False,
     )
     console.print(rich_table(result))
+    effects = effects_table(result)
+    if effects is not None:
+        console.print(effects)
     return buf.getvalue()

@@ -159,39 +159,44 @@ def to_markdown(result: Mapping[str, Any]) -> str:
 
 
 def _md_effects(effects: Mapping[str, Any] | None) -> list[str]:
+    from ablab.report import effects_text as et
+
     if not effects or not effects.get("anova"):
         return []
     out = ["", f"## Factorial effects on {md_escape(effects.get('metric'))}", ""]
+    for sentence in (et.design_sentence(effects), et.model_sentence(effects)):
+        if sentence:
+            out += [md_escape(sentence), ""]
+    chains = et.alias_chains(effects)
+    if chains:
+        out += ["Alias chains (each fitted once; the runs cannot tell its terms apart):", ""]
+        out += [f"- {md_escape(c)}" for c in chains] + [""]
     body = [
         [
-            md_escape(r["term"]),
+            md_escape(et.term_label(r)),
             num(r["df"], 3),
             num(r["sum_sq"]),
             num(r.get("F")),
             pval(r.get("p")),
+            pval(r.get("p_adjusted")),
             num(r.get("partial_eta_sq"), 3),
         ]
         for r in effects["anova"]
     ]
-    out += _md_table(["Term", "df", "Sum sq", "F", "p", "Partial η²"], body, "lrrrrr")
-    if effects.get("aliased_terms"):
-        out += [
-            "",
-            "Aliased (not estimable) terms: "
-            + ", ".join(md_escape(t) for t in effects["aliased_terms"]),
-        ]
+    out += _md_table(et.ANOVA_HEADER, body, "lrrrrrr")
+    bad = et.unestimable(effects)
+    if bad:
+        out += ["", "Not estimable from the finished runs: " + "; ".join(md_escape(b) for b in bad)]
     sh = effects.get("shapley")
     if sh:
-        out += [
-            "",
-            f"Shapley values (sum = {num(sh.get('total'))}, {md_escape(sh.get('target'))}):",
-            "",
-        ]
-        out += _md_table(
-            ["Factor", "Shapley value"],
-            [[md_escape(f), signed(x)] for f, x in sh["values"].items()],
-            "lr",
-        )
+        out += ["", md_escape(et.shapley_sentence(effects))]
+        if sh.get("values") is not None:
+            out.append("")
+            out += _md_table(
+                ["Factor", "Shapley value"],
+                [[md_escape(f), signed(x)] for f, x in sh["values"].items()],
+                "lr",
+            )
     return out
 
 
@@ -310,7 +315,47 @@ def to_latex(result: Mapping[str, Any]) -> str:
             cells.append(f"${body}{mark}$")
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    lines += _tex_effects(result.get("effects"))
     return "\n".join(lines) + "\n"
+
+
+def _tex_effects(effects: Mapping[str, Any] | None) -> list[str]:
+    """The ANOVA as a second booktabs table: alias chains as the term names; the caption says
+    which design and model, and how the p-values are adjusted."""
+    from ablab.report import effects_text as et
+
+    if not effects or not effects.get("anova"):
+        return []
+    caption = " ".join(s for s in (et.design_sentence(effects), et.model_sentence(effects)) if s)
+    lines = [
+        "",
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\caption{ANOVA of "
+        + tex_escape(effects.get("metric"))
+        + ". "
+        + tex_escape(caption)
+        + "}",
+        r"\begin{tabular}{lrrrrrr}",
+        r"\toprule",
+        " & ".join(tex_escape(h) for h in et.ANOVA_HEADER) + r" \\",
+        r"\midrule",
+    ]
+    for r in effects["anova"]:
+        cells = [tex_escape(et.term_label(r))] + [
+            f"${_tex_num(x)}$" if finite(x) else "--"
+            for x in (r.get("df"), r.get("sum_sq"), r.get("F"))
+        ]
+        cells += [tex_escape(pval(r.get("p"))), tex_escape(pval(r.get("p_adjusted")))]
+        cells.append(
+            f"${_tex_num(r.get('partial_eta_sq'))}$" if finite(r.get("partial_eta_sq")) else "--"
+        )
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    sh = et.shapley_sentence(effects)
+    if sh and (effects.get("shapley") or {}).get("values") is None:
+        lines.append("% " + sh.replace("\n", " "))
+    return lines
 
 
 __all__ = ["to_json", "to_csv", "to_markdown", "to_latex", "md_escape", "tex_escape", "ARROW"]

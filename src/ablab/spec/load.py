@@ -353,7 +353,7 @@ def _ablations(v: Any, baseline: dict, where: str) -> dict[str, dict[str, Any]]:
 def _design(v: Any, baseline: dict, where: str) -> DesignSpec:
     if not isinstance(v, dict):
         raise SpecError(f"{where}: [design] must be a table, found {_kind(v)}")
-    allowed = ("type", "factors", "resolution", "target")
+    allowed = ("type", "factors", "resolution", "target", "max_order")
     for k in v:
         if k not in allowed:
             raise SpecError(f"{where}: [design] unknown key '{k}'", hint=did_you_mean(k, allowed))
@@ -396,7 +396,21 @@ def _design(v: Any, baseline: dict, where: str) -> DesignSpec:
         target = flatten(raw_t)
         for key in target:
             _check_key(key, base_keys, where, "[design] target")
-    return DesignSpec(type=typ, factors=factors, resolution=resolution, target=target)
+    max_order = v.get("max_order")
+    if max_order is not None and (
+        typ not in ("factorial", "fractional")
+        or isinstance(max_order, bool)
+        or not isinstance(max_order, int)
+        or max_order < 1
+    ):
+        raise SpecError(
+            f"{where}: [design] max_order = {max_order!r}: expected an integer >= 1 for a "
+            "factorial or fractional design (interactions above it are pooled into the "
+            "ANOVA residual; leave it out to fit every interaction)"
+        )
+    return DesignSpec(
+        type=typ, factors=factors, resolution=resolution, target=target, max_order=max_order
+    )
 
 
 def _run(v: Any, where: str) -> RunOptions:

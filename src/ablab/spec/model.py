@@ -75,6 +75,7 @@ class DesignSpec:
     factors: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     resolution: int | None = None
     target: dict[str, Any] = field(default_factory=dict)
+    max_order: int | None = None  # ANOVA: pool interactions above this order into the residual
 
 
 @dataclass(frozen=True)
