@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv browser lint bench clean
+.PHONY: demo test venv browser lint lowest bench clean
 
 venv: $(STAMP)
 
@@ -36,6 +36,11 @@ test: $(STAMP) browser
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
+
+# The declared dependency floors: a fresh venv with the lowest numpy/scipy/pandas/statsmodels/
+# patsy that pyproject.toml allows runs the analysis tests (needs the package index).
+lowest:
+	bash tests/packaging/lowest.sh
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[bench]"

@@ -90,7 +90,7 @@ def simulate(
         used += rs.used
         fixed += rs.fixed
         fp_studies += any(
-            dec.verdicts[f"v{j}"] != "no-difference" for j, e in enumerate(effects) if e == 0
+            dec.verdicts[f"v{j}"] != "inconclusive" for j, e in enumerate(effects) if e == 0
         )
         for j, e in enumerate(effects):
             ok = dec.verdicts[f"v{j}"] == fv[f"v{j}"]
@@ -196,7 +196,7 @@ def write(path: str, rows, race, n: int, alpha: float, secs: float) -> None:
         f"{list(EFFECTS)} (units of the per-run noise sd; the paired-difference sd is sqrt(2)), "
         "plus a per-seed effect shared by all variants. Fixed plan: every variant at max_seeds, "
         "paired t-tests, Holm. Adaptive: `allocate_seeds` between rounds on the same runs. "
-        "Agreement = same verdict (better / worse / no-difference) as the fixed plan. "
+        "Agreement = same verdict (better / worse / inconclusive) as the fixed plan. "
         "Null FWER = share of all-null studies with any variant declared better or worse.",
         "",
         "| method | seeds | variants | agreement | agreement by effect | runs (adaptive / fixed) "

@@ -112,7 +112,7 @@ def main() -> None:
         f"Synthetic study: {N_VARIANTS} variants x {N_SEEDS} seeds = {len(runs)} runs "
         f"({int((runs.status == 'failed').sum())} failed), 2 metrics, a logged series of "
         f"{N_STEPS} steps per run ({len(series)} points, used by html). Best of 3, wall clock. "
-        "The analysis (per-variant BCa bootstrap CIs with 2000 resamples, paired tests, Holm, "
+        "The analysis (per-variant t-intervals, paired or Welch t-tests with their intervals, Holm, "
         "effect sizes, leave-one-seed-out over 500 seeds, CI width by seeds, metric agreement) "
         "is timed once and added to each format's render time: `ablab report` does both.",
         "",

@@ -5,6 +5,7 @@ Public API (imported lazily so ``import ablab`` stays fast)::
     import ablab
     study = ablab.Study.load("study.toml")     # or ablab.Study(name=..., entry=..., ...)
     ablab.run(study)                            # run every variant over every seed
+    res = ablab.load(study)                     # res.runs(), res.series(key), res.report()
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ _LAZY = {
     "Study": "ablab.api",
     "run": "ablab.api",
     "open_store": "ablab.api",
+    "load": "ablab.results_api",
     "Run": "ablab.runtime.run",
     "seed_worker": "ablab.runtime.seeding",
     "seed_everything": "ablab.runtime.seeding",

@@ -73,6 +73,18 @@ class Study:
         obj.spec = spec
         return obj
 
+    def save(self, path: str | Path) -> Path:
+        """Write this study as a study file (``.toml``, ``.yaml`` or ``.yml``) that the CLI reads.
+
+        File entries and ``[run] code`` paths are rewritten relative to the new file. The CLI
+        uses the store beside the file (``DIR/.ablab``): save into the study's ``root`` (for a
+        study built without ``root``, the current directory) to report runs already made from
+        Python. Returns the path written; the file is read back and checked to describe the
+        same study."""
+        from ablab.spec.save import save_study
+
+        return save_study(self.spec, path)
+
     @property
     def name(self) -> str:
         return self.spec.name
@@ -125,8 +137,14 @@ def run(
     from ablab.execute.engine import execute, prepare_study
     from ablab.execute.factory import make_executor
     from ablab.plan.designs_bridge import path_plan, plan_for
+    from ablab.runtime.entry_check import check_entry
 
     spec = _as_spec(study)
+    check_entry(spec.entry, spec.root)  # before the store is touched or a worker starts
+    if revision is not None:
+        from ablab.spec.checks import check_revision
+
+        check_revision(revision, "--revision")
     with Store(store if store is not None else default_store_dir(spec)) as st:
         record = prepare_study(spec, st, revision=revision, allow_code_change=allow_code_change)
         if spec.adaptive or race:

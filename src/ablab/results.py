@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ablab.errors import StoreError
@@ -18,6 +18,7 @@ class StudyResults:
     series: Any  # pandas DataFrame: key, variant, seed, name, step, value
     configs: dict[str, dict[str, Any]]
     provenance: dict[str, Any]
+    run_configs: dict[str, dict[str, Any]] = field(default_factory=dict)  # run key -> its config
 
 
 def load_results(spec: StudySpec, store: Store, revision: str | None = None) -> StudyResults:
@@ -56,6 +57,7 @@ def load_results(spec: StudySpec, store: Store, revision: str | None = None) -> 
         }
         for m in metric_names:
             rec[m] = derived.get(r["key"], {}).get(m, float("nan"))
+        rec.update({k: v for k, v in r["metrics"].items() if k.startswith("cost.")})  # run.measure
         records.append(rec)
     runs_df = pd.DataFrame.from_records(
         records,
@@ -76,6 +78,7 @@ def load_results(spec: StudySpec, store: Store, revision: str | None = None) -> 
             "code_digest",
             "run_order",
             *metric_names,
+            *sorted({k for r in records for k in r if k.startswith("cost.")}),
         ],
     )
     keyset = set(keys)
@@ -96,7 +99,8 @@ def load_results(spec: StudySpec, store: Store, revision: str | None = None) -> 
         "revision": study["revision"],
         "recorded_at": study["created_at"],
     }
-    return StudyResults(spec, study, runs_df, series_df, configs, provenance)
+    run_configs = {r["key"]: r["config"] for r in rows}
+    return StudyResults(spec, study, runs_df, series_df, configs, provenance, run_configs)
 
 
 def study_revision(spec: StudySpec, store: Store, revision: str | None = None) -> dict[str, Any]:
@@ -154,9 +158,12 @@ def _analyze(res: StudyResults, alpha: float) -> dict[str, Any]:
     from ablab.plan.designs_bridge import design_info, reference_variant
 
     spec = res.spec
-    metrics = {m.name: {"direction": m.direction, "reduce": m.reduce} for m in spec.metrics}
+    metrics = {
+        m.name: {"direction": m.direction, "reduce": m.reduce, "margin": m.margin}
+        for m in spec.metrics
+    }
     factors = {k: list(v) for k, v in spec.design.factors.items()} or None
-    return analyze(
+    result = analyze(
         res.runs,
         study=spec.name,
         metrics=metrics,
@@ -166,7 +173,42 @@ def _analyze(res: StudyResults, alpha: float) -> dict[str, Any]:
         design=spec.design.type,
         factors=factors,
         design_info=design_info(spec),
+        adaptive=(
+            {"min_seeds": spec.min_seeds, "max_seeds": len(spec.seeds)} if spec.adaptive else None
+        ),
     )
+    from ablab.analysis.costs import cost_summary
+    from ablab.analysis.examples import example_tests
+
+    for key, value in (
+        ("costs", cost_summary(res.runs, result)),  # run.measure's cost.* metrics
+        (
+            "examples",
+            example_tests(
+                res.series, result["baseline"], alpha, [v["name"] for v in result["variants"]]
+            ),
+        ),  # run.log_examples
+    ):
+        if value:
+            result[key] = value
+    return result
+
+
+def build_report(
+    spec: StudySpec, store: Store, revision: str | None = None, alpha: float = 0.05
+) -> tuple[dict[str, Any], StudyResults, list[dict[str, Any]]]:
+    """What ``ablab report`` shows: (analysis result with its reproducibility sentence, the
+    recorded results, one row per verification)."""
+    from ablab.store.records import verifications as load_verifications
+
+    res = load_results(spec, store, revision)
+    result = analyze_results(res, alpha=alpha)
+    sentence, verifications = summarize_verifications(
+        load_verifications(store, study_id=res.study["id"])
+    )
+    if sentence:
+        result["verification"] = sentence
+    return result, res, verifications
 
 
 def summarize_verifications(

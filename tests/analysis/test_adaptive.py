@@ -94,9 +94,9 @@ def test_null_runs_to_max_or_stops_for_futility():
             statuses.append(v.status)
             if v.status == "futile":  # documented rule: optimistic effect needs > max_seeds
                 assert v.seeds_needed is None or v.seeds_needed > 12
-            if v.status == "settled-no-difference":
+            if v.status == "settled-inconclusive":
                 assert v.n == 12
-    assert set(statuses) <= {"futile", "settled-no-difference", "settled-better", "settled-worse"}
+    assert set(statuses) <= {"futile", "settled-inconclusive", "settled-better", "settled-worse"}
     assert statuses.count("futile") > 0
     assert sum(s.startswith("settled-b") or s.startswith("settled-w") for s in statuses) <= 3
 

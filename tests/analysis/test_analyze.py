@@ -72,12 +72,17 @@ def test_result_shape_and_verdicts():
         "cliffs_delta",
         "prob_improvement",
         "verdict",
+        "reason",
         "seeds_needed",
+        "ci_method",
+        "adjustment",
     }
     assert set(by["better"]["vs_baseline"]["acc"]) >= keys
     assert by["better"]["vs_baseline"]["acc"]["verdict"] == "better"
     assert by["worse"]["vs_baseline"]["acc"]["verdict"] == "worse"
-    assert by["same"]["vs_baseline"]["acc"]["verdict"] == "no-difference"
+    assert by["same"]["vs_baseline"]["acc"]["verdict"] == "inconclusive"
+    assert by["same"]["vs_baseline"]["acc"]["seeds_needed"] is None  # no margin declared
+    assert "no-difference" not in json.dumps(r)
     # loss is to be minimised: the better variant has lower loss and is "better"
     assert by["better"]["vs_baseline"]["loss"]["verdict"] == "better"
     assert by["better"]["vs_baseline"]["loss"]["delta"] < 0
@@ -135,3 +140,62 @@ def test_reduce_series():
         reduce_series(s, "max", "value")
     with pytest.raises(MetricError, match="step"):
         reduce_series(s.rename(columns={"step": "epoch"}), "max", "last")
+
+
+def test_margin_gives_equivalent_and_planning_figure():
+    runs = make_runs({"base": 0.0, "same": 0.0, "better": 0.05}, n_seeds=8, noise=0.001)
+    metrics = {"acc": {"direction": "max", "margin": 0.01}, "loss": {"direction": "min"}}
+    r = analyze(runs, study="s", metrics=metrics, baseline="base", configs={})
+    by = {v["name"]: v["vs_baseline"] for v in r["variants"]}
+    assert r["metrics"]["acc"]["margin"] == 0.01 and r["metrics"]["loss"]["margin"] is None
+    assert by["same"]["acc"]["verdict"] == "equivalent"
+    assert by["better"]["acc"]["verdict"] == "better"
+    assert isinstance(by["same"]["acc"]["seeds_needed"], int)
+    assert by["same"]["loss"]["verdict"] == "inconclusive"  # no margin on loss
+    assert by["same"]["loss"]["seeds_needed"] is None
+    assert "Holm" in r["methods"]["p_adjusted"] and "t-interval" in r["methods"]["ci"]
+    # leave-one-seed-out has no equivalence test: an equivalent verdict is not said to flip
+    loso = r["sensitivity"]["seeds"]["leave_one_seed_out"]["variants"]
+    assert "acc" not in loso["same"] and loso["better"]["acc"]["verdict"] == "better"
+
+
+def test_mean_ci_is_the_t_interval():
+    from scipy import stats
+
+    runs = make_runs({"base": 0.0, "a": 0.01}, n_seeds=3)
+    r = analyze(runs, study="s", metrics=METRICS, baseline="base", configs={})
+    x = runs[runs["variant"] == "base"]["acc"].to_numpy()
+    lo, hi = stats.t.interval(0.95, 2, loc=x.mean(), scale=stats.sem(x))
+    s = r["variants"][0]["metrics"]["acc"]
+    assert (s["ci_low"], s["ci_high"]) == pytest.approx((lo, hi))
+    assert s["ci_method"] == "unadjusted 95% t-interval"
+    assert s["ci_low"] < x.min() and s["ci_high"] > x.max()  # not stuck at [min, max]
+
+
+@pytest.mark.parametrize("margin", [0, -0.1, float("nan"), "0.1", True])
+def test_bad_margin_is_rejected(margin):
+    runs = make_runs({"base": 0.0, "a": 0.01}, n_seeds=3)
+    with pytest.raises(MetricError, match="margin must be a positive finite number"):
+        analyze(
+            runs,
+            study="s",
+            metrics={"acc": {"direction": "max", "margin": margin}},
+            baseline="base",
+        )
+
+
+def test_pairing_rule_in_the_analysis():
+    """Issue 15 item 7: 2 shared seeds of 10 per side -> Welch on all 20 runs; full overlap
+    -> paired; the rule is stated in the result's methods."""
+    runs = make_runs({"base": 0.0, "a": 0.02}, n_seeds=10)
+    r = analyze(runs, study="s", metrics=METRICS, baseline="base")
+    c = r["variants"][1]["vs_baseline"]["acc"]
+    assert c["paired"] and c["test"] == "paired-t" and c["n_pairs"] == 10
+    shifted = runs.copy()
+    mask = (shifted["variant"] == "a") & (shifted["seed"] >= 2)
+    shifted.loc[mask, "seed"] += 100
+    r = analyze(shifted, study="s", metrics=METRICS, baseline="base")
+    c = r["variants"][1]["vs_baseline"]["acc"]
+    assert not c["paired"] and c["test"] == "welch-t" and c["n_pairs"] == 2
+    assert c["ci_method"] == "unadjusted 95% Welch t-interval"
+    assert "80%" in r["methods"]["pairing"]

@@ -53,7 +53,7 @@ def test_latex_booktabs_bold_best_and_escaping(study):
 
 def test_table_text_and_rich_object(study):
     text = render(study["result"], "table")
-    assert "wider" in text and "baseline" in text and "p adj" in text
+    assert "wider" in text and "baseline" in text and "p (Holm)" in text
     assert "\x1b[" not in text  # no colour codes in plain text
     t = rich_table(study["result"])
     assert t.row_count == len(study["result"]["variants"])

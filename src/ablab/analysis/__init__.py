@@ -2,8 +2,9 @@
 
 Entry points: :func:`analyze` (runs table -> result dictionary, the JSON of reports) and
 :func:`reduce_series` (a logged series -> one number). The building blocks live in
-``stats`` (descriptive statistics, bootstrap CIs, effect sizes), ``compare`` (a variant
-against the baseline), ``effects`` (factorial designs), ``sensitivity``.
+``stats`` (descriptive statistics, effect sizes, planning), ``ttest`` (t-tests, their
+intervals, TOST), ``compare`` (a variant against the baseline: the four verdicts),
+``effects`` (factorial designs), ``sensitivity``, ``adaptive*`` (seeds = "auto").
 Imported lazily so that ``import ablab.analysis`` does not load scipy.
 """
 
@@ -22,6 +23,11 @@ _LAZY = {
     "cliffs_delta": "ablab.analysis.stats",
     "prob_improvement": "ablab.analysis.stats",
     "seeds_needed": "ablab.analysis.stats",
+    "seeds_for_margin": "ablab.analysis.stats",
+    "t_interval": "ablab.analysis.ttest",
+    "paired_t": "ablab.analysis.ttest",
+    "welch_t": "ablab.analysis.ttest",
+    "tost_p": "ablab.analysis.ttest",
     "holm": "ablab.analysis.stats",
     "compare": "ablab.analysis.compare",
     "factorial_effects": "ablab.analysis.effects",

@@ -20,7 +20,7 @@ A variant that is not rejected is ``futile`` when more seeds could not decide it
 ``futility_confidence = 0.5`` is the plain observed effect, which stops real effects too often
 at a few seeds: 84-86 % agreement with the fixed plan in a 60-study pilot, against 96-98 %
 with 0.9).
-A variant at ``max_seeds`` is ``settled-no-difference``; the rest ``continue``.
+A variant at ``max_seeds`` is ``settled-inconclusive``; the rest ``continue``.
 
 The guarantee. Each repeated test yields a p-value that is valid at any stopping time (the
 smallest level whose boundary has been crossed by now; for the e-process ``1/max E``); these
@@ -47,7 +47,7 @@ from ablab.errors import DataError, SpecError, did_you_mean
 
 Results = Mapping[str, Mapping[Hashable, float]]
 
-STATUSES = ("continue", "settled-better", "settled-worse", "settled-no-difference", "futile")
+STATUSES = ("continue", "settled-better", "settled-worse", "settled-inconclusive", "futile")
 
 
 @dataclass(frozen=True)
@@ -75,11 +75,11 @@ class VariantDecision:
 
     @property
     def verdict(self) -> str:
-        """``better``/``worse``/``no-difference`` (``undecided`` while it continues)."""
+        """``better``/``worse``/``inconclusive`` (``undecided`` while it continues)."""
         if self.status == "continue":
             return "undecided"
         return {"settled-better": "better", "settled-worse": "worse"}.get(
-            self.status, "no-difference"
+            self.status, "inconclusive"
         )
 
 
@@ -285,7 +285,7 @@ def allocate_seeds(
             better = (sign > 0) == (direction == "max")
             status = "settled-better" if better else "settled-worse"
         elif n >= max_seeds:
-            status = "settled-no-difference"
+            status = "settled-inconclusive"
         elif n < min_seeds:
             status = "continue"
         else:

@@ -35,6 +35,22 @@ def check_metric_decl(name: str, decl: dict) -> tuple[str, str]:
     return direction, reduce
 
 
+def check_margin(name: str, decl: dict) -> float | None:
+    """The metric's ``margin`` (the smallest difference that matters, in metric units) or None;
+    it must be a positive finite number."""
+    margin = decl.get("margin")
+    if margin is None:
+        return None
+    ok = isinstance(margin, int | float) and not isinstance(margin, bool)
+    if not ok or not math.isfinite(margin) or margin <= 0:
+        raise MetricError(
+            f"metric '{name}': margin must be a positive finite number in the metric's units, "
+            f"found {margin!r}",
+            hint='e.g. accuracy = { direction = "max", margin = 0.005 } (half a point)',
+        )
+    return float(margin)
+
+
 def reduce_series(series: pd.DataFrame, direction: str, reduce: str) -> float:
     """One number from a logged series (a DataFrame with columns ``step`` and ``value``).
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ablab.cli.common import console, load
+from ablab.cli.common import console, err_console, load, safe
 
 
 def export(
@@ -17,15 +17,22 @@ def export(
     revision: Annotated[
         str | None, typer.Option("--revision", help="Revision to export (default: newest).")
     ] = None,
+    with_artifacts: Annotated[
+        bool,
+        typer.Option("--with-artifacts", help="Include the runs' checkpoints (sizes listed)."),
+    ] = False,
 ) -> None:
-    """Write a self-contained bundle: study file and code, plan, records, lock file, report, README."""
+    """Write a self-contained bundle: study file and code, plan, records, an installable lock file,
+    a Dockerfile, RO-Crate metadata, report, README."""
     from ablab.verify.bundle import export_bundle
 
     spec, st = load(study_file, store)
-    manifest = export_bundle(spec, st, output, revision)
+    manifest = export_bundle(spec, st, output, revision, with_artifacts=with_artifacts)
     console.print(
-        f"wrote {output} ({len(manifest['files'])} files, study {manifest['study']}, "
-        f"revision {manifest['revision']})",
+        safe(
+            f"wrote {output} ({len(manifest['files'])} files, study {manifest['study']}, "
+            f"revision {manifest['revision']})"
+        ),
         highlight=False,
     )
 
@@ -49,8 +56,29 @@ def import_(
 
     if store is None:
         store = load(study_file)[1].dir if study_file is not None else default_store_here()
+    before = _revisions(store)
     study = import_bundle(bundle, store)
+    mine = [r for n, r in before if n == study["name"] and r != study["revision"]]
+    if mine and (study["name"], study["revision"]) not in before:
+        err_console.print(
+            safe(
+                f"note: {store} already held study {study['name']} (revision {mine[-1]}); the "
+                f"imported revision {study['revision']} is now its newest, which `ablab run` "
+                f"continues by default: pass --revision {mine[-1]} to continue yours"
+            ),
+            highlight=False,
+        )
     console.print(
-        f"imported study {study['name']} (revision {study['revision']}) into {store}",
+        safe(f"imported study {study['name']} (revision {study['revision']}) into {store}"),
         highlight=False,
     )
+
+
+def _revisions(store: Path) -> list[tuple[str, str]]:
+    """(study, revision) pairs already in ``store`` (nothing is created when it has no database)."""
+    if not (store / "ablab.db").is_file():
+        return []
+    from ablab.store.db import Store
+
+    with Store(store) as st:
+        return [(s["name"], s["revision"]) for s in st.studies()]

@@ -11,6 +11,9 @@ from rich.console import Console
 
 from ablab.errors import StoreError
 from ablab.jsonutil import clean_json
+from ablab.termtext import clean, safe
+
+__all__ = ["clean", "safe"]  # every CLI print of user-controlled text goes through these
 
 console = Console()
 err_console = Console(stderr=True)

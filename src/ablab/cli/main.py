@@ -64,6 +64,7 @@ def _register_optional() -> None:
         ("ablab.cli.logs", "logs", "logs", "command"),
         ("ablab.cli.sync", "sync", "sync", "command"),
         ("ablab.cli.serve", "serve", "serve", "command"),
+        ("ablab.cli.initcmd", "init", "init", "command"),
     ):
         try:
             mod = importlib.import_module(module)
@@ -96,13 +97,11 @@ def main(argv: list[str] | None = None) -> int:
             import traceback
 
             traceback.print_exc()
-        from rich.markup import escape
+        from ablab.termtext import safe
 
-        err_console.print(
-            f"[bold red]error:[/] {escape(e.message)}", highlight=False, soft_wrap=True
-        )
+        err_console.print(f"[bold red]error:[/] {safe(e.message)}", highlight=False, soft_wrap=True)
         if e.hint:
-            err_console.print(f"[yellow]hint:[/] {escape(e.hint)}", highlight=False, soft_wrap=True)
+            err_console.print(f"[yellow]hint:[/] {safe(e.hint)}", highlight=False, soft_wrap=True)
         return e.exit_code
     except typer.Exit as e:
         return e.exit_code

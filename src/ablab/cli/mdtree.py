@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from ablab.errors import AblabError, DataError, EntryError
+from ablab.termtext import safe
 
 app = typer.Typer(
     help="Fit and evaluate MD trees (model diagnosis from the loss landscape).",
@@ -97,8 +98,8 @@ def _check_pair_features(table: Any, features: Any, source: Path) -> None:
                 hint=fix,
             )
         if have < len(table) and (f != "cka" or not study):
-            err_console.print(f"warning: {len(table) - have} of {len(table)} configurations have "
-                              f"no {f!r} and are left out; {fix}")  # fmt: skip
+            err_console.print(safe(f"warning: {len(table) - have} of {len(table)} configurations "
+                                   f"have no {f!r} and are left out; {fix}"), highlight=False)  # fmt: skip
 
 
 @app.command("fit")
@@ -139,9 +140,10 @@ def fit_command(
     tree.provenance = {"zoo": str(source), "configurations": int(len(table)),
                        "knobs": [temperature, width, data], "accuracy": accuracy}  # fmt: skip
     tree.save(out)
-    console.print(f"fitted {question} on {tree.n_train_} labelled configurations: training "
-                  f"accuracy {tree.train_accuracy_:.1%}; thresholds {tree.thresholds_}")  # fmt: skip
-    console.print(f"wrote {out}")
+    console.print(safe(f"fitted {question} on {tree.n_train_} labelled configurations: training "
+                       f"accuracy {tree.train_accuracy_:.1%}; thresholds {tree.thresholds_}"),
+                  highlight=False)  # fmt: skip
+    console.print(safe(f"wrote {out}"), highlight=False)
 
 
 @app.command("eval")
@@ -172,8 +174,8 @@ def eval_command(
         raise DataError(f"{source}: no configuration has a {tree.question} label (all optimal)")
     acc = tree.score(labelled, labelled[tree.question])
     major = majority_baseline(labelled[tree.question], labelled[tree.question])
-    console.print(f"{tree.question}: MD tree accuracy {acc:.1%} on {len(labelled)} configurations "
-                  f"(majority class {major:.1%})")  # fmt: skip
+    console.print(safe(f"{tree.question}: MD tree accuracy {acc:.1%} on {len(labelled)} "
+                       f"configurations (majority class {major:.1%})"), highlight=False)  # fmt: skip
 
 
 @app.command("pairs")
@@ -215,11 +217,12 @@ def pairs_command(
         )
     if res.incomplete:
         names = ", ".join(res.incomplete[:8]) + (" ..." if len(res.incomplete) > 8 else "")
-        err_console.print(f"warning: {len(res.incomplete)} configuration(s) have fewer than 2 "
-                          f"finished seeds and were skipped: {names}", highlight=False)  # fmt: skip
+        err_console.print(safe(f"warning: {len(res.incomplete)} configuration(s) have fewer than "
+                               f"2 finished seeds and were skipped: {names}"), highlight=False)  # fmt: skip
     if res.undefined_cka:
-        err_console.print(f"note: CKA is undefined (constant outputs) for {len(res.undefined_cka)} "
-                          f"configuration(s): {', '.join(res.undefined_cka[:8])}", highlight=False)  # fmt: skip
+        err_console.print(safe(f"note: CKA is undefined (constant outputs) for "
+                               f"{len(res.undefined_cka)} configuration(s): "
+                               f"{', '.join(res.undefined_cka[:8])}"), highlight=False)  # fmt: skip
     console.print(f"pair features: {len(res.computed)} configuration(s) computed, "
                   f"{len(res.already_done)} already done"
                   + (" (use --force to recompute)" if res.already_done and not res.computed else ""),

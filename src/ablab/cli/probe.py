@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from ablab.errors import AblabError, EntryError
+from ablab.termtext import safe
 
 EXAMPLE = """
 Example:
@@ -147,14 +148,14 @@ def probe_command(
         data_options={k: v for k, v in options.items() if v is not None},
     )
     console = Console()
-    table = Table(title=f"Layer-wise probes ({method}) of {type(model).__name__}")
+    table = Table(title=safe(f"Layer-wise probes ({method}) of {type(model).__name__}"))
     for col in ("layer", "depth", f"ID {report.id_name}", *[f"OOD {k}" for k in report.ood],
                 "num. rank", "eff. rank", "NC1"):  # fmt: skip
-        table.add_column(col, justify="left" if col == "layer" else "right")
+        table.add_column(safe(col), justify="left" if col == "layer" else "right")
     for i, name in enumerate(report.layers):
         mark = " <- tunnel start" if i == report.tunnel_start else ""
         table.add_row(
-            name + mark,
+            safe(name + mark),
             f"{report.depth[i]:.2f}",
             f"{report.id_acc[i]:.3f}",
             *[f"{v[i]:.3f}" for v in report.ood.values()],
@@ -164,13 +165,13 @@ def probe_command(
         )
     console.print(table)
     for k in report.ood:
-        console.print(f"  {k}: r = {report.r[k]:.1f}, rho = {report.rho[k]:.3f}, "
-                      f"A = {report.alignment[k]:.3f}")  # fmt: skip
+        console.print(safe(f"  {k}: r = {report.r[k]:.1f}, rho = {report.rho[k]:.3f}, "
+                           f"A = {report.alignment[k]:.3f}"), highlight=False)  # fmt: skip
     ts = report.tunnel_start
     console.print(
         f"[bold]r = {report.r_mean:.1f}[/] (mean over OOD sets), "
         f"rho = {report.summary()['rho']:.3f}, A = {report.summary()['A']:.3f}; "
-        f"tunnel start: {'none' if ts is None else report.layers[ts]}; "
+        f"tunnel start: {'none' if ts is None else safe(report.layers[ts])}; "
         f"tunnel strength: [bold]{report.tunnel_strength}[/]"
     )
     if out is not None:
@@ -178,7 +179,9 @@ def probe_command(
         report.to_json(out / "probe.json")
         report.to_frame().to_csv(out / "probe.csv", index=False)
         report.plot(out / "probe")
-        console.print(f"wrote {out / 'probe.json'}, probe.csv, probe.png, probe.svg")
+        console.print(
+            safe(f"wrote {out / 'probe.json'}, probe.csv, probe.png, probe.svg"), highlight=False
+        )
 
 
 probe_command.__doc__ = (probe_command.__doc__ or "") + EXAMPLE

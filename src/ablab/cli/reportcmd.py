@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from ablab.cli.common import console, load
+from ablab.cli.common import clean, console, load, safe
 from ablab.cli.runcmd import StoreOpt, StudyArg
 from ablab.errors import AblabError
 
@@ -66,13 +65,19 @@ def report(
 
         if (effects := effects_table(result)) is not None:
             out.print(effects)
+        from ablab.report.costs import rich_costs
+        from ablab.report.examples import rich_examples
+
+        for extra in [rich_costs(result), *rich_examples(result)]:
+            if extra is not None:
+                out.print(extra)
         from ablab.report.notes import items
 
         for kind, text in items(result):
             color = "bold red" if kind == "warning" else "yellow"
-            out.print(f"[{color}]{kind}:[/] {escape(text)}", highlight=False)
+            out.print(f"[{color}]{kind}:[/] {safe(text)}", highlight=False)
         if sentence:
-            console.print(f"reproducibility: {sentence}", highlight=False)
+            console.print(f"reproducibility: {safe(sentence)}", highlight=False)
         return
     text = render(
         result,
@@ -85,6 +90,6 @@ def report(
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
-        console.print(f"wrote {output}", highlight=False)
+        console.print(f"wrote {safe(output)}", highlight=False)
     else:
-        print(text)
+        print(clean(text))  # the file formats are written as they are; a terminal gets them clean

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from ablab.cli.common import console, dumps, err_console, find_store, fmt_num
+from ablab.cli.common import console, dumps, err_console, find_store, fmt_num, safe
 from ablab.errors import AblabError
 from ablab.verify.compare import VARIES
 
@@ -64,12 +63,10 @@ def reproduce(
     runs = None
     try:
         if bundle is not None:
-            from ablab.verify.bundle import extract_study, import_bundle, read_bundle
+            from ablab.verify.bundle import unpack_bundle
 
-            manifest, files = read_bundle(bundle)
             workspace = Path(tempfile.mkdtemp(prefix="ablab-bundle-"))
-            study_file = extract_study(files, manifest, workspace / "study")
-            study_row = import_bundle(bundle, workspace / "store")
+            _, study_file, study_row = unpack_bundle(bundle, workspace)
             st = Store(workspace / "store")
             spec = load_study(study_file)
             study = st.study(spec.name, study_row["revision"])
@@ -100,7 +97,9 @@ def reproduce(
             )
         if runs is None:
             runs = select_runs(st, study, variant=variant, seed=seed, sample=sample)
-        err_console.print(f"reproducing {len(runs)} run(s) of {spec.name} ...", highlight=False)
+        err_console.print(
+            safe(f"reproducing {len(runs)} run(s) of {spec.name} ..."), highlight=False
+        )
         results = do_reproduce(st, spec, runs, rtol=rtol, atol=atol, jobs=jobs)
     finally:
         if workspace is not None:
@@ -137,11 +136,14 @@ def _print(results) -> None:
         worst = max(diffs, key=lambda r: r["abs_diff"], default=None)
         color = "green" if v.ok else "red"
         t.add_row(
-            v.key,
-            v.variant,
+            safe(v.key),
+            safe(v.variant),
             str(v.seed),
-            f"[{color}]{escape(v.verdict)}[/]",
-            f"{worst['metric']}: {fmt_num(worst['recorded'], 8)} -> {fmt_num(worst['rerun'], 8)}"
+            f"[{color}]{safe(v.verdict)}[/]",
+            safe(
+                f"{worst['metric']}: {fmt_num(worst['recorded'], 8)} -> "
+                f"{fmt_num(worst['rerun'], 8)}"
+            )
             if worst
             else "-",
         )
@@ -159,38 +161,44 @@ def _print(results) -> None:
         if v.ok:
             continue
         d = v.details
-        console.print(f"[bold]{v.key}[/] ({v.variant}, seed {v.seed}) differs:", highlight=False)
+        console.print(
+            f"[bold]{safe(v.key)}[/] ({safe(v.variant)}, seed {v.seed}) differs:", highlight=False
+        )
         for r in d.get("metrics", {}).get("rows", []):
             if r["status"] not in ("identical", VARIES):
                 console.print(
-                    f"  metric {r['metric']}: recorded {fmt_num(r['recorded'], 10)}, re-run "
-                    f"{fmt_num(r['rerun'], 10)} ({r['status']})",
+                    safe(
+                        f"  metric {r['metric']}: recorded {fmt_num(r['recorded'], 10)}, re-run "
+                        f"{fmt_num(r['rerun'], 10)} ({r['status']})"
+                    ),
                     highlight=False,
                 )
         first = d.get("series", {}).get("first_difference")
         if first:
             console.print(
-                f"  series {first['name']} first differs at step {first['step']}: "
-                f"{fmt_num(first['recorded'], 10)} -> {fmt_num(first['rerun'], 10)}",
+                safe(
+                    f"  series {first['name']} first differs at step {first['step']}: "
+                    f"{fmt_num(first['recorded'], 10)} -> {fmt_num(first['rerun'], 10)}"
+                ),
                 highlight=False,
             )
         data = d.get("data", {})
         for n in data.get("changed", []):
-            console.print(f"  data '{n}' changed (different SHA-256)", highlight=False)
+            console.print(safe(f"  data '{n}' changed (different SHA-256)"), highlight=False)
         env = d.get("environment", {})
         for e in env.get("differences", []):
             console.print(
-                f"  environment {e['what']}: {e['recorded']} -> {e['now']}", highlight=False
+                safe(f"  environment {e['what']}: {e['recorded']} -> {e['now']}"), highlight=False
             )
         for p in env.get("packages", [])[:10]:
             console.print(
-                f"  package {p['package']}: {p['recorded']} -> {p['now']}", highlight=False
+                safe(f"  package {p['package']}: {p['recorded']} -> {p['now']}"), highlight=False
             )
         if d.get("code", {}).get("changed"):
             console.print("  code fingerprint changed since the run was recorded", highlight=False)
         if d.get("error"):
-            console.print(f"  re-run failed: {escape(str(d['error']))}", highlight=False)
-        console.print("  likely cause(s): " + "; ".join(d.get("causes", [])), highlight=False)
+            console.print(f"  re-run failed: {safe(d['error'])}", highlight=False)
+        console.print(safe("  likely cause(s): " + "; ".join(d.get("causes", []))), highlight=False)
 
 
 def check_determinism(
@@ -216,7 +224,8 @@ def check_determinism(
         print(dumps(res))
     elif res["deterministic"]:
         console.print(
-            f"[green]deterministic[/]: {variant} seed {s} gave bit-identical metrics and series twice",
+            f"[green]deterministic[/]: {safe(variant)} seed {s} gave bit-identical metrics and "
+            "series twice",
             highlight=False,
         )
         if res.get("varies_by_nature"):
@@ -226,24 +235,26 @@ def check_determinism(
                 highlight=False,
             )
     else:
-        console.print(f"[red]not deterministic[/]: {variant} seed {s}", highlight=False)
+        console.print(f"[red]not deterministic[/]: {safe(variant)} seed {s}", highlight=False)
         if res.get("error"):
-            console.print(f"  a run failed: {escape(str(res['error']))}", highlight=False)
+            console.print(f"  a run failed: {safe(res['error'])}", highlight=False)
         if res.get("first_metric"):
             m = res["first_metric"]
             console.print(
-                f"  first metric that differs: {m['metric']}: {fmt_num(m['recorded'], 10)} vs "
-                f"{fmt_num(m['rerun'], 10)}",
+                safe(
+                    f"  first metric that differs: {m['metric']}: {fmt_num(m['recorded'], 10)} vs "
+                    f"{fmt_num(m['rerun'], 10)}"
+                ),
                 highlight=False,
             )
         if res.get("first_series_point"):
             p = res["first_series_point"]
             console.print(
-                f"  first series point that differs: {p['name']} at step {p['step']}",
+                safe(f"  first series point that differs: {p['name']} at step {p['step']}"),
                 highlight=False,
             )
         if res.get("checklist"):
             console.print("  common causes to check:", highlight=False)
             for c in res["checklist"]:
-                console.print(f"  - {escape(c)}", highlight=False)
+                console.print(f"  - {safe(c)}", highlight=False)
     raise typer.Exit(0 if res["deterministic"] else 1)

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -19,8 +18,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
-from ablab.cli.common import console, dumps, err_console, find_store, fmt_num, load
+from ablab.cli.common import clean, console, dumps, err_console, find_store, fmt_num, load, safe
 from ablab.errors import AblabError, StoreError
 
 StudyArg = Annotated[
@@ -102,15 +102,17 @@ def run(
             for label, stream, text in tailer.poll(p.running_dirs):
                 for line in text.splitlines():
                     err_console.print(
-                        f"[dim]{escape(label)} {stream}:[/] {escape(line)}", highlight=False
+                        f"[dim]{safe(label)} {stream}:[/] {safe(line)}", highlight=False
                     )
         for line in p.last:
             (bar.console if bar else console).print(
-                escape(line), style="red" if line.startswith("failed") else None, highlight=False
+                safe(line), style="red" if line.startswith("failed") else None, highlight=False
             )
         if bar is not None:
             if task is None:
-                task = bar.add_task(spec.name, total=p.total, completed=p.done + p.failed, stats="")
+                task = bar.add_task(
+                    safe(spec.name), total=p.total, completed=p.done + p.failed, stats=""
+                )
             bar.update(
                 task,
                 completed=p.done + p.failed,
@@ -156,24 +158,27 @@ def run(
     )
     if summary.interrupted:
         err_console.print(
-            f"[yellow]interrupted[/]: {msg}. Running runs were marked interrupted; "
+            f"[yellow]interrupted[/]: {safe(msg)}. Running runs were marked interrupted; "
             "run the same command again to finish."
         )
     else:
-        console.print(msg, highlight=False)
+        console.print(safe(msg), highlight=False)
     for note in summary.notes:
-        console.print(note, highlight=False)
+        console.print(safe(note), highlight=False)
     if summary.elsewhere:
         console.print(f"{summary.elsewhere} run(s) are still running under another ablab process.")
     for f in summary.failures[:10]:
         err_console.print(
-            escape(f"failed {f['variant']} seed {f['seed']} [{f['key']}]: {f['error']}"),
+            safe(f"failed {f['variant']} seed {f['seed']} [{f['key']}]: {f['error']}"),
             style="red",
             highlight=False,
             soft_wrap=True,
         )
     if summary.failures:
-        err_console.print(f"see a run's traceback with: ablab show KEY --study {study_file}")
+        err_console.print(
+            f"see a run's traceback with: ablab show KEY --study {safe(study_file)}",
+            highlight=False,
+        )
     raise typer.Exit(summary.exit_code)
 
 
@@ -188,7 +193,9 @@ def status(study_file: StudyArg, store: StoreOpt = None, revision: RevisionOpt =
     by_key = {r["key"]: r["status"] for r in rows}
     states = ("pending", "running", "done", "failed", "interrupted")
     table = Table(
-        title=f"{spec.name}" + (f" (revision {study['revision']})" if study else " (not run yet)")
+        title=Text(
+            clean(spec.name + (f" (revision {study['revision']})" if study else " (not run yet)"))
+        )
     )
     table.add_column("variant")
     for s in states:
@@ -201,7 +208,7 @@ def status(study_file: StudyArg, store: StoreOpt = None, revision: RevisionOpt =
                 counts[by_key.get(r.key, "pending")] += 1
         for s in states:
             totals[s] += counts[s]
-        table.add_row(variant, *(str(counts[s]) for s in states))
+        table.add_row(Text(clean(variant)), *(str(counts[s]) for s in states))
     table.add_row("[bold]total", *(f"[bold]{totals[s]}" for s in states))
     console.print(table)
 
@@ -262,31 +269,33 @@ def runs(
             w.writerow(
                 [
                     r["key"],
-                    r["variant"],
+                    clean(r["variant"]),
                     r["seed"],
                     r["status"],
                     r["attempts"],
                     *(r["metrics"].get(m, "") for m in metric_names),
                     r["wall_seconds"] or "",
-                    r["error"] or "",
+                    clean(r["error"] or ""),
                 ]
             )
         print(buf.getvalue(), end="")
     else:
-        table = Table(title=spec.name + (f" (revision {study['revision']})" if study else ""))
+        table = Table(
+            title=Text(clean(spec.name + (f" (revision {study['revision']})" if study else "")))
+        )
         for c in ("key", "variant", "seed", "status", "att", *metric_names, "wall s", "error"):
-            table.add_column(c, overflow="fold")
+            table.add_column(Text(clean(c)), overflow="fold")
         for r in out:
             color = {"done": "green", "failed": "red", "running": "yellow"}.get(r["status"], "")
             table.add_row(
-                r["key"],
-                r["variant"],
+                Text(clean(r["key"])),
+                Text(clean(r["variant"])),
                 str(r["seed"]),
-                f"[{color}]{r['status']}[/]" if color else r["status"],
+                Text(clean(r["status"]), style=color),
                 str(r["attempts"]),
-                *(fmt_num(r["metrics"].get(m)) for m in metric_names),
+                *(Text(clean(fmt_num(r["metrics"].get(m)))) for m in metric_names),
                 fmt_num(r["wall_seconds"], 3),
-                (r["error"] or "")[:60],
+                Text(clean(r["error"] or "")[:60]),
             )
         console.print(table)
 
@@ -347,25 +356,31 @@ def show(
         r["derived_metrics"] = derived
         print(dumps(r))
         return
-    console.rule(f"run {r['key']}  ({r['study']['name']} / {r['variant']} / seed {r['seed']})")
-    console.print(f"store: {st.dir}", highlight=False)
+    console.rule(
+        safe(f"run {r['key']}  ({r['study']['name']} / {r['variant']} / seed {r['seed']})")
+    )
+    console.print(safe(f"store: {st.dir}"), highlight=False)
     console.print(
-        f"status: [bold]{r['status']}[/]  attempts: {r['attempts']}  revision: {r['study']['revision']}"
-        f"  order: {r.get('run_order') if r.get('run_order') is not None else '-'}",
+        f"status: [bold]{safe(r['status'])}[/]  attempts: {r['attempts']}  "
+        f"revision: {safe(r['study']['revision'])}  "
+        f"order: {r.get('run_order') if r.get('run_order') is not None else '-'}",
         highlight=False,
     )
     if len(revisions) > 1:
         console.print(
-            f"revisions holding this key: {', '.join(revisions)} (pick one with --revision NAME)",
+            safe(
+                f"revisions holding this key: {', '.join(revisions)} "
+                "(pick one with --revision NAME)"
+            ),
             highlight=False,
         )
-    console.print("config:", dumps(r["config"]), highlight=False)
+    console.print("config:", safe(dumps(r["config"])), highlight=False)
     if r["metrics"] or derived:
         t = Table("metric", "value", "from")
         for k, v in r["metrics"].items():
-            t.add_row(k, fmt_num(v, 6), "returned")
+            t.add_row(Text(clean(k)), Text(clean(fmt_num(v, 6))), "returned")
         for k, (v, how) in derived.items():
-            t.add_row(k, fmt_num(v, 6), how)
+            t.add_row(Text(clean(k)), Text(clean(fmt_num(v, 6))), Text(clean(how)))
         console.print(t)
     if r["series"]:
         t = Table("series", "points", "first", "last", "min", "max")
@@ -373,7 +388,7 @@ def show(
         for n in names:
             vals = [v for m, _, v in r["series"] if m == n]
             t.add_row(
-                n,
+                Text(clean(n)),
                 str(len(vals)),
                 fmt_num(vals[0]),
                 fmt_num(vals[-1]),
@@ -383,29 +398,36 @@ def show(
         console.print(t)
     if r["data"]:
         for n, (kind, h) in r["data"].items():
-            console.print(f"data {n} ({kind}): sha256 {h}", highlight=False)
+            console.print(safe(f"data {n} ({kind}): sha256 {h}"), highlight=False)
     for n, p in r["artifacts"].items():
-        console.print(f"artifact {n}: {p}", highlight=False)
+        console.print(safe(f"artifact {n}: {p}"), highlight=False)
     console.print(
-        f"resources: wall {fmt_num(r['wall_seconds'])} s, cpu {fmt_num(r['cpu_seconds'])} s, "
-        f"peak RSS {fmt_num(r['peak_rss_mb'])} MB, peak GPU {fmt_num(r['peak_gpu_mb'])} MB, "
-        f"threads {r['threads']}, host {r['host']}, started {_ts(r['started_at'])}, ended {_ts(r['ended_at'])}",
+        safe(
+            f"resources: wall {fmt_num(r['wall_seconds'])} s, cpu {fmt_num(r['cpu_seconds'])} s, "
+            f"peak RSS {fmt_num(r['peak_rss_mb'])} MB, peak GPU {fmt_num(r['peak_gpu_mb'])} MB, "
+            f"threads {r['threads']}, host {r['host']}, started {_ts(r['started_at'])}, "
+            f"ended {_ts(r['ended_at'])}"
+        ),
         highlight=False,
     )
     env = r["environment"] or {}
     if env:
         git = env.get("git") or {}
         console.print(
-            f"environment: Python {env.get('python')} on {env.get('platform')}, {env.get('cpu')} "
-            f"({env.get('cores')} cores), torch {env.get('torch')}, ablab {env.get('ablab')}, "
-            f"{len(env.get('packages', {}))} packages; git {git.get('commit', '-')[:12]}"
-            f"{' (dirty)' if git.get('dirty') else ''}",
+            safe(
+                f"environment: Python {env.get('python')} on {env.get('platform')}, "
+                f"{env.get('cpu')} ({env.get('cores')} cores), torch {env.get('torch')}, "
+                f"ablab {env.get('ablab')}, {len(env.get('packages', {}))} packages; "
+                f"git {str(git.get('commit', '-'))[:12]}{' (dirty)' if git.get('dirty') else ''}"
+            ),
             highlight=False,
         )
     files = r.get("code_files") or {}
     console.print(
-        f"code fingerprint: {r['code_digest']}"
-        + (f" ({len(files)} source file(s): {', '.join(sorted(files)[:6])})" if files else ""),
+        safe(
+            f"code fingerprint: {r['code_digest']}"
+            + (f" ({len(files)} source file(s): {', '.join(sorted(files)[:6])})" if files else "")
+        ),
         highlight=False,
     )
     from ablab.runtime.capture import log_paths
@@ -413,17 +435,18 @@ def show(
     logs = [p for p in log_paths(st.run_dir(r["key"], r["study"]["revision"])) if p.is_file()]
     if logs:
         console.print(
-            f"output: {', '.join(str(p) for p in logs)} (ablab logs {r['key'][:12]})",
+            safe(f"output: {', '.join(str(p) for p in logs)} (ablab logs {r['key'][:12]})"),
             highlight=False,
         )
     for v in verifications:
         console.print(
-            f"verification ({v['kind']}) {_ts(v['created_at'])}: {v['verdict']}", highlight=False
+            safe(f"verification ({v['kind']}) {_ts(v['created_at'])}: {v['verdict']}"),
+            highlight=False,
         )
     if r["error"]:
-        console.print(f"[red]error:[/] {r['error']}", highlight=False)
+        console.print(f"[red]error:[/] {safe(r['error'])}", highlight=False)
     if r["traceback"]:
-        console.print(r["traceback"], highlight=False, markup=False)
+        console.print(clean(r["traceback"]), highlight=False, markup=False)
 
 
 def _derived(r: dict, study_file: Path | None) -> dict[str, tuple[float, str]]:

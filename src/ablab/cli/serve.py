@@ -60,10 +60,12 @@ def serve(
     hosts = LOOPBACK_NAMES if loopback else ["*"]
     app = make_app(dirs, token=token, hosts=hosts)
     url = f"http://{shown}:{real_port}/"
+    from ablab.termtext import safe
+
     console.print(
-        f"ablab serve: {len(dirs)} store(s): " + ", ".join(map(str, dirs)), highlight=False
+        safe(f"ablab serve: {len(dirs)} store(s): " + ", ".join(map(str, dirs))), highlight=False
     )
-    console.print(url + (f"?token={token}" if token else ""), highlight=False, soft_wrap=True)
+    console.print(safe(url + (f"?token={token}" if token else "")), highlight=False, soft_wrap=True)
     if token and not loopback:
         console.print(
             "this token is shown once; anyone with it can read these studies", highlight=False

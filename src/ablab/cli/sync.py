@@ -88,9 +88,8 @@ def sync(
 
 
 def _sync_once(spec, st, to, uri, experiment, project, wandb_dir, online, revision, alpha) -> int:
-    from rich.markup import escape
-
     from ablab.integrations.payload import build_payload
+    from ablab.termtext import safe
 
     payload = build_payload(spec, st, revision, alpha=alpha)
     if to == "mlflow":
@@ -106,7 +105,5 @@ def _sync_once(spec, st, to, uri, experiment, project, wandb_dir, online, revisi
         directory = wandb_dir if wandb_dir is not None else spec.root
         counts = sync_wandb(payload, project=project, directory=directory, online=online)
         where = f"W&B project '{project or spec.name}', files in {directory}/wandb"
-    console.print(
-        escape(f"{spec.name} @ {payload.revision}: {counts.line(where)}"), highlight=False
-    )
+    console.print(safe(f"{spec.name} @ {payload.revision}: {counts.line(where)}"), highlight=False)
     return payload.pending

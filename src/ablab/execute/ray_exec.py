@@ -40,7 +40,9 @@ class RayExecutor:
         try:
             import ray
         except ImportError:
-            raise AblabError("--executor ray needs Ray", hint="pip install 'ablab[ray]'") from None
+            raise AblabError(
+                "--executor ray needs Ray", hint="pip install 'ablab-toolkit[ray]'"
+            ) from None
         if not ray.is_initialized():
             try:
                 if self.address:

@@ -1,4 +1,4 @@
-"""``ablab sync --to mlflow``: an ablab study as MLflow runs (optional extra ``ablab[mlflow]``).
+"""``ablab sync --to mlflow``: an ablab study as MLflow runs (optional extra ``ablab-toolkit[mlflow]``).
 
 Layout in MLflow: one experiment (default: the study's name); per study revision one parent
 run, ``<study> @ <revision>`` (tag ``ablab.kind = summary``), that carries ablab's analysis
@@ -52,7 +52,7 @@ def _import():
     except ImportError as e:
         raise AblabError(
             f"ablab sync --to mlflow needs MLflow, which is not installed ({e.name or e})",
-            hint="pip install 'ablab[mlflow]'  (or pip install mlflow-skinny sqlalchemy alembic)",
+            hint="pip install 'ablab-toolkit[mlflow]'  (or pip install mlflow-skinny sqlalchemy alembic)",
         ) from None
     return MlflowClient
 

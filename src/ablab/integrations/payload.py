@@ -183,7 +183,7 @@ def _summary(res, payload: SyncPayload, alpha: float) -> SummaryRecord:
                 if value is not None:
                     metrics[f"{name}/{m}/{stat}"] = value
         for m, c in (v.get("vs_baseline") or {}).items():
-            for stat in ("delta", "p", "p_adjusted"):
+            for stat in ("delta", "p_value", "p_adjusted"):
                 value = _finite(c.get(stat))
                 if value is not None:
                     metrics[f"{name}/{m}/{stat}"] = value

@@ -1,4 +1,4 @@
-"""``ablab sync --to wandb``: an ablab study as Weights & Biases runs (extra ``ablab[wandb]``).
+"""``ablab sync --to wandb``: an ablab study as Weights & Biases runs (extra ``ablab-toolkit[wandb]``).
 
 Layout in W&B: one project (default: the study's name); the runs of a study revision form the
 group ``<study>@<revision>``. Each finished ablab run becomes a W&B run (job type
@@ -37,7 +37,7 @@ def _import():
     except ImportError as e:
         raise AblabError(
             f"ablab sync --to wandb needs wandb, which is not installed ({e.name or e})",
-            hint="pip install 'ablab[wandb]'",
+            hint="pip install 'ablab-toolkit[wandb]'",
         ) from None
     return wandb
 

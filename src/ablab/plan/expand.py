@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ablab.errors import PlanError
+from ablab.spec.checks import MAX_RUNS
 from ablab.spec.model import BASELINE, StudySpec, apply_overrides, flatten
 
 
@@ -74,6 +76,14 @@ def expand(
     split_seeds: list[int | None] = (
         [None] if spec.split_seeds is None else list(range(spec.split_seeds))
     )
+    n_seeds = len(spec.seeds) if seeds_for is None else max(seeds_for.values(), default=0)
+    total = len(settings) * len(configs) * min(n_seeds, len(spec.seeds)) * len(split_seeds)
+    if total > MAX_RUNS:
+        raise PlanError(
+            f"{spec.label}: the study plans {total:,} runs; ablab runs at most {MAX_RUNS:,} per "
+            "study",
+            hint="use fewer factors, levels or seeds, or split the study into several files",
+        )
     runs = []
     for label, override in settings:
         for variant, config in configs.items():
@@ -86,7 +96,27 @@ def expand(
                             run_key(spec.entry, cfg, seed, split), variant, cfg, seed, split, label
                         )
                     )
+    _refuse_shared_keys(spec, runs)
     return Plan(tuple(runs))
+
+
+def _refuse_shared_keys(spec: StudySpec, runs: list[RunSpec]) -> None:
+    """Two planned runs with one key would be one run recorded under one label: the other
+    never completes and its analysis is silently lost. The study loader refuses the usual causes
+    (see ``spec.checks.check_sensitivity``); this is the backstop for designs."""
+    seen: dict[str, RunSpec] = {}
+    for r in runs:
+        first = seen.setdefault(r.key, r)
+        if first is not r:
+            what = [
+                f"'{x.variant}'" + (f" at [sensitivity] {x.sensitivity}" if x.sensitivity else "")
+                for x in (first, r)
+            ]
+            raise PlanError(
+                f"{spec.label}: {what[1]} is the same configuration as {what[0]} (seed {r.seed}), "
+                "so the two would be one run",
+                hint="remove the [sensitivity] value or the ablation that repeats the other",
+            )
 
 
 __all__ = ["BASELINE", "Plan", "RunSpec", "canonical_json", "expand", "run_key", "variant_configs"]

@@ -9,6 +9,8 @@ from typing import Any
 
 DASH = "—"
 ARROW = {"max": "↑", "min": "↓"}
+#: Marks of a secondary metric's verdict (Holm-adjusted within that metric).
+MARK = {"better": "▲", "worse": "▼", "equivalent": "="}
 
 
 def finite(x: Any) -> bool:
@@ -109,3 +111,46 @@ def config_diff(config: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str,
     """Keys whose value differs from the baseline's config (flattened)."""
     a, b = flatten(config), flatten(base)
     return {k: a.get(k) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+
+
+def level_pct(result: Mapping[str, Any]) -> str:
+    """``"95%"`` for alpha = 0.05: the level of the reported intervals."""
+    alpha = result.get("alpha", 0.05)
+    return f"{100 * (1 - float(alpha)):g}%"
+
+
+def ci_label(result: Mapping[str, Any]) -> str:
+    """``"unadjusted 95% t-interval"``: how every interval in the report is computed."""
+    return f"unadjusted {level_pct(result)} t-interval"
+
+
+def method_notes(result: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(what, how) for each reported statistic, from the result's ``methods`` (older results
+    without them get the same sentences from the analysis)."""
+    methods = result.get("methods")
+    if not methods:
+        from ablab.analysis.core import methods as _methods
+
+        methods = _methods(float(result.get("alpha", 0.05)))
+    names = {
+        "ci": "CI of the mean",
+        "delta_ci": "Δ CI",
+        "p_value": "p",
+        "wilcoxon_p": "Wilcoxon p",
+        "p_adjusted": "p (Holm)",
+        "p_equivalence": "TOST p",
+        "pairing": "pairing",
+        "effect_sizes": "effect sizes",
+        "verdict": "verdict",
+        "seeds_needed": "seeds needed",
+        "adaptive": "adaptive sampling",
+    }
+    return [(names.get(k, k), str(v)) for k, v in methods.items()]
+
+
+def verdict_text(c: Mapping[str, Any]) -> str:
+    """The verdict, with the planning figure for an inconclusive one when there is one."""
+    v = c.get("verdict") or DASH
+    if v == "inconclusive" and c.get("seeds_needed"):
+        v += f" (≈{c['seeds_needed']} seeds/variant for the margin)"
+    return v

@@ -12,7 +12,10 @@ from typing import Any
 from ablab.report import plots
 from ablab.report._fmt import (
     DASH,
+    ci_label,
     interval,
+    level_pct,
+    method_notes,
     metric_dirs,
     metric_title,
     num,
@@ -58,16 +61,24 @@ class Page:
             self.sections.append((sid, title, body))
 
 
-def verdict_cell(verdict: str | None, seeds: Any = None) -> Cell:
+def verdict_cell(c: Mapping[str, Any]) -> Cell:
+    """The verdict with its one-line reason (muted, below) and, for an inconclusive verdict
+    with a margin, the seeds per variant the margin needs."""
+    verdict = c.get("verdict")
     if verdict is None:
         return Cell(DASH)
     text = esc(verdict)
-    if verdict == "no-difference" and seeds:
-        text += f' <span class="muted">(≈{int(seeds)} seeds)</span>'
+    if verdict == "inconclusive" and c.get("seeds_needed"):
+        text += (
+            f' <span class="muted">(≈{int(c["seeds_needed"])} seeds/variant for the margin)</span>'
+        )
+    if c.get("reason"):
+        text += f'<br><span class="muted">{esc(c["reason"])}</span>'
     return Cell(f'<span class="v-{esc(verdict)}">{text}</span>')
 
 
 def results_table(result: Mapping[str, Any], metric: str, tid: str) -> str:
+    lvl = level_pct(result)
     headers = [
         "variant",
         "n",
@@ -75,15 +86,15 @@ def results_table(result: Mapping[str, Any], metric: str, tid: str) -> str:
         "std",
         "median",
         "IQM",
-        "95% CI",
+        f"{lvl} CI (t, unadj.)",
         "Δ",
         "Δ %",
-        "Δ 95% CI",
-        "p",
-        "Wilcoxon p",
-        "p adj",
-        "Hedges g",
-        "Cliff δ",
+        f"Δ {lvl} CI (t, unadj.)",
+        "p (unadj.)",
+        "Wilcoxon p (unadj.)",
+        "p (Holm)",
+        "Hedges g (+ better)",
+        "Cliff δ (+ better)",
         "P(better)",
         "verdict",
     ]
@@ -112,9 +123,7 @@ def results_table(result: Mapping[str, Any], metric: str, tid: str) -> str:
                 ncell(c.get("hedges_g"), 3),
                 ncell(c.get("cliffs_delta"), 3),
                 ncell(c.get("prob_improvement"), 3),
-                Cell("baseline")
-                if is_base
-                else verdict_cell(c.get("verdict"), c.get("seeds_needed")),
+                Cell("baseline") if is_base else verdict_cell(c),
             ]
         )
     return table(headers, rows, sortable=True, cls="results", tid=tid)
@@ -123,7 +132,7 @@ def results_table(result: Mapping[str, Any], metric: str, tid: str) -> str:
 def summary_section(result: Mapping[str, Any], runs) -> str:
     r = result.get("runs", {})
     variants = result.get("variants", [])
-    counts = {"better": 0, "worse": 0, "no-difference": 0}
+    counts = {"better": 0, "worse": 0, "equivalent": 0, "inconclusive": 0}
     for v in variants:
         for c in v.get("vs_baseline", {}).values():
             if c.get("verdict") in counts:
@@ -141,7 +150,8 @@ def summary_section(result: Mapping[str, Any], runs) -> str:
         ("seeds", n_seeds if n_seeds is not None else DASH),
         ("better", counts["better"]),
         ("worse", counts["worse"]),
-        ("no difference", counts["no-difference"]),
+        ("equivalent", counts["equivalent"]),
+        ("inconclusive", counts["inconclusive"]),
     ]
     out = ['<div class="cards">'] + [
         f'<div class="card"><b>{esc(v)}</b>{esc(k)}</div>' for k, v in cards
@@ -151,27 +161,22 @@ def summary_section(result: Mapping[str, Any], runs) -> str:
     dirs = metric_dirs(result)
     for v in variants:
         for m, c in v.get("vs_baseline", {}).items():
-            if c.get("verdict") in ("better", "worse"):
-                items.append(
-                    f'<li><b>{esc(v["name"])}</b> is <span class="v-{c["verdict"]}">{c["verdict"]}</span> '
-                    f"than the baseline on <b>{esc(m)}</b> ({esc('higher' if dirs.get(m) == 'max' else 'lower')} "
-                    f"is better): Δ = {esc(signed(c.get('delta')))} "
-                    f"(95% CI {esc(interval(c.get('delta_ci_low'), c.get('delta_ci_high')))}), "
-                    f"Holm-adjusted p = {esc(pval(c.get('p_adjusted')))}, "
-                    f"P(better) = {esc(num(c.get('prob_improvement'), 3))}.</li>"
-                )
+            vd = c.get("verdict")
+            if not vd:
+                continue
+            label = c.get("ci_method") or ci_label(result)
+            items.append(
+                f"<li><b>{esc(v['name'])}</b> on <b>{esc(m)}</b> "
+                f"({esc('higher' if dirs.get(m) == 'max' else 'lower')} is better): "
+                f'<span class="v-{esc(vd)}">{esc(vd)}</span>. Δ = {esc(signed(c.get("delta")))} '
+                f"({esc(label)} {esc(interval(c.get('delta_ci_low'), c.get('delta_ci_high')))}), "
+                f"P(better) = {esc(num(c.get('prob_improvement'), 3))}. "
+                f'<span class="muted">{esc(c.get("reason") or "")}</span></li>'
+            )
     if items:
         out.append("<h3>Verdicts</h3><ul>" + "".join(items) + "</ul>")
-    else:
-        out.append(
-            '<p class="muted">No variant differs significantly from the baseline on any metric '
-            f"(Holm-adjusted p &lt; {esc(result.get('alpha', 0.05))}).</p>"
-        )
-    out.append(
-        '<p class="muted">Intervals: BCa bootstrap (small-sample expanded level, fixed RNG). '
-        "Tests: paired t-test on shared seeds (Welch's t-test otherwise), Wilcoxon signed-rank; "
-        "p adj: Holm across the variants of each metric. P(better): Mann–Whitney U / (n·m).</p>"
-    )
+    notes = "".join(f"<li><b>{esc(k)}</b>: {esc(t)}</li>" for k, t in method_notes(result))
+    out.append(f'<h3>Methods</h3><ul class="muted">{notes}</ul>')
     return "".join(out)
 
 
@@ -202,8 +207,8 @@ def to_html(
         page.add(
             "forest",
             "Effects against the baseline",
-            '<p class="muted">Δ with its 95% bootstrap CI; green better, red worse, grey no '
-            "difference.</p>"
+            '<p class="muted">Δ with its unadjusted t-interval (same test as the p-value); '
+            "green better, red worse, blue equivalent, grey inconclusive.</p>"
             + "".join(f"<h3>{esc(m)}</h3>{f}" for m, f in zip(dirs, forest, strict=True) if f),
         )
     if runs is not None:
@@ -216,6 +221,13 @@ def to_html(
                 "Per-seed values",
                 "".join(f"<h3>{esc(m)}</h3>{f}" for m, f in zip(dirs, strips, strict=True) if f),
             )
+    from ablab.report.costs import html_costs
+    from ablab.report.examples import html_examples
+
+    page.add("costs", "Costs", html_costs(result, page))
+    page.add("examples", "Example-level comparisons", html_examples(result))
+    if series is not None and len(series):
+        series = series[~series["name"].astype(str).str.startswith("example:")]
     if series is not None and len(series):
         names = list(dict.fromkeys(series["name"].astype(str)))[:12]
         curves = [

@@ -133,7 +133,7 @@ table.sortable thead th[aria-sort=ascending]::after{content:" \\25B2"}
 table.sortable thead th[aria-sort=descending]::after{content:" \\25BC"}
 table.kv th{background:var(--soft);font-weight:600;white-space:nowrap}
 .v-better{color:var(--good);font-weight:600}.v-worse{color:var(--bad);font-weight:600}
-.v-no-difference{color:var(--muted)}
+.v-inconclusive{color:var(--muted)}.v-equivalent{color:#0969da;font-weight:600}
 .ok{color:var(--good)}.missing{color:var(--bad)}
 svg.plot{max-width:100%;height:auto;display:block;margin:8px 0}
 .figs{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}

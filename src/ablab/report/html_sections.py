@@ -381,8 +381,9 @@ def checklist_section(result: Mapping[str, Any], runs, provenance: Mapping[str, 
     items.append(
         (
             "Statistics",
-            f"bootstrap BCa CIs, paired/Welch t-tests, Holm correction, alpha = "
-            f"{esc(result.get('alpha', 0.05))}, effect sizes (Hedges g, Cliff δ)",
+            f"unadjusted t-intervals, paired/Welch t-tests, Holm correction within each "
+            f"metric, alpha = {esc(result.get('alpha', 0.05))}, effect sizes (Hedges g, "
+            "Cliff δ; + = better)",
             True,
         )
     )

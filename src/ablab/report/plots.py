@@ -20,7 +20,8 @@ import numpy as np
 VERDICT_COLOR = {
     "better": "#1a7f37",
     "worse": "#cf222e",
-    "no-difference": "#6e7781",
+    "equivalent": "#0969da",
+    "inconclusive": "#6e7781",
     None: "#6e7781",
 }
 
@@ -63,7 +64,7 @@ def to_svg(fig, title: str, prefix: str) -> str:
 
 
 def forest_plot(result: Mapping[str, Any], metric: str) -> Any:
-    """Each variant's delta against the baseline with its 95% bootstrap CI (dot + bar), a
+    """Each variant's delta against the baseline with its unadjusted t-interval (dot + bar), a
     vertical line at zero; colour = verdict."""
     items = [
         (v["name"], v.get("vs_baseline", {}).get(metric, {}))

@@ -7,14 +7,32 @@ import io
 from collections.abc import Mapping
 from typing import Any
 
-from ablab.report._fmt import DASH, interval, mean_std, metric_dirs, num, pct, pval, signed
+from ablab.report._fmt import (
+    DASH,
+    MARK,
+    interval,
+    level_pct,
+    mean_std,
+    metric_dirs,
+    num,
+    pct,
+    pval,
+    signed,
+)
+from ablab.termtext import clean
 
-VERDICT_STYLE = {"better": "bold green", "worse": "bold red", "no-difference": "dim"}
+VERDICT_STYLE = {
+    "better": "bold green",
+    "worse": "bold red",
+    "equivalent": "cyan",
+    "inconclusive": "dim",
+}
 
 
 def rich_table(result: Mapping[str, Any]):
-    """A ``rich.table.Table`` of the result: for the primary metric mean ± std, 95% CI, delta,
-    Holm-adjusted p and verdict; for the other metrics mean ± std and verdict."""
+    """A ``rich.table.Table`` of the result: for the primary metric mean ± std, the t-interval
+    of the mean, delta with its t-interval, Holm-adjusted p and verdict; for the other metrics
+    mean ± std and a verdict mark (Holm-adjusted within that metric)."""
     from rich.table import Table
     from rich.text import Text
 
@@ -22,44 +40,56 @@ def rich_table(result: Mapping[str, Any]):
     primary = result.get("primary_metric") or next(iter(dirs), "")
     runs = result.get("runs", {})
     title = Text(
-        f"{result.get('study', '')}  ·  {runs.get('done', 0)}/{runs.get('total', 0)} runs done"
+        clean(f"{result.get('study', '')}"),
+    ) + Text(
+        f"  ·  {runs.get('done', 0)}/{runs.get('total', 0)} runs done"
         + (f", {runs['failed']} failed" if runs.get("failed") else "")
     )
     t = Table(title=title, title_justify="left", header_style="bold")
     t.add_column("variant", no_wrap=True)
     t.add_column("n", justify="right")
     arrow = {"max": "↑", "min": "↓", "none": "(info)"}
-    t.add_column(Text(f"{primary} {arrow.get(dirs.get(primary, 'max'))}"), justify="right")
-    t.add_column("95% CI", justify="right")
+    t.add_column(Text(clean(f"{primary} {arrow.get(dirs.get(primary, 'max'))}")), justify="right")
+    lvl = level_pct(result)
+    t.add_column(f"{lvl} CI (t)", justify="right")
     t.add_column("Δ", justify="right")
-    t.add_column("p adj", justify="right")
+    t.add_column(f"Δ {lvl} CI (t)", justify="right")
+    t.add_column("p (Holm)", justify="right")
     t.add_column("verdict")
     others = [m for m in dirs if m != primary]
     for m in others:
-        t.add_column(Text(f"{m} {arrow.get(dirs[m])}"), justify="right")
+        t.add_column(Text(clean(f"{m} {arrow.get(dirs[m])}")), justify="right")
     for v in result.get("variants", []):
         is_base = v["name"] == result.get("baseline")
         s = v.get("metrics", {}).get(primary, {})
         c = v.get("vs_baseline", {}).get(primary, {})
         verdict = "baseline" if is_base else (c.get("verdict") or DASH)
         row = [
-            Text(v["name"], style="bold" if is_base else ""),
+            Text(clean(v["name"]), style="bold" if is_base else ""),
             Text(str(v.get("n", 0))),
             Text(mean_std(s)),
             Text(interval(s.get("ci_low"), s.get("ci_high"))),
             Text(DASH if is_base else f"{signed(c.get('delta'))} ({pct(c.get('delta_pct'))})"),
+            Text(DASH if is_base else interval(c.get("delta_ci_low"), c.get("delta_ci_high"))),
             Text(DASH if is_base else pval(c.get("p_adjusted"))),
             Text(verdict, style=VERDICT_STYLE.get(verdict, "")),
         ]
         for m in others:
             sm = v.get("metrics", {}).get(m, {})
             vd = v.get("vs_baseline", {}).get(m, {}).get("verdict")
-            mark = {"better": " ▲", "worse": " ▼"}.get(vd, "")
+            mark = f" {MARK[vd]}" if vd in MARK else ""
             row.append(Text(mean_std(sm) + mark, style=VERDICT_STYLE.get(vd, "") if mark else ""))
         t.add_row(*row)
     t.caption = Text(
-        f"p adj: Holm-adjusted, alpha = {num(result.get('alpha', 0.05))}; "
-        "▲/▼ significant on a secondary metric"
+        f"CIs: unadjusted {lvl} t-intervals (Δ: paired or Welch, same test as p). "
+        f"p (Holm): Holm-adjusted within each metric, alpha = {num(result.get('alpha', 0.05))}. "
+        "▲/▼/= on a secondary metric: better/worse/equivalent, Holm-adjusted within that metric."
+        + (
+            f" Seeds allocated adaptively: verdicts on {primary} are the sequential test's; "
+            "p-values and intervals are fixed-sample (anticonservative)."
+            if result.get("adaptive")
+            else ""
+        )
     )
     return t
 
@@ -124,4 +154,10 @@ def to_table(result: Mapping[str, Any], *, width: int = 140, color: bool = False
     effects = effects_table(result)
     if effects is not None:
         console.print(effects)
+    from ablab.report.costs import rich_costs
+    from ablab.report.examples import rich_examples
+
+    for extra in [rich_costs(result), *rich_examples(result)]:
+        if extra is not None:
+            console.print(extra)
     return buf.getvalue()

@@ -13,9 +13,12 @@ from ablab.report._fmt import (
     ARROW,
     DASH,
     best_variants,
+    ci_label,
     finite,
     interval,
+    level_pct,
     mean_std,
+    method_notes,
     metric_dirs,
     metric_title,
     num,
@@ -23,21 +26,41 @@ from ablab.report._fmt import (
     pval,
     rows,
     signed,
+    verdict_text,
 )
 
-SUMMARY = ("n", "mean", "std", "sem", "median", "iqm", "min", "max", "ci_low", "ci_high")
+SUMMARY = (
+    "n",
+    "mean",
+    "std",
+    "sem",
+    "median",
+    "iqm",
+    "min",
+    "max",
+    "ci_low",
+    "ci_high",
+    "ci_method",
+)
 VERSUS = (
     "delta",
     "delta_pct",
     "delta_ci_low",
     "delta_ci_high",
+    "ci_method",
+    "test",
+    "paired",
     "p_value",
     "wilcoxon_p",
     "p_adjusted",
+    "adjustment",
+    "p_equivalence",
+    "p_equivalence_adjusted",
     "hedges_g",
     "cliffs_delta",
     "prob_improvement",
     "verdict",
+    "reason",
     "seeds_needed",
 )
 
@@ -52,12 +75,27 @@ def to_csv(result: Mapping[str, Any]) -> str:
     baseline (empty cells where undefined)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["study", "variant", "metric", "direction", *SUMMARY, *VERSUS])
+    w.writerow(
+        [
+            "study",
+            "variant",
+            "metric",
+            "direction",
+            *SUMMARY,
+            *[f"delta_{k}" if k == "ci_method" else k for k in VERSUS],
+        ]
+    )
     dirs = metric_dirs(result)
     for v, m, s, c in rows(result):
         cells = [s.get(k) for k in SUMMARY] + [c.get(k) for k in VERSUS]
         w.writerow(
-            [result.get("study"), v["name"], m, dirs[m], *["" if x is None else x for x in cells]]
+            [
+                result.get("study"),
+                v["name"],
+                m,
+                dirs[m],
+                *["" if x is None else x for x in cells],
+            ]
         )
     return buf.getvalue()
 
@@ -82,15 +120,25 @@ def _md_table(header: list[str], body: list[list[str]], align: str) -> list[str]
 
 
 def verdict_sentences(result: Mapping[str, Any], escape=md_escape) -> list[str]:
-    """One sentence per significant result, e.g. ``a is better than base on acc (…)``."""
+    """One sentence per comparison, with its verdict and the one-line reason, e.g.
+    ``a is **better** than the baseline on acc: Δ = +0.02 (unadjusted 95% paired t-interval
+    [...]); significantly higher (paired t-test, Holm-adjusted p = 0.003 < 0.05)``."""
     out = []
     for v, m, _s, c in rows(result):
-        if c.get("verdict") in ("better", "worse"):
-            out.append(
-                f"{escape(v['name'])} is **{c['verdict']}** than the baseline on {escape(m)} "
-                f"(Δ = {signed(c.get('delta'))}, 95% CI {interval(c.get('delta_ci_low'), c.get('delta_ci_high'))}, "
-                f"p_adj = {pval(c.get('p_adjusted'))})"
-            )
+        vd = c.get("verdict")
+        if not vd:
+            continue
+        rel = {
+            "better": "**better** than",
+            "worse": "**worse** than",
+            "equivalent": "**equivalent** to",
+        }.get(vd, "**inconclusive** against")
+        ci = interval(c.get("delta_ci_low"), c.get("delta_ci_high"))
+        label = c.get("ci_method") or ci_label(result)
+        out.append(
+            f"{escape(v['name'])} is {rel} the baseline on {escape(m)}: "
+            f"Δ = {signed(c.get('delta'))} ({escape(label)} {ci}); {escape(c.get('reason') or '')}"
+        )
     return out
 
 
@@ -104,24 +152,23 @@ def to_markdown(result: Mapping[str, Any]) -> str:
         f"Primary metric **{md_escape(result.get('primary_metric'))}**, baseline "
         f"**{md_escape(result.get('baseline'))}**, {runs.get('total', 0)} runs "
         f"({runs.get('done', 0)} done, {runs.get('failed', 0)} failed). "
-        f"p-values are Holm-adjusted per metric; alpha = {result.get('alpha', 0.05)}."
+        f"Intervals: {ci_label(result)}s; p (Holm): Holm-adjusted within each metric; "
+        f"alpha = {result.get('alpha', 0.05)}."
     )
     lines.append("")
-    sentences = verdict_sentences(result)
-    lines += [f"- {s}" for s in sentences] or [
-        "- No variant differs significantly from the baseline."
-    ]
+    lines += [f"- {s}" for s in verdict_sentences(result)] or ["- No comparison."]
     for m, d in dirs.items():
         lines += ["", f"## {md_escape(metric_title(m, d))}", ""]
+        lvl = level_pct(result)
         header = [
             "Variant",
             "n",
             "Mean ± std",
-            "95% CI",
+            f"{lvl} CI (t, unadj.)",
             "Δ vs baseline",
-            "Δ 95% CI",
-            "p (adj.)",
-            "Hedges' g",
+            f"Δ {lvl} CI (t, unadj.)",
+            "p (Holm)",
+            "Hedges' g (+ better)",
             "P(better)",
             "Verdict",
         ]
@@ -135,9 +182,7 @@ def to_markdown(result: Mapping[str, Any]) -> str:
             ms = mean_std(s)
             if v["name"] in best:
                 ms = f"**{ms}**"
-            verdict = "baseline" if is_base else (c.get("verdict") or DASH)
-            if verdict == "no-difference" and c.get("seeds_needed"):
-                verdict += f" (≈{c['seeds_needed']} seeds to detect)"
+            verdict = "baseline" if is_base else verdict_text(c)
             body.append(
                 [
                     name + (" (baseline)" if is_base else ""),
@@ -153,8 +198,14 @@ def to_markdown(result: Mapping[str, Any]) -> str:
                 ]
             )
         lines += _md_table(header, body, "lrlllllrrl")
+    lines += ["", "### Methods", ""]
+    lines += [f"- {md_escape(k)}: {md_escape(t)}" for k, t in method_notes(result)]
     lines += _md_effects(result.get("effects"))
     lines += _md_sensitivity(result.get("sensitivity"))
+    from ablab.report.costs import md_costs
+    from ablab.report.examples import md_examples
+
+    lines += md_costs(result, md_escape) + md_examples(result, md_escape)
     return "\n".join(lines) + "\n"
 
 
@@ -289,7 +340,18 @@ def to_latex(result: Mapping[str, Any]) -> str:
         r"\centering",
         r"\caption{" + tex_escape(result.get("study", "")) + r": mean $\pm$ std over seeds. "
         r"Bold: best per metric. $^{\uparrow}$/$^{\downarrow}$: significantly better/worse than "
-        r"the baseline (Holm-adjusted $p<" + str(result.get("alpha", 0.05)) + r"$).}",
+        r"the baseline (t-test, Holm-adjusted within each metric, $p<"
+        + str(result.get("alpha", 0.05))
+        + r"$); $^{\approx}$: equivalent within the metric's declared margin (TOST, "
+        r"Holm-adjusted). Unmarked: inconclusive."
+        + (
+            " Seeds allocated adaptively: marks on "
+            + tex_escape(result.get("primary_metric", ""))
+            + " are the sequential test's verdicts."
+            if result.get("adaptive")
+            else ""
+        )
+        + "}",
         r"\begin{tabular}{" + cols + "}",
         r"\toprule",
         head + r" \\",
@@ -311,12 +373,18 @@ def to_latex(result: Mapping[str, Any]) -> str:
             if v["name"] in best[m]:
                 body = r"\mathbf{" + body + "}"
             verdict = v.get("vs_baseline", {}).get(m, {}).get("verdict")
-            mark = {"better": r"^{\uparrow}", "worse": r"^{\downarrow}"}.get(verdict, "")
+            mark = {
+                "better": r"^{\uparrow}",
+                "worse": r"^{\downarrow}",
+                "equivalent": r"^{\approx}",
+            }.get(verdict, "")
             cells.append(f"${body}{mark}$")
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     lines += _tex_effects(result.get("effects"))
-    return "\n".join(lines) + "\n"
+    from ablab.report.costs import latex_costs
+
+    return "\n".join(lines) + "\n" + latex_costs(result)
 
 
 def _tex_effects(effects: Mapping[str, Any] | None) -> list[str]:

@@ -140,6 +140,7 @@ def execute_task(task: dict[str, Any]) -> dict[str, Any]:
                 split_seed=t["seed"] if t.get("split_seed") is None else t["split_seed"],
                 device="cuda" if cuda else "cpu",
                 attempt=t.get("attempt", 1),
+                root=Path(t.get("root", first["root"])),
             )
             for t in subtasks
         ]
@@ -216,7 +217,10 @@ def _validate(task: dict[str, Any], run: Any, result: Any, out: dict[str, Any]) 
     try:
         declared = [m["name"] for m in task["metrics"]]
         reduced = {m["name"] for m in task["metrics"] if m.get("reduce", "value") != "value"}
-        metrics = check_metrics(result, declared, reduced)
+        metrics = {
+            **run.measured,
+            **check_metrics(result, declared, reduced),
+        }  # run.measure's cost.*
         for m in task["metrics"]:  # the series must exist; reports reduce it from the store
             if m["name"] in reduced and m.get("reduce") != "post":  # post: attached after the run
                 reduce_metric(run.series, m.get("series") or m["name"], m["direction"], m["reduce"])

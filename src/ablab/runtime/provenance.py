@@ -23,6 +23,8 @@ ENV_PREFIXES = (
     "NCCL",
     "KMP_",
     "PYTORCH",
+    "CONDA_PREFIX",  # conda: ablab export then writes an environment.yml
+    "CONDA_DEFAULT_ENV",
 )
 _SKIP_DIRS = {
     ".git",

@@ -31,6 +31,9 @@ class Run:
     series: list[tuple[str, int, float]] = field(default_factory=list)
     data: dict[str, tuple[str, str]] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)
+    root: Path | None = None  # the study file's folder: `replace` factories are relative to it
+    measured: dict[str, float] = field(default_factory=dict)  # cost.* metrics from run.measure
+    edits: list[dict[str, Any]] = field(default_factory=list)  # what run.ablate matched
     _t0: float = field(default_factory=time.monotonic, repr=False)
 
     def log(self, step: int | None = None, **metrics: float) -> None:
@@ -130,6 +133,89 @@ class Run:
             for k, v in report.summary().items()
             if isinstance(v, (int, float)) and v is not None
         }
+
+    def ablate(self, model: Any, *, reference: Any = None) -> Any:
+        """Apply this variant's module edits (its ``"@path" = ...`` keys) to ``model`` and return it.
+
+        Call it where the edits belong: after loading a trained checkpoint (post hoc, no
+        retraining) or right after building the model (the variant trains without the part).
+        ``reference``: a batch of inputs for ``"mean"`` edits. What matched is recorded in
+        ``run_dir/ablation.json``; a path that matches nothing fails the run with the closest
+        module paths. Without ``@`` keys (e.g. the baseline) the model is returned unchanged.
+        See :mod:`ablab.components.apply`.
+        """
+        from ablab.components.edits import edits_of
+
+        edits = edits_of(self.config)
+        if not edits:
+            return model
+        from ablab.components.apply import apply_edits
+        from ablab.runtime.entry import load_entry
+
+        root = self.root if self.root is not None else Path.cwd()
+        model, records = apply_edits(
+            model, edits, reference=reference, load_factory=lambda ref: load_entry(ref, root)
+        )
+        self.edits += [r.to_dict() for r in records]
+        self._write_json("ablation", {"edits": self.edits})
+        return model
+
+    def measure(
+        self, model: Any, example_input: Any, *, warmup: int = 3, repeats: int = 20
+    ) -> dict[str, float]:
+        """Measure ``model``'s costs on ``example_input`` and record them as run metrics
+        ``cost.params``, ``cost.trainable_params``, ``cost.flops``, ``cost.latency_ms`` (median
+        of ``repeats`` passes after ``warmup``), ``cost.latency_iqr_ms``, ``cost.peak_memory_mb``
+        and ``cost.threads``. Costs are informational (no verdicts); latency and memory are
+        nondeterministic (left out of bit-identity checks). Returns the plain numbers
+        (``params``, ``flops``, ``latency_ms``, ...). See :mod:`ablab.components.costs`.
+        """
+        from ablab.components.costs import measure
+
+        out = measure(model, example_input, warmup=warmup, repeats=repeats)
+        self.measured.update({f"cost.{k}": v for k, v in out.items()})
+        return out
+
+    def log_examples(self, name: str, values: Any) -> None:
+        """Record one number per test example (e.g. ``"correct"`` as 0/1, or a per-example
+        loss), in a fixed example order shared by every variant: the report then compares each
+        variant with the baseline example by example (McNemar's exact test for 0/1 values, a
+        paired t-test and bootstrap interval otherwise), beside the seed-level statistics.
+
+        Stored as the series ``example:NAME`` with the example index as its step.
+        """
+        import numpy as np
+
+        from ablab.analysis.examples import EXAMPLE_PREFIX
+
+        if not isinstance(name, str) or not name or ":" in name:
+            raise MetricError(f"run.log_examples: name {name!r}: expected a non-empty name")
+        if hasattr(values, "detach"):
+            values = values.detach().cpu().numpy()
+        try:
+            arr = np.asarray(values, dtype=float).reshape(-1)
+        except (TypeError, ValueError):
+            raise MetricError(
+                f"run.log_examples({name!r}, ...): expected a sequence of numbers, "
+                f"got {type(values).__name__}"
+            ) from None
+        if arr.size == 0 or not np.isfinite(arr).all():
+            raise MetricError(
+                f"run.log_examples({name!r}, ...): expected a non-empty sequence of finite "
+                f"numbers ({arr.size} values, {int((~np.isfinite(arr)).sum())} not finite)"
+            )
+        series = EXAMPLE_PREFIX + name
+        if any(n == series for n, _, _ in self.series):
+            raise MetricError(f"run.log_examples({name!r}, ...) was called twice in this run")
+        self.series += [(series, i, float(v)) for i, v in enumerate(arr)]
+
+    def _write_json(self, name: str, obj: Any) -> None:
+        import json
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path = self.run_dir / f"{name}.json"
+        path.write_text(json.dumps(obj, indent=2, default=str), encoding="utf-8")
+        self.artifacts[name] = str(path)
 
     @property
     def elapsed(self) -> float:

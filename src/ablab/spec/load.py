@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ablab.errors import SpecError, did_you_mean
+from ablab.spec import checks
 from ablab.spec.model import (
     BASELINE,
     DesignSpec,
@@ -20,6 +21,7 @@ from ablab.spec.model import (
     StudySpec,
     flatten,
 )
+from ablab.spec.read import check_structure, parse_text, read_text
 
 TOP_KEYS = (
     "name",
@@ -60,24 +62,10 @@ def load_study(path: str | Path) -> StudySpec:
     if not p.is_file():
         hint = "check the path; study files end in .toml, .yaml or .yml"
         raise SpecError(f"{p}: study file not found", hint=hint)
-    text = p.read_text(encoding="utf-8")
     suffix = p.suffix.lower()
-    if suffix == ".toml":
-        import tomllib
-
-        try:
-            raw = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            raise SpecError(f"{p}: not valid TOML: {e}") from None
-    elif suffix in (".yaml", ".yml"):
-        import yaml
-
-        try:
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise SpecError(f"{p}: not valid YAML: {e}") from None
-    else:
+    if suffix not in (".toml", ".yaml", ".yml"):
         raise SpecError(f"{p}: unknown study file type '{suffix}'", hint="use .toml, .yaml or .yml")
+    raw = parse_text(p, read_text(p), suffix)
     return parse_study(raw, source=p.resolve())
 
 
@@ -88,12 +76,17 @@ def parse_study(raw: Any, *, source: Path | None = None) -> StudySpec:
         raise SpecError(
             f"{where}: expected a table of keys (name, entry, seeds, ...), found {_kind(raw)}"
         )
+    check_structure(raw, where)
     for k in raw:
         if k not in TOP_KEYS:
             raise SpecError(
                 f"{where}: unknown top-level key '{k}'",
                 hint=did_you_mean(k, TOP_KEYS) or f"allowed keys: {', '.join(TOP_KEYS)}",
             )
+    if isinstance(raw.get("baseline"), dict) and "hydra" in raw["baseline"]:
+        from ablab.integrations.hydra import resolve_study, uses_hydra
+
+        raw = resolve_study(raw, source=source, where=where) if uses_hydra(raw) else raw
     name = _require(raw, "name", str, where)
     if not _NAME_RE.match(name):
         raise SpecError(
@@ -117,6 +110,7 @@ def parse_study(raw: Any, *, source: Path | None = None) -> StudySpec:
         raise SpecError(
             f"{where}: [baseline] must be a table of configuration keys, found {_kind(baseline)}"
         )
+    checks.check_setting_names(baseline, where)
     design = _design(raw.get("design", {}), baseline, where)
     variants = _ablations(raw.get("ablations", {}), baseline, where)
     if design.type != "one-at-a-time" and len(variants) > 1:
@@ -134,6 +128,8 @@ def parse_study(raw: Any, *, source: Path | None = None) -> StudySpec:
         not isinstance(split_seeds, int) or isinstance(split_seeds, bool) or split_seeds < 1
     ):
         raise SpecError(f"{where}: split_seeds = {split_seeds!r}: expected a positive integer")
+    if split_seeds is not None:
+        checks.check_seeds(split_seeds, where, "split_seeds")
     spec = StudySpec(
         name=name,
         entry=entry,
@@ -150,6 +146,8 @@ def parse_study(raw: Any, *, source: Path | None = None) -> StudySpec:
         min_seeds=min_seeds,
     )
     _check_distinct(spec, where)
+    checks.check_plan_size(spec, where)
+    checks.check_sensitivity(spec, where)
     return spec
 
 
@@ -184,6 +182,7 @@ def _require(raw: dict, key: str, typ: type, where: str) -> Any:
 
 
 def _seeds(v: Any, where: str) -> tuple[int, ...]:
+    checks.check_seeds(v, where)
     if isinstance(v, int) and not isinstance(v, bool):
         if v < 1:
             raise SpecError(f"{where}: seeds = {v}: expected at least 1 seed")
@@ -214,10 +213,24 @@ def _seed_bounds(raw: dict, adaptive: bool, where: str) -> tuple[int, int]:
             raise SpecError(f"{where}: {k} = {v!r}: expected an integer >= 2")
     if hi < lo:
         raise SpecError(f"{where}: max_seeds = {hi} is below min_seeds = {lo}")
+    checks.check_seeds(hi, where, "max_seeds")
     return lo, hi
 
 
-METRIC_KEYS = ("direction", "reduce", "deterministic", "tolerance", "series")
+METRIC_KEYS = ("direction", "reduce", "margin", "deterministic", "tolerance", "series")
+
+
+def _margin(v: Any, name: str, where: str) -> float | None:
+    """``margin``: a positive finite number in the metric's units, or absent."""
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
+        raise SpecError(
+            f"{where}: [metrics.{name}] margin = {v!r}: expected a positive finite number "
+            "(the smallest difference that matters, in the metric's units)",
+            hint=f'e.g. {name} = {{ direction = "max", margin = 0.005 }}',
+        )
+    return float(v)
 
 
 def _metrics(v: Any, where: str) -> tuple[MetricSpec, ...]:
@@ -303,11 +316,26 @@ def _metric(name: str, decl: Any, where: str) -> MetricSpec:
                 f'{sect} series = "{series}" needs reduce = "last" or "best"',
                 hint="a metric reduced from a series says how: last or best",
             )
-    return MetricSpec(name, direction, reduce, det, tolerance, series)
+    margin = _margin(decl.get("margin"), name, where)
+    return MetricSpec(
+        name, direction, reduce, margin, deterministic=det, tolerance=tolerance, series=series
+    )
 
 
 def _check_key(key: str, base_keys: dict[str, Any], where: str, section: str) -> None:
+    """An override names an existing setting by its dotted name, or declares a new one ('+')."""
     if key.startswith("+"):
+        name = key[1:]
+        parts = name.split(".")
+        for i in range(1, len(parts)):
+            prefix = ".".join(parts[:i])
+            if prefix in base_keys and not isinstance(base_keys[prefix], dict):
+                raise SpecError(
+                    f"{where}: {section} declares '{key}', but '{prefix}' is "
+                    f"{base_keys[prefix]!r} in the baseline, not a table, so it cannot hold "
+                    f"'{'.'.join(parts[i:])}'",
+                    hint=f"override '{prefix}' itself, or choose another name for the new key",
+                )
         return
     if key in base_keys or any(b.startswith(key + ".") for b in base_keys):
         return
@@ -343,10 +371,13 @@ def _ablations(v: Any, baseline: dict, where: str) -> dict[str, dict[str, Any]]:
                 f"{where}: {section} must be a non-empty table of overrides, found {_kind(override)}",
                 hint=f"e.g. {name} = {{ dropout = 0.0 }}",
             )
-        flat = flatten(override)
+        from ablab.components.edits import split_edits  # "@path" module edits
+
+        plain, edits = split_edits(override, f"{where}: {section}")
+        flat = flatten(plain)
         for key in flat:
             _check_key(key, base_keys, where, section)
-        variants[name] = flat
+        variants[name] = {**flat, **edits}
     return variants
 
 

@@ -19,7 +19,9 @@ class MetricSpec:
     ``reduce = "value"`` takes the number the entry returns; ``"last"``/``"best"`` reduce the
     series of that name logged with ``run.log``; ``"post"`` is filled in after the run by a
     post-run step (e.g. ``ablab mdtree pairs``), so the run need not return it and runs without
-    it are left out of that metric's analysis.
+    it are left out of that metric's analysis. ``margin`` (metric units, optional) is the
+    smallest difference that matters: it enables the ``equivalent`` verdict (TOST) and the
+    ``seeds_needed`` planning figure.
 
     ``direction = "none"``: an informational metric (a cost such as a parameter count): summarised
     (mean, std, CI) but never tested and given no verdict. ``deterministic = False``: the metric
@@ -32,6 +34,7 @@ class MetricSpec:
     name: str
     direction: Direction = "max"
     reduce: Reduce = "value"
+    margin: float | None = None
     deterministic: bool = True
     tolerance: tuple[float, float] | None = None  # (rtol, atol) for reproduce
     series: str | None = None
@@ -125,14 +128,68 @@ class StudySpec:
 
 
 def apply_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Return a deep copy of ``base`` with dotted-key ``overrides`` set."""
+    """Return a deep copy of ``base`` with dotted-key ``overrides`` set.
+
+    A dotted key names the setting of ``base`` whose dotted name it is (see
+    :func:`resolve_path`), so ``"optim.lr"`` sets a literal key ``"optim.lr"`` when the base
+    has one and the nested ``optim`` -> ``lr`` otherwise.
+    """
     out = copy.deepcopy(base)
     for dotted, value in overrides.items():
-        parts = dotted.lstrip("+").split(".")
+        if dotted.startswith("@"):  # a module edit (ablab.components): kept whole, at the top
+            out[dotted] = copy.deepcopy(value)
+            continue
+        parts = resolve_path(out, dotted.lstrip("+"))
         node = out
         for p in parts[:-1]:
             node = node.setdefault(p, {})
         node[parts[-1]] = copy.deepcopy(value)
+    return out
+
+
+def resolve_path(base: dict[str, Any], dotted: str) -> tuple[str, ...]:
+    """The path of keys in ``base`` that the dotted name ``dotted`` refers to.
+
+    ``flatten`` joins nested keys with '.', so the settings ``{"optim.lr": 1}`` and
+    ``{"optim": {"lr": 1}}`` both have the dotted name ``optim.lr``. A dotted name therefore
+    means the existing setting of that dotted name (the study loader refuses a baseline in which
+    two settings share one). A new key follows the longest existing prefix, then nests the
+    remaining parts: ``+optim.momentum`` over ``{"optim": {...}}`` adds ``momentum`` inside.
+    Raises ValueError when two existing paths match (only possible in an unchecked base).
+    """
+    parts = dotted.split(".")
+    found = _paths(base, parts)
+    if len(found) > 1:
+        raise ValueError(f"'{dotted}' names several settings: " + ", ".join(map(str, found)))
+    if found:
+        return found[0]
+    node: Any = base
+    path: list[str] = []
+    i = 0
+    while i < len(parts) and isinstance(node, dict):
+        for j in range(len(parts), i, -1):  # the longest existing key first
+            k = ".".join(parts[i:j])
+            if k in node and isinstance(node[k], dict):
+                path.append(k)
+                node, i = node[k], j
+                break
+        else:
+            break
+    return (*path, *parts[i:])
+
+
+def _paths(node: Any, parts: list[str]) -> list[tuple[str, ...]]:
+    """Every path of existing keys whose dotted join is ``".".join(parts)``."""
+    if not isinstance(node, dict):
+        return []
+    out: list[tuple[str, ...]] = []
+    for i in range(1, len(parts) + 1):
+        k = ".".join(parts[:i])
+        if k in node:
+            if i == len(parts):
+                out.append((k,))
+            else:
+                out += [(k, *rest) for rest in _paths(node[k], parts[i:])]
     return out
 
 

@@ -13,6 +13,8 @@ def metric_to_decl(m: MetricSpec) -> str | dict[str, Any]:
     decl: dict[str, Any] = {"direction": m.direction}
     if m.reduce != "value":
         decl["reduce"] = m.reduce
+    if m.margin is not None:
+        decl["margin"] = m.margin
     if not m.deterministic:
         decl["deterministic"] = False
     if m.tolerance is not None:

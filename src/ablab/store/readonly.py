@@ -36,16 +36,23 @@ class ReadOnlyStore(Store):
             )
             self.conn.row_factory = sqlite3.Row
             self.conn.execute("PRAGMA query_only=ON")
-            self.conn.execute("SELECT count(*) FROM studies").fetchone()
+            self.fresh = not self.conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'studies'"
+            ).fetchone()  # a store a driver is creating right now: no tables yet
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.path}: cannot read it as an ablab store ({e})") from None
 
     def _migrate(self) -> None:  # a reader never migrates
         return None
 
+    def studies(self) -> list[dict[str, Any]]:
+        return [] if self.fresh else super().studies()
+
     def status_counts(self) -> dict[int, dict[str, int]]:
         """study id -> {status: number of runs}."""
         out: dict[int, dict[str, int]] = {}
+        if self.fresh:
+            return out
         for sid, status, n in self.conn.execute(
             "SELECT study_id, status, count(*) FROM runs GROUP BY study_id, status"
         ):

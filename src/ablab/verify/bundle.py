@@ -20,17 +20,19 @@ import csv
 import hashlib
 import io
 import json
+import os
+import re
+import shutil
+import tempfile
 import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from ablab.errors import BundleError
 from ablab.spec.model import StudySpec
 from ablab.store.db import Store
+from ablab.verify.bundle_check import FORMAT, VERSION, verify_and_extract
 
-FORMAT = "ablab-bundle"
-VERSION = 1
-MAX_BUNDLE_BYTES = 2 * 2**30
 MAX_DATA_FILE_BYTES = 50 * 2**20  # files of the study directory larger than this stay out
 MAX_DATA_BYTES = 200 * 2**20
 
@@ -40,7 +42,12 @@ def _sha(b: bytes) -> str:
 
 
 def export_bundle(
-    spec: StudySpec, store: Store, out: Path, revision: str | None = None
+    spec: StudySpec,
+    store: Store,
+    out: Path,
+    revision: str | None = None,
+    *,
+    with_artifacts: bool = False,
 ) -> dict[str, Any]:
     """Write the bundle of ``spec``'s recorded study to ``out``; returns the manifest."""
     from ablab.api import current_plan
@@ -144,16 +151,20 @@ def export_bundle(
     study_rec["source_name"] = spec.source.name if spec.source else None
     files["records.json"] = _json({"study": study_rec, "environments": envs, "runs": runs})
     env = envs.get(study_env_hash or "", {}) or {}
-    files["requirements.lock"] = "".join(
-        f"{n}=={v}\n" for n, v in (env.get("packages") or {}).items()
-    ).encode()
+    from ablab.verify.export import environment_files, finish  # lock, Dockerfile, RO-Crate
+
+    env_files, env_readme = environment_files(
+        spec, store, study, env, files, with_artifacts=with_artifacts
+    )
+    files.update(env_files)
     files["environment.json"] = _json({k: v for k, v in env.items() if k != "packages"})
     files["data_hashes.json"] = _json({r["key"]: r["data"] for r in runs if r.get("data")})
     files["runs.csv"] = _runs_csv(spec, runs)
     html = _report_html(spec, store)
     if html is not None:
         files["report.html"] = html.encode()
-    files["README.md"] = _readme(spec, study, runs, skipped).encode()
+    files["README.md"] = (_readme(spec, study, runs, skipped) + env_readme).encode()
+    files["ro-crate-metadata.json"] = finish(spec, study, files)
     manifest = {
         "format": FORMAT,
         "version": VERSION,
@@ -172,120 +183,84 @@ def export_bundle(
     return manifest
 
 
-def read_bundle(path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """Open and fully validate a bundle: zip integrity, safe paths, manifest and hashes.
-
-    Raises :class:`BundleError` naming the problem; nothing is extracted or written.
-    """
-    if not path.is_file():
-        raise BundleError(f"{path}: bundle not found")
-    try:
-        z = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
-        raise BundleError(
-            f"{path}: not a readable zip bundle ({e}); the file may be truncated or corrupt",
-            hint="export it again with: ablab export STUDY_FILE -o FILE.zip",
-        ) from None
-    with z:
-        names = z.namelist()
-        for n in names:
-            p = PurePosixPath(n)
-            if (
-                n.startswith("/")
-                or "\\" in n
-                or ".." in p.parts
-                or (p.parts and p.parts[0].endswith(":"))
-            ):
-                raise BundleError(
-                    f"{path}: unsafe path '{n}' in the bundle (it escapes the bundle's root)",
-                    hint="do not use this bundle; it was not written by ablab export",
-                )
-        if sum(i.file_size for i in z.infolist()) > MAX_BUNDLE_BYTES:
-            raise BundleError(
-                f"{path}: the bundle unpacks to more than {MAX_BUNDLE_BYTES // 2**30} GiB"
-            )
-        try:
-            bad = z.testzip()
-        except (zipfile.BadZipFile, OSError, EOFError) as e:
-            raise BundleError(f"{path}: corrupt bundle ({e})") from None
-        if bad is not None:
-            raise BundleError(f"{path}: corrupt member '{bad}' (CRC mismatch)")
-        if "MANIFEST.json" not in names:
-            raise BundleError(f"{path}: no MANIFEST.json; not an ablab bundle")
-        try:
-            manifest = json.loads(z.read("MANIFEST.json"))
-        except ValueError as e:
-            raise BundleError(f"{path}: MANIFEST.json is not valid JSON ({e})") from None
-        if (
-            not isinstance(manifest, dict)
-            or manifest.get("format") != FORMAT
-            or not isinstance(manifest.get("files"), dict)
-        ):
-            raise BundleError(f"{path}: MANIFEST.json does not describe an ablab bundle")
-        if manifest.get("version", 0) > VERSION:
-            raise BundleError(
-                f"{path}: bundle version {manifest.get('version')} is newer than this ablab reads",
-                hint="upgrade ablab",
-            )
-        files: dict[str, bytes] = {}
-        for name, digest in manifest["files"].items():
-            if name not in names:
-                raise BundleError(
-                    f"{path}: '{name}' is listed in the manifest but missing from the bundle"
-                )
-            data = z.read(name)
-            if _sha(data) != digest:
-                raise BundleError(
-                    f"{path}: hash mismatch for '{name}': the bundle was modified after export"
-                )
-            files[name] = data
-        extra = set(names) - set(manifest["files"]) - {"MANIFEST.json"}
-        if extra:
-            raise BundleError(
-                f"{path}: files not listed in the manifest: {', '.join(sorted(extra)[:5])}"
-            )
-    for required in ("records.json", "plan.json"):
-        if required not in files:
-            raise BundleError(f"{path}: the bundle has no {required}")
-    if manifest.get("study_file") and manifest["study_file"] not in files:
-        raise BundleError(
-            f"{path}: the study file '{manifest['study_file']}' is missing from the bundle"
-        )
-    return manifest, files
-
-
 def import_bundle(path: Path, store_dir: Path) -> dict[str, Any]:
-    """Validate the bundle completely, then load its records into ``store_dir`` in one transaction."""
+    """Validate the bundle completely, then load its records into ``store_dir`` in one transaction.
+
+    A store that does not exist yet is built in a temporary folder beside ``store_dir`` and moved
+    into place only when the import succeeded, so a refused bundle leaves nothing behind.
+    """
+    _, docs = verify_and_extract(path, None)
+    rec = docs["records.json"]
+    fresh = not (store_dir / "ablab.db").exists() and (
+        not store_dir.exists() or (store_dir.is_dir() and not any(store_dir.iterdir()))
+    )
+    if not fresh:
+        study = _import_records(path, store_dir, rec)
+        _restore_logs(path, store_dir, study["revision"], rec)
+        return study
+    store_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{store_dir.name}.import-", dir=store_dir.parent))
+    try:
+        study = _import_records(path, tmp, rec)
+        if store_dir.exists():
+            store_dir.rmdir()  # empty (checked above)
+        os.rename(tmp, store_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _restore_logs(path, store_dir, study["revision"], rec)
+    return study
+
+
+def _restore_logs(path: Path, store_dir: Path, revision: str, rec: Any) -> None:
+    """Write the bundle's ``logs/KEY/{stdout,stderr}.log`` (verified by the manifest above) into
+    the imported runs' folders, so ``ablab logs KEY`` works on imported records."""
+    import zipfile
+
+    runs = rec.get("runs") if isinstance(rec, dict) else None
+    keys = {r.get("key") for r in runs or [] if isinstance(r, dict)}
+    keys = {k for k in keys if isinstance(k, str) and re.fullmatch(r"[0-9a-f]{8,64}", k)}
+    with Store(store_dir) as st, zipfile.ZipFile(path) as z:
+        for info in z.infolist():
+            parts = info.filename.split("/")
+            if (
+                len(parts) != 3
+                or parts[0] != "logs"
+                or parts[1] not in keys
+                or parts[2] not in LOGS
+            ):
+                continue
+            if info.file_size > MAX_LOG_BYTES:
+                continue
+            d = st.run_dir(parts[1], revision)
+            d.mkdir(parents=True, exist_ok=True)
+            (d / parts[2]).write_bytes(z.read(info))
+
+
+def _import_records(path: Path, store_dir: Path, rec: dict[str, Any]) -> dict[str, Any]:
+    import sqlite3
+
     from ablab.store.records import import_study
 
-    manifest, files = read_bundle(path)
     try:
-        rec = json.loads(files["records.json"])
-        study, envs, runs = rec["study"], rec["environments"], rec["runs"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise BundleError(f"{path}: records.json is malformed ({e})") from None
-    with Store(store_dir) as st:
-        row = import_study(st, {**study, "source": None}, envs, runs)
-        keys = {r.get("key") for r in runs if isinstance(r, dict)}
-        for name, data in files.items():  # logs/KEY/stdout.log -> the run's folder
-            parts = name.split("/")
-            if len(parts) == 3 and parts[0] == "logs" and parts[1] in keys and parts[2] in LOGS:
-                d = st.run_dir(parts[1], row["revision"])
-                d.mkdir(parents=True, exist_ok=True)
-                (d / parts[2]).write_bytes(data)
-        return row
+        with Store(store_dir) as st:
+            return import_study(
+                st, {**rec["study"], "source": None}, rec["environments"], rec["runs"]
+            )
+    except (sqlite3.Error, OverflowError, TypeError, ValueError) as e:
+        raise BundleError(f"{path}: records.json cannot be stored ({e})") from None
 
 
-def extract_study(files: dict[str, bytes], manifest: dict[str, Any], dest: Path) -> Path:
-    """Write the bundle's study directory under ``dest``; returns the study file's path."""
-    for name, data in files.items():
-        if name.startswith("study/"):
-            p = dest / name[len("study/") :]
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_bytes(data)
+def unpack_bundle(path: Path, workspace: Path) -> tuple[dict[str, Any], Path, dict[str, Any]]:
+    """Verify the bundle, extract its study folder to ``workspace/study`` and import its records
+    into ``workspace/store``; returns (manifest, study file, study row)."""
+    manifest, _ = verify_and_extract(path, workspace / "study")
     if not manifest.get("study_file"):
-        raise BundleError("the bundle carries no study file, so its runs cannot be re-executed")
-    return dest / manifest["study_file"][len("study/") :]
+        raise BundleError(
+            f"{path}: the bundle carries no study file, so its runs cannot be re-executed"
+        )
+    study = import_bundle(path, workspace / "store")
+    return manifest, workspace / "study" / manifest["study_file"][len("study/") :], study
 
 
 LOGS = ("stdout.log", "stderr.log")

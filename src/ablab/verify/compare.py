@@ -57,10 +57,15 @@ def compare_metrics(
 ) -> dict[str, Any]:
     """Metric by metric: identical, within tolerance, differs, missing, or (for a metric declared
     ``deterministic = false``) "varies by nature", which never counts as a difference."""
+    from ablab.components.kinds import is_nondeterministic  # run.measure's latency/memory
+
     rows = []
     for name in sorted(set(old) | set(new)):
         det, rt, at = _rule(rules, name, rtol, atol)
         a, b = old.get(name), new.get(name)
+        if is_nondeterministic(name):
+            rows.append({"metric": name, "recorded": a, "rerun": b, "status": VARIES})
+            continue
         if a is None or b is None:
             rows.append(
                 {"metric": name, "recorded": a, "rerun": b, "status": "missing" if det else VARIES}
