@@ -58,6 +58,8 @@ def interval(lo: Any, hi: Any) -> str:
 
 
 def metric_title(name: str, direction: str) -> str:
+    if direction == "none":
+        return f"{name} (informational, not tested)"
     return f"{name} ({ARROW.get(direction, '')} {'higher' if direction == 'max' else 'lower'} is better)"
 
 

@@ -48,7 +48,7 @@ def rich_table(result: Mapping[str, Any]):
     t = Table(title=title, title_justify="left", header_style="bold")
     t.add_column("variant", no_wrap=True)
     t.add_column("n", justify="right")
-    arrow = {"max": "↑", "min": "↓"}
+    arrow = {"max": "↑", "min": "↓", "none": "(info)"}
     t.add_column(Text(clean(f"{primary} {arrow.get(dirs.get(primary, 'max'))}")), justify="right")
     lvl = level_pct(result)
     t.add_column(f"{lvl} CI (t)", justify="right")
