@@ -62,9 +62,9 @@ def import_(
     if mine and (study["name"], study["revision"]) not in before:
         err_console.print(
             safe(
-                f"note: {store} already held study {study['name']} (revision {mine[-1]}); the "
-                f"imported revision {study['revision']} is now its newest, which `ablab run` "
-                f"continues by default: pass --revision {mine[-1]} to continue yours"
+                f"note: {store} already held study {study['name']} (revision {mine[-1]}); "
+                f"`ablab run` on your study file keeps continuing the revision recorded from "
+                f"it; see the imported one with --revision {study['revision']}"
             ),
             highlight=False,
         )

@@ -93,7 +93,7 @@ def prepare_study(
     fp = spec_fingerprint(spec)
     env = environment(spec.root)
     env_id = store.environment_id(env, environment_hash(env))
-    rev = revision or _latest_revision(store, spec.name)
+    rev = revision or _latest_revision(store, spec)
     existing = store.study(spec.name, rev)
     spec_dict = spec_to_dict(spec)
     if existing is None:
@@ -153,9 +153,26 @@ def code_changes(
     return "; ".join(parts)
 
 
-def _latest_revision(store: Store, name: str) -> str:
-    s = store.study(name)
-    return s["revision"] if s else "main"
+def _latest_revision(store: Store, spec: StudySpec) -> str:
+    """The revision ``ablab run`` continues: the newest one recorded from this study file, so
+    that a revision imported from a bundle (recorded from someone else's file) never silently
+    becomes the one your next run writes to; else the newest revision of that name."""
+    rows = [r for r in store.studies() if r["name"] == spec.name]
+    if not rows:
+        return "main"
+    if spec.source is not None:
+        here = str(Path(spec.source).resolve())
+        mine = [r for r in rows if r.get("source") and _same_path(r["source"], here)]
+        if mine:
+            return mine[-1]["revision"]
+    return rows[-1]["revision"]
+
+
+def _same_path(recorded: str, here: str) -> bool:
+    try:
+        return str(Path(recorded).resolve()) == here
+    except (OSError, ValueError):
+        return False
 
 
 def build_task(spec: StudySpec, run: dict[str, Any], run_dir: Path) -> dict[str, Any]:
