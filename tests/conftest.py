@@ -304,7 +304,9 @@ def failure_study(tmp_path_factory) -> dict[str, Any]:
         "nan": {"mode": "nan"},
         "late-ok": {"hidden": 3},
     }
-    path = write_study(root, name="failing", variants=variants, seeds=[0], run={"timeout": "3s"})
+    # order = "variant": ok runs before and after the failing ones, as the tests rely on
+    run = {"timeout": "3s", "order": "variant"}
+    path = write_study(root, name="failing", variants=variants, seeds=[0], run=run)
     res = ablab_cli("run", path, "-j", "2", "--quiet", cwd=root)
     return {
         "dir": root,

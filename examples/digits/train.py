@@ -23,23 +23,35 @@ from torch import nn
 
 
 def load_data(split_seed: int, normalize: bool, digits: tuple | None = None):
-    """Train/test split (30% test, stratified, from ``split_seed``) of the digits as tensors,
-    optionally normalised with the training set's statistics. ``digits``: the arrays of
-    ``load_digits(return_X_y=True)`` when the caller already has them (the batched entry reads
-    the file once per batch, not once per split); the result is the same."""
+    """Train / validation / test tensors of the digits, from ``split_seed``.
+
+    30% of the images are the test split (stratified); it is looked at once, after training, for
+    the reported ``accuracy`` and ``test_loss``. Model selection (the per-epoch ``val_acc``
+    series, its "best" epoch) uses a validation split of 20% carved from the *training* data,
+    never the test split: choosing the best epoch on the test set would report an optimistic
+    test accuracy. Normalisation uses the statistics of the remaining training images only.
+    ``digits``: the arrays of ``load_digits(return_X_y=True)`` when the caller already has them
+    (the batched entry reads the file once per batch, not once per split); the result is the same.
+    Returns ``(x_tr, y_tr, x_te, y_te, x_val, y_val)``.
+    """
     x, y = load_digits(return_X_y=True) if digits is None else digits
     x = x.astype(np.float32) / 16.0
     x_tr, x_te, y_tr, y_te = train_test_split(
         x, y, test_size=0.3, random_state=split_seed, stratify=y
     )
+    x_tr, x_val, y_tr, y_val = train_test_split(  # validation: from the training data only
+        x_tr, y_tr, test_size=0.2, random_state=split_seed, stratify=y_tr
+    )
     if normalize:
         mu, sd = x_tr.mean(0), x_tr.std(0) + 1e-3
-        x_tr, x_te = (x_tr - mu) / sd, (x_te - mu) / sd
+        x_tr, x_te, x_val = (x_tr - mu) / sd, (x_te - mu) / sd, (x_val - mu) / sd
     return (
         torch.from_numpy(x_tr),
         torch.from_numpy(y_tr).long(),
         torch.from_numpy(x_te),
         torch.from_numpy(y_te).long(),
+        torch.from_numpy(x_val),
+        torch.from_numpy(y_val).long(),
     )
 
 
@@ -57,7 +69,7 @@ def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 def train(config: dict, run) -> dict:
     t0 = time.perf_counter()
-    x_tr, y_tr, x_te, y_te = load_data(run.split_seed, config["normalize"])
+    x_tr, y_tr, x_te, y_te, x_val, y_val = load_data(run.split_seed, config["normalize"])
     run.track_data("train_x", x_tr)
     run.track_data("test_x", x_te)
     g = run.generator()
@@ -73,7 +85,9 @@ def train(config: dict, run) -> dict:
     device = torch.device(config.get("device", "cpu"))
     if device.type != "cpu":  # built on the CPU above: the same initialisation on every device
         model.to(device)
-        x_tr, y_tr, x_te, y_te = (t.to(device) for t in (x_tr, y_tr, x_te, y_te))
+        x_tr, y_tr, x_te, y_te, x_val, y_val = (
+            t.to(device) for t in (x_tr, y_tr, x_te, y_te, x_val, y_val)
+        )
     opt = torch.optim.Adam(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config["label_smoothing"])
     n, bs = len(x_tr), config["batch_size"]
@@ -92,8 +106,8 @@ def train(config: dict, run) -> dict:
             loss.backward()
             opt.step()
         model.eval()
-        with torch.no_grad():
-            val_acc = (model(x_te).argmax(1) == y_te).float().mean().item()
+        with torch.no_grad():  # selection signal: the validation split, never the test split
+            val_acc = (model(x_val).argmax(1) == y_val).float().mean().item()
         run.log(step=epoch, val_acc=val_acc, train_loss=loss.item())
     model.eval()
     with torch.no_grad():

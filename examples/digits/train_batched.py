@@ -118,12 +118,12 @@ def train_batched(configs: list[dict], runs: list) -> list[dict[str, float]]:
     src = torch.tensor(source)[:, None, None]
     rolls = ROLLS
     if on_cpu:
-        x_te = torch.stack([data[i][2] for i in source])
-        y_te = torch.stack([data[i][3] for i in source])
+        x_te, y_te, x_val, y_val = (torch.stack([data[i][j] for i in source]) for j in (2, 3, 4, 5))
     else:  # the data on the device (each test set copied there once); draws stay on the CPU generators
         x_tr, y_tr, src, rolls = (t.to(device) for t in (x_tr, y_tr, src, ROLLS))
-        x_te = torch.stack([d[2] for d in data]).to(device)[src[:, 0, 0]]
-        y_te = torch.stack([d[3] for d in data]).to(device)[src[:, 0, 0]]
+        x_te, y_te, x_val, y_val = (
+            torch.stack([d[j] for d in data]).to(device)[src[:, 0, 0]] for j in (2, 3, 4, 5)
+        )
     gens = [run.generator() for run in runs]
     bm = BatchedModels(
         [partial(make_mlp, hidden, c["dropout"]) for c in configs],
@@ -187,7 +187,7 @@ def train_batched(configs: list[dict], runs: list) -> list[dict[str, float]]:
                 ).tolist()  # one wait for a GPU, not K
             _, grads = bm.loss_and_grad(cross_entropy, xb, yb, w, masks=masks)
             opt.step(grads)
-        acc = evaluate(bm, x_te, y_te)["accuracy"].tolist()
+        acc = evaluate(bm, x_val, y_val)["accuracy"].tolist()  # selection: validation split
         for k, run in enumerate(runs):
             run.log(step=epoch, val_acc=acc[k], train_loss=train_loss[k])
     final = evaluate(bm, x_te, y_te)

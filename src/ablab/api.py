@@ -241,14 +241,20 @@ def select_runs(
 def path_results(spec: StudySpec, st: Store, study_id: int) -> list[tuple[dict[str, Any], float]]:
     """(configuration, mean primary metric over its done runs) for every configuration run so far."""
     import json
+    import math
     import statistics
+
+    from ablab.results import derived_metrics
 
     groups: dict[str, tuple[dict[str, Any], list[float]]] = {}
     primary = spec.primary_metric.name
-    for r in st.runs(study_id):
-        if r["status"] == "done" and r["sensitivity"] is None and primary in r["metrics"]:
+    rows = st.runs(study_id)
+    derived = derived_metrics(spec, st, study_id, rows)
+    for r in rows:
+        v = derived.get(r["key"], {}).get(primary, math.nan)
+        if r["status"] == "done" and r["sensitivity"] is None and not math.isnan(v):
             k = json.dumps(r["config"], sort_keys=True)
-            groups.setdefault(k, (r["config"], []))[1].append(r["metrics"][primary])
+            groups.setdefault(k, (r["config"], []))[1].append(v)
     return [(c, statistics.fmean(v)) for c, v in groups.values()]
 
 

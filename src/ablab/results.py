@@ -27,16 +27,11 @@ def load_results(spec: StudySpec, store: Store, revision: str | None = None) -> 
 
     from ablab.api import current_plan
 
-    study = store.study(spec.name, revision)
-    if study is None:
-        raise StoreError(
-            f"{spec.label}: no runs recorded for study '{spec.name}' in {store.dir}"
-            + (f" (revision '{revision}')" if revision else ""),
-            hint=f"run it first: ablab run {spec.source or 'STUDY_FILE'}",
-        )
+    study = study_revision(spec, store, revision)
     plan = current_plan(spec, store, study["id"])
     keys = [r.key for r in plan.runs]
     rows = store.runs(study["id"], keys)
+    derived = derived_metrics(spec, store, study["id"], rows)
     metric_names = [m.name for m in spec.metrics]
     records = []
     for r in rows:
@@ -54,10 +49,14 @@ def load_results(spec: StudySpec, store: Store, revision: str | None = None) -> 
                 "cpu_seconds",
                 "peak_rss_mb",
                 "error",
+                "started_at",
+                "ended_at",
+                "code_digest",
+                "run_order",
             )
         }
         for m in metric_names:
-            rec[m] = r["metrics"].get(m, float("nan"))
+            rec[m] = derived.get(r["key"], {}).get(m, float("nan"))
         rec.update({k: v for k, v in r["metrics"].items() if k.startswith("cost.")})  # run.measure
         records.append(rec)
     runs_df = pd.DataFrame.from_records(
@@ -74,6 +73,10 @@ def load_results(spec: StudySpec, store: Store, revision: str | None = None) -> 
             "cpu_seconds",
             "peak_rss_mb",
             "error",
+            "started_at",
+            "ended_at",
+            "code_digest",
+            "run_order",
             *metric_names,
             *sorted({k for r in records for k in r if k.startswith("cost.")}),
         ],
@@ -100,8 +103,57 @@ def load_results(spec: StudySpec, store: Store, revision: str | None = None) -> 
     return StudyResults(spec, study, runs_df, series_df, configs, provenance, run_configs)
 
 
+def study_revision(spec: StudySpec, store: Store, revision: str | None = None) -> dict[str, Any]:
+    """The store's record of ``spec``'s study (its newest revision unless ``revision`` is given);
+    an unknown revision is an error that lists the existing ones."""
+    study = store.study(spec.name, revision)
+    if study is None:
+        revs = [s["revision"] for s in store.studies() if s["name"] == spec.name]
+        if revision is not None and revs:
+            from ablab.errors import did_you_mean
+
+            raise StoreError(
+                f"{spec.label}: study '{spec.name}' has no revision '{revision}' in {store.dir}",
+                hint=(did_you_mean(revision, revs) or "")
+                + f" existing revisions: {', '.join(revs)}".lstrip(),
+            )
+        raise StoreError(
+            f"{spec.label}: no runs recorded for study '{spec.name}' in {store.dir}"
+            + (f" (revision '{revision}')" if revision else ""),
+            hint=f"run it first: ablab run {spec.source or 'STUDY_FILE'}",
+        )
+    return study
+
+
+def derived_metrics(
+    spec: StudySpec, store: Store, study_id: int, rows: list[dict[str, Any]] | None = None
+) -> dict[str, dict[str, float]]:
+    """Run key -> every declared metric of that done run, derived from what it stored (the
+    numbers its entry returned, its logged series) with the study's *current* declarations."""
+    from ablab.analysis.derive import derive_metrics
+
+    rows = store.runs(study_id) if rows is None else rows
+    series: dict[str, list[tuple[str, int, float]]] = {}
+    for key, _v, _s, name, step, value in store.series(study_id):
+        series.setdefault(key, []).append((name, step, value))
+    return {
+        r["key"]: derive_metrics(spec.metrics, r["metrics"], series.get(r["key"], []))
+        for r in rows
+        if r["status"] == "done"
+    }
+
+
 def analyze_results(res: StudyResults, alpha: float = 0.05) -> dict[str, Any]:
-    """Run the statistical analysis over recorded results."""
+    """Run the statistical analysis over recorded results, with the record notes of
+    :func:`ablab.results_notes.record_notes` (code versions, changed declarations, run order)."""
+    from ablab.results_notes import record_notes
+
+    result = _analyze(res, alpha)
+    result.update(record_notes(res))
+    return result
+
+
+def _analyze(res: StudyResults, alpha: float) -> dict[str, Any]:
     from ablab.analysis import analyze
     from ablab.plan.designs_bridge import design_info, reference_variant
 

@@ -88,3 +88,25 @@ def test_exit_code_beside_another_driver():
     assert RunSummary(done=2, failed=1, elsewhere=1, **base).exit_code == 1
     assert RunSummary(done=2, failed=0, elsewhere=1, **base).exit_code == 1  # one never ran
     assert RunSummary(done=2, failed=0, interrupted=True, signal=15, **base).exit_code == 143
+
+
+def test_imported_revision_never_becomes_the_one_ablab_run_continues(tmp_path):
+    """A revision imported from a bundle (recorded from another machine's study file) is newer
+    than the local one, but `ablab run` on the local file keeps writing to its own (issue 14)."""
+    from ablab.execute.engine import _latest_revision
+    from ablab.spec.model import MetricSpec, StudySpec
+    from ablab.store.db import Store
+
+    study = tmp_path / "study.toml"
+    spec = StudySpec(
+        name="s", entry="e.py:f", seeds=(0,), metrics=(MetricSpec("m"),), baseline={"a": 1},
+        variants={"baseline": {}}, source=study,
+    )  # fmt: skip
+    with Store(tmp_path / ".ablab") as st:
+        env = st.environment_id({}, "h")
+        assert _latest_revision(st, spec) == "main"
+        st.create_study("s", "main", str(study), {}, {"digest": "x", "files": {}}, env)
+        st.create_study("s", "theirs", "/elsewhere/study.toml", {}, {"digest": "y"}, env)
+        assert _latest_revision(st, spec) == "main"
+        other = StudySpec(**{**spec.__dict__, "source": tmp_path / "copy.toml"})
+        assert _latest_revision(st, other) == "theirs"  # not recorded from here: the newest

@@ -87,10 +87,14 @@ def test_code_fingerprint_explains_changes(tmp_path, tools):
     fp2 = code_fingerprint(tmp_path, entry_file=tmp_path / "entry.py")
     assert fp2["digest"] != fp["digest"]
     assert describe_code_change(fp, fp2) == "modified: entry.py"
+    # a file beside the study that no run imports is not the study's code (issue 16): runs add
+    # the files they imported to their own fingerprint (see tests/cli/test_records.py)
     (tmp_path / "model.py").write_text("y = 2\n")
     fp3 = code_fingerprint(tmp_path, entry_file=tmp_path / "entry.py")
-    assert describe_code_change(fp2, fp3) == "added: model.py"
-    assert describe_code_change(fp3, fp2) == "removed: model.py"
+    assert fp3 == fp2
+    more = {"digest": "x", "files": {**fp2["files"], "model.py": "ab"}}
+    assert describe_code_change(fp2, more) == "added: model.py"
+    assert describe_code_change(more, fp2) == "removed: model.py"
 
 
 def test_code_fingerprint_includes_extra_code_paths(tmp_path, tools):

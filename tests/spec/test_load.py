@@ -298,7 +298,10 @@ def test_bad_seeds(tmp_path, seeds, words):
 @pytest.mark.parametrize(
     "metric, words",
     [
-        ('accuracy = "maximize"', ["[metrics] accuracy = 'maximize'", 'expected "max" or "min"']),
+        (
+            'accuracy = "maximize"',
+            ["[metrics] accuracy = 'maximize'", 'expected "max", "min" or "none"'],
+        ),
         ("accuracy = 1", ["[metrics] accuracy = 1"]),
         ('accuracy = { direction = "up" }', ["accuracy = 'up'"]),
         (

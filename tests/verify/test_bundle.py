@@ -328,4 +328,5 @@ def test_importing_another_revision_says_which_revision_ablab_run_continues(
     capsys.readouterr()
     assert main(["import", str(other), "--store", str(store)]) == 0
     err = " ".join(capsys.readouterr().err.split())
-    assert "revision theirs is now its newest" in err and "--revision main" in err
+    assert "keeps continuing the revision recorded from it" in err
+    assert "--revision theirs" in err

@@ -48,6 +48,16 @@ def sub_seed(seed: int, *names: str) -> int:
     return (int(seed) + zlib.crc32("\0".join(names).encode())) % (2**32)
 
 
+def informational(c: dict[str, Any]) -> None:
+    """Strip the tests from the comparison of an informational metric (``direction = "none"``):
+    its delta (with CI) and Hedges' g describe the difference; nothing is tested, so no p-value,
+    no P(better) and no verdict."""
+    for k in ("p_value", "wilcoxon_p", "p_adjusted", "prob_improvement", "verdict", "seeds_needed"):
+        c[k] = None
+    c["test"] = None
+    c["informational"] = True
+
+
 def validate(
     runs: pd.DataFrame, metrics: Mapping[str, Mapping], baseline: str, design: str
 ) -> dict[str, tuple[str, str]]:
@@ -209,12 +219,16 @@ def analyze(
             c = compare(
                 values[v][m],
                 values[baseline][m],
-                direction=direction,
+                direction="max" if direction == "none" else direction,
                 alpha=alpha,
                 margin=margins[m],
             )
+            if direction == "none":
+                informational(c)
             entry["vs_baseline"][m] = c
             family.append(c)
+        if direction == "none":  # informational: never tested
+            continue
         sd_within = pooled_sd([values[v][m].to_numpy(float) for v in order])
         finish_verdicts(family, direction, alpha, margin=margins[m], sd_within=sd_within)
         for c in family:
@@ -227,6 +241,7 @@ def analyze(
         e["name"]: {
             m: (None if c["verdict"] == "equivalent" else c["verdict"])
             for m, c in e["vs_baseline"].items()
+            if decls[m][0] != "none"  # informational metrics are not tested
         }
         for e in variants[1:]
     }
@@ -294,7 +309,7 @@ def analyze(
             runs,
             values=values,
             order=order,
-            metrics=decls,
+            metrics={m: d for m, d in decls.items() if d[0] != "none"},  # tested metrics only
             baseline=baseline,
             alpha=alpha,
             main_verdicts=fixed_verdicts,

@@ -9,7 +9,7 @@ import pandas as pd
 from ablab.errors import MetricError, did_you_mean
 
 REDUCTIONS = ("value", "last", "best", "post")  # post: attached after the run
-DIRECTIONS = ("max", "min")
+DIRECTIONS = ("max", "min", "none")  # none: informational, never tested
 
 
 def check_metric_decl(name: str, decl: dict) -> tuple[str, str]:
@@ -19,8 +19,10 @@ def check_metric_decl(name: str, decl: dict) -> tuple[str, str]:
     if direction not in DIRECTIONS:
         hint = did_you_mean(str(direction), DIRECTIONS)
         raise MetricError(
-            f"metric '{name}': direction must be 'max' or 'min', found {direction!r}",
-            hint=hint or 'write direction = "max" (higher is better) or "min"',
+            f"metric '{name}': direction must be 'max', 'min' or 'none', found {direction!r}",
+            hint=hint
+            or 'write direction = "max" (higher is better), "min" or "none" '
+            "(informational: reported, never tested)",
         )
     if reduce not in REDUCTIONS:
         hint = did_you_mean(str(reduce), REDUCTIONS)
@@ -69,6 +71,10 @@ def reduce_series(series: pd.DataFrame, direction: str, reduce: str) -> float:
         raise MetricError(
             f"reduce_series: the series lacks column(s) {missing}; expected 'step' and 'value', "
             f"found {list(series.columns)}"
+        )
+    if reduce == "best" and direction == "none":
+        raise MetricError(
+            'reduce_series: reduce = "best" needs direction "max" or "min", found "none"'
         )
     s = series[["step", "value"]].dropna(subset=["value"])
     if s.empty:

@@ -40,21 +40,31 @@ def export(
 def import_(
     bundle: Annotated[Path, typer.Argument(help="A bundle written by ablab export.")],
     store: Annotated[
-        Path, typer.Option("--store", help="Store directory to load the records into.")
-    ] = Path(".ablab"),
+        Path | None, typer.Option("--store", help="Store directory to load the records into.")
+    ] = None,
+    study_file: Annotated[
+        Path | None,
+        typer.Option("--study", help="Load into this study file's store (where report reads)."),
+    ] = None,
 ) -> None:
-    """Load a bundle's run records into a store (validated first; nothing is written on error)."""
+    """Load a bundle's run records into a store (validated first; nothing is written on error).
+
+    The default store is the one `ablab report` reads: the --study file's, else $ABLAB_STORE or
+    ./.ablab (the store of a study file in the current folder)."""
+    from ablab.cli.common import default_store_here
     from ablab.verify.bundle import import_bundle
 
+    if store is None:
+        store = load(study_file)[1].dir if study_file is not None else default_store_here()
     before = _revisions(store)
     study = import_bundle(bundle, store)
     mine = [r for n, r in before if n == study["name"] and r != study["revision"]]
     if mine and (study["name"], study["revision"]) not in before:
         err_console.print(
             safe(
-                f"note: {store} already held study {study['name']} (revision {mine[-1]}); the "
-                f"imported revision {study['revision']} is now its newest, which `ablab run` "
-                f"continues by default: pass --revision {mine[-1]} to continue yours"
+                f"note: {store} already held study {study['name']} (revision {mine[-1]}); "
+                f"`ablab run` on your study file keeps continuing the revision recorded from "
+                f"it; see the imported one with --revision {study['revision']}"
             ),
             highlight=False,
         )

@@ -41,9 +41,17 @@ def load(study_file: Path, store: Path | None = None):
     return spec, Store(store if store is not None else default_store_dir(spec))
 
 
+def default_store_here() -> Path:
+    """The store of a study file in the current folder: ``$ABLAB_STORE`` or ``./.ablab``."""
+    import os
+
+    return Path(os.environ.get("ABLAB_STORE") or Path.cwd() / ".ablab")
+
+
 def find_store(store: Path | None, study: Path | None) -> Path:
-    """The store for commands that take a run key: --store, the study's, ./.ablab, or the one
-    .ablab folder found below the current directory."""
+    """The store for commands that take a run key: ``--store``, the ``--study`` file's store, or
+    the current folder's (``$ABLAB_STORE`` or ``./.ablab``). Never a search of the folders below:
+    which store a key is read from must not depend on what else lies around."""
     if store is not None:
         return store
     if study is not None:
@@ -51,23 +59,12 @@ def find_store(store: Path | None, study: Path | None) -> Path:
         from ablab.spec.load import load_study
 
         return default_store_dir(load_study(study))
-    here = Path.cwd() / ".ablab"
+    here = default_store_here()
     if (here / "ablab.db").exists():
         return here
-    found = sorted(
-        {p.parent for p in Path.cwd().glob("*/.ablab/ablab.db")}
-        | {p.parent for p in Path.cwd().glob("*/*/.ablab/ablab.db")}
-    )
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise StoreError(
-            "no ablab store found in the current directory",
-            hint="give --store DIR, or --study STUDY_FILE",
-        )
     raise StoreError(
-        f"several stores found ({', '.join(str(f) for f in found[:4])})",
-        hint="choose one with --store DIR or --study STUDY_FILE",
+        f"no ablab store in the current folder (looked for {here / 'ablab.db'})",
+        hint="give --study STUDY_FILE (its store) or --store DIR",
     )
 
 

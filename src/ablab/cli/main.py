@@ -61,6 +61,7 @@ def _register_optional() -> None:
         ("ablab.cli.reproduce", "check_determinism", "check-determinism", "command"),
         ("ablab.cli.bundle", "export", "export", "command"),
         ("ablab.cli.bundle", "import_", "import", "command"),
+        ("ablab.cli.logs", "logs", "logs", "command"),
         ("ablab.cli.sync", "sync", "sync", "command"),
         ("ablab.cli.serve", "serve", "serve", "command"),
         ("ablab.cli.initcmd", "init", "init", "command"),

@@ -75,6 +75,11 @@ def report(
         for extra in [rich_costs(result), *rich_examples(result)]:
             if extra is not None:
                 out.print(extra)
+        from ablab.report.notes import items
+
+        for kind, text in items(result):
+            color = "bold red" if kind == "warning" else "yellow"
+            out.print(f"[{color}]{kind}:[/] {safe(text)}", highlight=False)
         if sentence:
             console.print(f"reproducibility: {safe(sentence)}", highlight=False)
         return

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from ablab.cli.common import console, dumps, err_console, find_store, fmt_num, safe
 from ablab.errors import AblabError
+from ablab.verify.compare import VARIES
 
 
 def reproduce(
@@ -131,7 +132,7 @@ def _print(results) -> None:
     t = Table("run", "variant", "seed", "verdict", "largest metric difference")
     for v in results:
         rows = v.details.get("metrics", {}).get("rows", [])
-        diffs = [r for r in rows if r.get("abs_diff")]
+        diffs = [r for r in rows if r.get("abs_diff") and r["status"] != VARIES]
         worst = max(diffs, key=lambda r: r["abs_diff"], default=None)
         color = "green" if v.ok else "red"
         t.add_row(
@@ -147,6 +148,15 @@ def _print(results) -> None:
             else "-",
         )
     console.print(t)
+    varies = sorted(
+        {n for v in results for n in v.details.get("metrics", {}).get("varies", [])}
+        | {n for v in results for n in v.details.get("series", {}).get("varies", [])}
+    )
+    if varies:
+        console.print(
+            f"varies by nature (declared deterministic = false, not compared): {', '.join(varies)}",
+            highlight=False,
+        )
     for v in results:
         if v.ok:
             continue
@@ -155,7 +165,7 @@ def _print(results) -> None:
             f"[bold]{safe(v.key)}[/] ({safe(v.variant)}, seed {v.seed}) differs:", highlight=False
         )
         for r in d.get("metrics", {}).get("rows", []):
-            if r["status"] not in ("identical",):
+            if r["status"] not in ("identical", VARIES):
                 console.print(
                     safe(
                         f"  metric {r['metric']}: recorded {fmt_num(r['recorded'], 10)}, re-run "
@@ -218,6 +228,12 @@ def check_determinism(
             "series twice",
             highlight=False,
         )
+        if res.get("varies_by_nature"):
+            console.print(
+                f"  varies by nature (declared deterministic = false, not compared): "
+                f"{', '.join(res['varies_by_nature'])}",
+                highlight=False,
+            )
     else:
         console.print(f"[red]not deterministic[/]: {safe(variant)} seed {s}", highlight=False)
         if res.get("error"):

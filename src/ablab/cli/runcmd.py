@@ -40,6 +40,19 @@ StoreOpt = Annotated[
     Path | None,
     typer.Option("--store", help="Store directory (default: .ablab beside the study file)."),
 ]
+RevisionOpt = Annotated[
+    str | None,
+    typer.Option("--revision", help="The study revision to read (default: the newest)."),
+]
+
+
+def _study(spec, st, revision: str | None):
+    """The study record (None when never run); an unknown --revision lists the existing ones."""
+    if revision is None:
+        return st.study(spec.name)
+    from ablab.results import study_revision
+
+    return study_revision(spec, st, revision)
 
 
 def run(
@@ -77,9 +90,21 @@ def run(
         list[int] | None,
         typer.Option("--seed", help="Run only this seed (repeat for several)."),
     ] = None,
+    show_output: Annotated[
+        bool,
+        typer.Option(
+            "--show-output",
+            help="Stream what the runs print (to stderr, each line prefixed by its run). "
+            "It is always kept per run: ablab logs KEY.",
+        ),
+    ] = False,
 ) -> None:
-    """Run every variant of a study over its seeds. Runs already done are skipped."""
+    """Run every variant of a study over its seeds. Runs already done are skipped.
+
+    What a run prints goes to stdout.log/stderr.log in its run folder, never to this command's
+    output (see it with ablab logs KEY, or live with --show-output)."""
     from ablab.api import run as run_study
+    from ablab.runtime.capture import LogTailer
     from ablab.spec.load import load_study
 
     spec = load_study(study_file)
@@ -87,8 +112,16 @@ def run(
     task = None
     t0 = time.monotonic()
 
+    tailer = LogTailer() if show_output else None
+
     def on_progress(p) -> None:
         nonlocal task
+        if tailer is not None:
+            for label, stream, text in tailer.poll(p.running_dirs):
+                for line in text.splitlines():
+                    err_console.print(
+                        f"[dim]{safe(label)} {stream}:[/] {safe(line)}", highlight=False
+                    )
         for line in p.last:
             (bar.console if bar else console).print(
                 safe(line), style="red" if line.startswith("failed") else None, highlight=False
@@ -185,12 +218,12 @@ def run(
     raise typer.Exit(summary.exit_code)
 
 
-def status(study_file: StudyArg, store: StoreOpt = None) -> None:
+def status(study_file: StudyArg, store: StoreOpt = None, revision: RevisionOpt = None) -> None:
     """Per variant, how many runs are pending, running, done, failed or interrupted."""
     from ablab.api import current_plan
 
     spec, st = load(study_file, store)
-    study = st.study(spec.name)
+    study = _study(spec, st, revision)
     plan = current_plan(spec, st, study["id"] if study else None)
     if study:
         st.requeue_orphans()  # `running` only for runs a live driver owns
@@ -225,20 +258,24 @@ def runs(
     study_file: StudyArg,
     store: StoreOpt = None,
     format: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
+    revision: RevisionOpt = None,
 ) -> None:
     """One row per run of the study. The JSON form is documented in the README."""
     from ablab.api import current_plan
+    from ablab.results import derived_metrics
 
     if format not in ("table", "json", "csv"):
         raise AblabError(
             f"--format {format!r} is not a runs format", hint="choose table, json or csv"
         )
     spec, st = load(study_file, store)
-    study = st.study(spec.name)
+    study = _study(spec, st, revision)
     plan = current_plan(spec, st, study["id"] if study else None)
     if study:
         st.requeue_orphans()  # `running` only for runs a live driver owns
-    recorded = {r["key"]: r for r in (st.runs(study["id"]) if study else [])}
+    rows = st.runs(study["id"]) if study else []
+    recorded = {r["key"]: r for r in rows}
+    derived = derived_metrics(spec, st, study["id"], rows) if study else {}
     out = []
     for p in plan.runs:
         r = recorded.get(p.key)
@@ -251,9 +288,12 @@ def runs(
                 "sensitivity": p.sensitivity,
                 "status": r["status"] if r else "pending",
                 "attempts": r["attempts"] if r else 0,
-                "metrics": r["metrics"] if r else {},
+                "metrics": derived.get(p.key, r["metrics"]) if r else {},
                 "wall_seconds": r["wall_seconds"] if r else None,
                 "error": r["error"] if r else None,
+                "order": r["run_order"] if r else None,
+                "code_digest": r["code_digest"] if r else None,
+                "revision": study["revision"] if study else None,
             }
         )
     metric_names = [m.name for m in spec.metrics]
@@ -280,7 +320,9 @@ def runs(
             )
         print(buf.getvalue(), end="")
     else:
-        table = Table(title=Text(clean(spec.name)))
+        table = Table(
+            title=Text(clean(spec.name + (f" (revision {study['revision']})" if study else "")))
+        )
         for c in ("key", "variant", "seed", "status", "att", *metric_names, "wall s", "error"):
             table.add_column(Text(clean(c)), overflow="fold")
         for r in out:
@@ -304,41 +346,82 @@ def show(
         Path | None, typer.Option("--study", help="The study file whose store to use.")
     ] = None,
     store: StoreOpt = None,
+    revision: RevisionOpt = None,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the whole record as JSON.")
     ] = False,
 ) -> None:
-    """Everything recorded about one run: config, metrics, series, provenance, resources, error."""
-    from ablab.store.db import Store
+    """Everything recorded about one run: config, metrics, series, provenance, resources, error.
 
-    st = Store(find_store(store, study))
+    Reads the --study file's store, --store, or the current folder's .ablab (and says which).
+    Run keys are the same in every revision of a study: all revisions holding the key are
+    listed; --revision picks one (default: the newest)."""
+    from ablab.store.db import Store
+    from ablab.store.records import revisions_with_key
+
+    where = find_store(store, study)
+    st = Store(where)
     st.requeue_orphans()  # a dead driver's run is not shown `running`
-    r = st.find_run(key)
+    holders = revisions_with_key(st, key)
+    if revision is not None:
+        chosen = [h for h in holders if h["revision"] == revision]
+        if not chosen:
+            revs = sorted({h["revision"] for h in holders}) or sorted(
+                {s["revision"] for s in st.studies()}
+            )
+            raise StoreError(
+                f"no run with key '{key}' in revision '{revision}' of the store {st.dir}",
+                hint=f"revisions holding it: {', '.join(revs)}"
+                if holders
+                else f"existing revisions: {', '.join(revs) or 'none'}",
+            )
+        r = st.find_run(key, study_id=chosen[-1]["study_id"])
+    else:
+        r = st.find_run(key)
     if r is None:
         raise StoreError(
-            f"no run with key '{key}' in {st.dir}", hint="list keys with: ablab runs STUDY_FILE"
+            f"no run with key '{key}' in the store {st.dir}",
+            hint="list keys with: ablab runs STUDY_FILE (or point at another store with "
+            "--study STUDY_FILE / --store DIR)",
         )
     from ablab.store.records import verifications as load_verifications
 
-    verifications = load_verifications(st, key=r["key"])
+    verifications = [v for v in load_verifications(st, key=r["key"]) if v["run_id"] == r["id"]]
+    revisions = [h["revision"] for h in holders if h["study"] == r["study"]["name"]]
+    derived = _derived(r, study)
     if json_out:
         r = dict(r)
         r["verifications"] = verifications
+        r["store"] = str(st.dir)
+        r["revisions"] = revisions
+        r["derived_metrics"] = derived
         print(dumps(r))
         return
     console.rule(
         safe(f"run {r['key']}  ({r['study']['name']} / {r['variant']} / seed {r['seed']})")
     )
+    console.print(safe(f"store: {st.dir}"), highlight=False)
     console.print(
         f"status: [bold]{safe(r['status'])}[/]  attempts: {r['attempts']}  "
-        f"revision: {safe(r['study']['revision'])}",
+        f"revision: {safe(r['study']['revision'])}  "
+        f"order: {r.get('run_order') if r.get('run_order') is not None else '-'}",
         highlight=False,
     )
+    if len(revisions) > 1:
+        console.print(
+            safe(
+                f"revisions holding this key: {', '.join(revisions)} "
+                "(pick one with --revision NAME)"
+            ),
+            highlight=False,
+        )
     console.print("config:", safe(dumps(r["config"])), highlight=False)
-    if r["metrics"]:
-        t = Table("metric", "value")
+    if r["metrics"] or derived:
+        t = Table("metric", "value", "from")
         for k, v in r["metrics"].items():
-            t.add_row(Text(clean(k)), Text(clean(fmt_num(v, 6))))
+            t.add_row(Text(clean(k)), Text(clean(fmt_num(v, 6))), "returned")
+        for k, (v, how) in derived.items():
+            t.add_row(Text(clean(k)), Text(clean(fmt_num(v, 6))), Text(clean(how)))
         console.print(t)
     if r["series"]:
         t = Table("series", "points", "first", "last", "min", "max")
@@ -380,7 +463,22 @@ def show(
             ),
             highlight=False,
         )
-    console.print(safe(f"code fingerprint: {r['code_digest']}"), highlight=False)
+    files = r.get("code_files") or {}
+    console.print(
+        safe(
+            f"code fingerprint: {r['code_digest']}"
+            + (f" ({len(files)} source file(s): {', '.join(sorted(files)[:6])})" if files else "")
+        ),
+        highlight=False,
+    )
+    from ablab.runtime.capture import log_paths
+
+    logs = [p for p in log_paths(st.run_dir(r["key"], r["study"]["revision"])) if p.is_file()]
+    if logs:
+        console.print(
+            safe(f"output: {', '.join(str(p) for p in logs)} (ablab logs {r['key'][:12]})"),
+            highlight=False,
+        )
     for v in verifications:
         console.print(
             safe(f"verification ({v['kind']}) {_ts(v['created_at'])}: {v['verdict']}"),
@@ -390,6 +488,29 @@ def show(
         console.print(f"[red]error:[/] {safe(r['error'])}", highlight=False)
     if r["traceback"]:
         console.print(clean(r["traceback"]), highlight=False, markup=False)
+
+
+def _derived(r: dict, study_file: Path | None) -> dict[str, tuple[float, str]]:
+    """Metrics reduced from the run's series, with the --study file's declarations (else those
+    recorded with the study): name -> (value, "last of SERIES" / "best of SERIES")."""
+    from ablab.analysis.derive import derive_metrics, series_of
+
+    try:
+        if study_file is not None:
+            from ablab.spec.load import load_study
+
+            metrics = load_study(study_file).metrics
+        else:
+            from ablab.spec.load import parse_study
+
+            metrics = parse_study(r["study"]["spec"]).metrics
+    except AblabError:
+        return {}
+    reduced = [m for m in metrics if m.reduce in ("last", "best")]
+    if not reduced or r["status"] != "done":
+        return {}
+    values = derive_metrics(reduced, r["metrics"], r["series"])
+    return {m.name: (values[m.name], f"{m.reduce} of {series_of(m)}") for m in reduced}
 
 
 def _ts(t: float | None) -> str:

@@ -18,11 +18,18 @@ from ablab.store.db import Store
 
 def seed_results(spec: StudySpec, st: Store, study_id: int) -> dict[str, dict[int, float]]:
     """variant -> {seed: primary metric} over the done runs of the main study."""
+    import math
+
+    from ablab.results import derived_metrics
+
     primary = spec.primary_metric.name
+    rows = st.runs(study_id)
+    derived = derived_metrics(spec, st, study_id, rows)  # series metrics: reduced from the store
     out: dict[str, dict[int, float]] = {}
-    for r in st.runs(study_id):
-        if r["status"] == "done" and r["sensitivity"] is None and primary in r["metrics"]:
-            out.setdefault(r["variant"], {})[r["seed"]] = r["metrics"][primary]
+    for r in rows:
+        v = derived.get(r["key"], {}).get(primary, math.nan)
+        if r["status"] == "done" and r["sensitivity"] is None and not math.isnan(v):
+            out.setdefault(r["variant"], {})[r["seed"]] = v
     return out
 
 

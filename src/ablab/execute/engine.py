@@ -42,6 +42,7 @@ class Progress:
     running: int = 0
     retried: int = 0
     last: list[str] = field(default_factory=list)  # messages about runs finished since last report
+    running_dirs: dict[str, Path] = field(default_factory=dict)  # label -> run folder (its logs)
 
     @property
     def remaining(self) -> int:
@@ -86,23 +87,22 @@ def prepare_study(
     ``allow_code_change`` nor a new ``revision`` was given.
     """
     from ablab.runtime.entry import spec_fingerprint
-    from ablab.runtime.provenance import describe_code_change, environment, environment_hash
+    from ablab.runtime.provenance import environment, environment_hash
     from ablab.spec.serialize import spec_to_dict
 
     fp = spec_fingerprint(spec)
     env = environment(spec.root)
     env_id = store.environment_id(env, environment_hash(env))
-    rev = revision or _latest_revision(store, spec.name)
+    rev = revision or _latest_revision(store, spec)
     existing = store.study(spec.name, rev)
     spec_dict = spec_to_dict(spec)
     if existing is None:
         return store.create_study(
             spec.name, rev, str(spec.source) if spec.source else None, spec_dict, fp, env_id
         )
-    if existing["code_digest"] != fp["digest"]:
-        has_runs = any(r["status"] == "done" for r in store.runs(existing["id"]))
-        if has_runs and not allow_code_change:
-            what = describe_code_change(existing["fingerprint"], fp)
+    what = code_changes(store.runs(existing["id"]), existing["fingerprint"], spec.root, fp)
+    if what:
+        if not allow_code_change:
             raise CodeChangedError(
                 f"{spec.label}: the code changed since runs of study '{spec.name}' (revision '{rev}') "
                 f"were recorded ({what})",
@@ -115,9 +115,64 @@ def prepare_study(
     return found
 
 
-def _latest_revision(store: Store, name: str) -> str:
-    s = store.study(name)
-    return s["revision"] if s else "main"
+def code_changes(
+    runs: list[dict[str, Any]],
+    study_fp: dict[str, Any],
+    root: Path,
+    current: dict[str, Any] | None = None,
+) -> str:
+    """What changed in the code the study's done runs used ("modified: model.py"), or "".
+
+    Each file is compared with the version the most recent done run that used it recorded (so
+    after ``--allow-code-change`` the new code is the reference); runs recorded before per-run
+    file lists existed fall back to the study's recorded fingerprint."""
+    from ablab.runtime.codeprint import changed_files
+
+    latest: dict[str, tuple[float, str]] = {}
+    for r in runs:
+        if r["status"] != "done":
+            continue
+        files = r.get("code_files") or study_fp.get("files", {})
+        t = r.get("ended_at") or 0.0
+        for f, h in files.items():
+            if f not in latest or t >= latest[f][0]:
+                latest[f] = (t, h)
+    now = (current or {}).get("files", {})
+    # labels that are not files (a notebook function's source, "entry cell of train") compare
+    # with the current fingerprint; files are hashed on disk
+    labels = {f: h for f, (_, h) in latest.items() if f in now and not (root / f).is_file()}
+    modified, removed = changed_files(
+        {f: h for f, (_, h) in latest.items() if f not in labels}, root
+    )
+    modified += [f for f, h in labels.items() if now[f] != h]
+    parts = [
+        f"{label}: {', '.join(sorted(names)[:8])}" + (" ..." if len(names) > 8 else "")
+        for label, names in (("modified", modified), ("removed", removed))
+        if names
+    ]
+    return "; ".join(parts)
+
+
+def _latest_revision(store: Store, spec: StudySpec) -> str:
+    """The revision ``ablab run`` continues: the newest one recorded from this study file, so
+    that a revision imported from a bundle (recorded from someone else's file) never silently
+    becomes the one your next run writes to; else the newest revision of that name."""
+    rows = [r for r in store.studies() if r["name"] == spec.name]
+    if not rows:
+        return "main"
+    if spec.source is not None:
+        here = str(Path(spec.source).resolve())
+        mine = [r for r in rows if r.get("source") and _same_path(r["source"], here)]
+        if mine:
+            return mine[-1]["revision"]
+    return rows[-1]["revision"]
+
+
+def _same_path(recorded: str, here: str) -> bool:
+    try:
+        return str(Path(recorded).resolve()) == here
+    except (OSError, ValueError):
+        return False
 
 
 def build_task(spec: StudySpec, run: dict[str, Any], run_dir: Path) -> dict[str, Any]:
@@ -136,7 +191,13 @@ def build_task(spec: StudySpec, run: dict[str, Any], run_dir: Path) -> dict[str,
         "root": str(spec.root),
         "run_dir": str(run_dir),
         "metrics": [
-            {"name": m.name, "direction": m.direction, "reduce": m.reduce, "pattern": m.pattern}
+            {
+                "name": m.name,
+                "direction": m.direction,
+                "reduce": m.reduce,
+                "series": m.series,
+                "pattern": m.pattern,
+            }
             for m in spec.metrics
         ],
         "threads": spec.run.threads,
@@ -161,8 +222,11 @@ def execute(
 
     ``close=False`` keeps the executor's workers for another round (adaptive plans); the caller
     then shuts it down."""
+    from ablab.execute.order import run_order
+
     store.add_runs(study["id"], plan.runs)
     keys = [r.key for r in plan.runs]
+    store.set_order(study["id"], run_order(plan.runs, spec.run.order, spec.name))
     store.reset_for_new_invocation(study["id"], keys, spec.run.retries)
     store.requeue_orphans(study["id"])
     before = {r["key"]: r["status"] for r in store.runs(study["id"], keys)}
@@ -211,6 +275,13 @@ def execute(
                 inflight[key] = group
                 executor.submit(task)
             prog.running = sum(len(g) for g in inflight.values())
+            prog.running_dirs = {
+                f"{r['variant']} seed {r['seed']} [{r['key'][:8]}]": store.run_dir(
+                    r["key"], study["revision"]
+                )
+                for g in inflight.values()
+                for r in g
+            }
             if on_progress:
                 on_progress(prog)
                 prog.last = []
@@ -227,10 +298,11 @@ def execute(
                             run,
                             Event("result", run["key"], outcome=outcome),
                             prog,
+                            spec.root,
                         )
                 else:
                     for run in group:
-                        _record(store, driver, study, run, ev, prog)
+                        _record(store, driver, study, run, ev, prog, spec.root)
                 del inflight[ev.key]
                 finished += len(group)
                 if finished >= CHECKPOINT_EVERY:  # keep ablab.db itself close to complete
@@ -331,11 +403,25 @@ def _batch_signatures(plan: Plan, keys: tuple[str, ...]) -> dict[str, str]:
 
 
 def _record(
-    store: Store, driver: int, study: dict[str, Any], run: dict[str, Any], ev: Event, prog: Progress
+    store: Store,
+    driver: int,
+    study: dict[str, Any],
+    run: dict[str, Any],
+    ev: Event,
+    prog: Progress,
+    root: Path,
 ) -> None:
+    from ablab.runtime.codeprint import relative_files, run_fingerprint
+
     code, env = study["code_digest"], study["environment_id"]
+    files = None
     if ev.kind == "result" and ev.outcome is not None:
         o = ev.outcome
+        fp = run_fingerprint(
+            study["fingerprint"].get("files", {}),
+            relative_files(o.get("code_files") or {}, root),
+        )
+        code, files = fp["digest"], fp["files"]
         try:
             final = store.finish(
                 run["id"],
@@ -350,6 +436,7 @@ def _record(
                 traceback=o["traceback"],
                 code_digest=code,
                 environment_id=env,
+                code_files=files,
             )
             ok, err = o["status"] == "done", o["error"]
         except BadOutcome as e:  # the driver never dies of what a run sent back
@@ -362,6 +449,7 @@ def _record(
                 resources=o.get("resources"),
                 code_digest=code,
                 environment_id=env,
+                code_files=files,
             )
             ok = False
     else:

@@ -42,10 +42,12 @@ def worker_main(sock: Any, token: bytes, parent_pid: int, warm: bool = True) -> 
     # (it marks the runs interrupted, then kills its workers), so a worker ignores them
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
+    from ablab.runtime.capture import quiet_worker_stdout
     from ablab.runtime.execute_one import execute_task, sendable, warm_up
 
     conn = Channel(sock, token)
     conn.move_high()
+    quiet_worker_stdout()  # a run's own output goes to its run folder (runtime/capture.py)
     if warm:  # not for command entries: the programs import what they need themselves
         warm_up()
 

@@ -37,27 +37,33 @@ def render(
 
         return to_json(result)
     if fmt == "md":
+        from ablab.report import notes
         from ablab.report.text import to_markdown
 
-        return to_markdown(result)
+        title, _, rest = to_markdown(result).partition("\n\n")
+        return title + "\n\n" + "".join(line + "\n" for line in notes.markdown(result)) + rest
     if fmt == "latex":
+        from ablab.report import notes
         from ablab.report.text import to_latex
 
-        return to_latex(result)
+        return "".join(line + "\n" for line in notes.latex(result)) + to_latex(result)
     if fmt == "csv":
         from ablab.report.text import to_csv
 
         return to_csv(result)
     if fmt == "table":
+        from ablab.report import notes
         from ablab.report.table import to_table
 
-        return to_table(result)
+        return to_table(result) + "".join(line + "\n" for line in notes.plain(result))
     if fmt == "html":
+        from ablab.report import notes
         from ablab.report.html import to_html
 
-        return to_html(
+        page = to_html(
             result, runs=runs, series=series, provenance=provenance, verifications=verifications
         )
+        return page.replace("<main>", "<main>" + notes.html(result), 1)
     raise AblabError(
         f"unknown report format {fmt!r}; expected one of {', '.join(FORMATS)}",
         hint=did_you_mean(str(fmt), FORMATS),

@@ -62,18 +62,17 @@ class _PeakRSS:
 def reduce_metric(
     series: list[tuple[str, int, float]], name: str, direction: str, how: str
 ) -> float:
-    """The ``last`` (highest step) or ``best`` (max or min by direction) value of a logged series."""
-    points = sorted((s, v) for n, s, v in series if n == name)
+    """The ``last`` (the last value logged at the highest step) or ``best`` (max or min by
+    direction) value of a logged series; raises when the run logged no such series."""
+    from ablab.analysis.derive import reduce_points
+
+    points = [(s, v) for n, s, v in series if n == name]
     if not points:
         raise MetricError(
             f"metric '{name}' is declared reduce = \"{how}\" but the run logged no '{name}' series",
             hint=f"call run.log(step=..., {name}=...) during training",
         )
-    if how == "last":
-        value = points[-1][1]
-    else:  # best: NaN points (a diverged step) are skipped; +-inf counts, and fails below
-        values = [v for _, v in points if not math.isnan(v)]
-        value = (max(values) if direction == "max" else min(values)) if values else math.nan
+    value = reduce_points(points, direction, how)
     if not math.isfinite(value):
         raise MetricError(
             f"declared metric '{name}' (reduce = \"{how}\") is {value}: the logged '{name}' "
@@ -101,8 +100,10 @@ def warm_up() -> None:
 def execute_task(task: dict[str, Any]) -> dict[str, Any]:
     """Run ``task`` (as built by the engine) and return its outcome.
 
-    Outcome keys: ``key``, ``status`` (done|failed), ``metrics``, ``series``, ``data``,
-    ``artifacts``, ``resources``, ``error`` (one line), ``traceback``. A batched task
+    Outcome keys: ``key``, ``status`` (done|failed), ``metrics`` (what the entry returned; series
+    metrics are derived at report time), ``series``, ``data``, ``artifacts``, ``resources``,
+    ``code_files`` (source files the run imported), ``error`` (one line), ``traceback``. The
+    run's stdout/stderr go to ``stdout.log``/``stderr.log`` in its run folder. A batched task
     (``{"key": ..., "batch": [task, ...]}``, ``[run] batch = K``) calls the batched entry
     ``train_batched(configs, runs) -> list[dict]`` once and returns ``{"key", "batch": [outcome, ...]}``.
     """
@@ -128,6 +129,20 @@ def execute_task(task: dict[str, Any]) -> dict[str, Any]:
         for t in subtasks
     ]
     torch = None
+    from ablab.runtime.capture import capture_output
+
+    attempt = first.get("attempt", 1)
+    capture = capture_output(
+        first["run_dir"],
+        append=attempt > 1,
+        header=f"--- ablab: attempt {attempt} ---" if attempt > 1 else "",
+    )
+    try:
+        capture.__enter__()
+    except OSError:  # an unwritable run folder: the run still runs, its output is not kept
+        from contextlib import nullcontext
+
+        capture = nullcontext()
     try:
         from ablab.runtime.seeding import seed_everything
 
@@ -175,6 +190,9 @@ def execute_task(task: dict[str, Any]) -> dict[str, Any]:
             out.update(status="failed", error=_one_line(e), traceback=traceback.format_exc())
     finally:
         peak = rss.stop()
+        capture.__exit__(None, None, None)
+        _share_logs(subtasks)
+    code = _imported_code()
     gpu_mb = None
     if torch is not None and torch.cuda.is_available():
         gpu_mb = torch.cuda.max_memory_allocated() / 2**20
@@ -190,6 +208,7 @@ def execute_task(task: dict[str, Any]) -> dict[str, Any]:
             "pid": os.getpid(),
             "batch": k,
         }
+        out["code_files"] = code
     return {"key": task["key"], "batch": outs} if batched else outs[0]
 
 
@@ -228,6 +247,31 @@ def _plain(resources: Any) -> dict[str, Any]:
     return {k: v for k, v in (resources or {}).items() if isinstance(v, ok)}
 
 
+def _imported_code() -> dict[str, str]:
+    try:
+        from ablab.runtime.codeprint import imported_sources
+
+        return imported_sources()
+    except Exception:  # never fail a finished run over its provenance
+        return {}
+
+
+def _share_logs(subtasks: list[dict[str, Any]]) -> None:
+    """A batch's runs share one process, so they share its output: copy the logs to every run."""
+    import shutil
+
+    from ablab.runtime.capture import log_paths
+
+    src = log_paths(subtasks[0]["run_dir"])
+    for t in subtasks[1:]:
+        for a, b in zip(src, log_paths(t["run_dir"]), strict=True):
+            try:
+                b.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(a, b)
+            except OSError:
+                pass
+
+
 def _validate(task: dict[str, Any], run: Any, result: Any, out: dict[str, Any]) -> None:
     """Check one run's returned metrics and reduce series metrics; fills ``out`` (failed on error)."""
     from ablab.runtime.run import check_metrics
@@ -239,11 +283,9 @@ def _validate(task: dict[str, Any], run: Any, result: Any, out: dict[str, Any]) 
             **run.measured,
             **check_metrics(result, declared, reduced),
         }  # run.measure's cost.*
-        for m in task["metrics"]:
+        for m in task["metrics"]:  # the series must exist; reports reduce it from the store
             if m["name"] in reduced and m.get("reduce") != "post":  # post: attached after the run
-                metrics[m["name"]] = reduce_metric(
-                    run.series, m["name"], m["direction"], m["reduce"]
-                )
+                reduce_metric(run.series, m.get("series") or m["name"], m["direction"], m["reduce"])
         out.update(
             status="done",
             metrics=metrics,

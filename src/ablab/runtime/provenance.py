@@ -161,17 +161,18 @@ def code_fingerprint(
     entry_file: Path | None = None,
     items: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Fingerprint of the study's code: SHA-256 of every ``*.py`` file under ``root`` (the study's
-    directory), under each ``extra`` path, and of the entry file; ``items`` (label -> SHA-256) adds
-    code that is not a file there, e.g. a notebook function's source.
+    """Fingerprint of the study's declared code: SHA-256 of the entry file and of every ``*.py``
+    file under each ``extra`` path (``[run] code``, relative to ``root``, the study's directory);
+    ``items`` (label -> SHA-256) adds code that is not a file there, e.g. a notebook function's
+    source. Each run's fingerprint adds the source files the run actually imported
+    (:mod:`ablab.runtime.codeprint`), so unrelated scripts beside the study file do not count.
 
     Returns ``{"digest": ..., "files": {relative path: sha256}}`` so a change can be explained
     file by file. Content-based, so it works inside and outside git; the git state is recorded
     separately in the environment.
     """
     files: dict[str, str] = {}
-    roots = [root, *[(root / e).resolve() for e in extra]]
-    for base in roots:
+    for base in [(root / e).resolve() for e in extra]:
         paths = [base] if base.is_file() else _py_files(base)
         for f in paths:
             files[_rel(f, root)] = hashlib.sha256(f.read_bytes()).hexdigest()
@@ -211,10 +212,15 @@ def _py_files(base: Path) -> list[Path]:
 
 
 def _rel(p: Path, root: Path) -> str:
+    """``p`` relative to ``root``; a file outside it as ``../lib/x.py`` (so a study moved together
+    with the code beside it keeps its fingerprint), or absolute on another drive."""
     try:
         return p.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
-        return p.resolve().as_posix()
+        try:
+            return Path(os.path.relpath(p.resolve(), root.resolve())).as_posix()
+        except ValueError:
+            return p.resolve().as_posix()
 
 
 def study_files(root: Path, max_file: int, max_total: int) -> tuple[list[Path], list[str]]:

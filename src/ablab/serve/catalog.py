@@ -140,9 +140,19 @@ class Catalog:
             rows = [r for r in st.runs(loaded.study["id"]) if r["key"] == key]
             if not rows:
                 raise NotFound(f"no run {key} in study {sid}")
-            full = st.find_run(key)
+            full = st.find_run(key, study_id=loaded.study["id"])
             logs = read_logs(st.run_dir(key, loaded.study["revision"]), st.dir)
         run = {**rows[0], "logs": logs}
+        # the declared metrics as the report derives them (last/best from the series)
+        derived = loaded.results.runs
+        match = derived[derived["key"] == key]
+        if len(match):
+            rec = match.iloc[0].to_dict()
+            names = [m.name for m in loaded.spec.metrics]
+            run["metrics"] = {
+                **(run.get("metrics") or {}),
+                **{m: rec[m] for m in names if m in rec and rec[m] == rec[m]},
+            }
         if full is not None and full.get("study_id") == loaded.study["id"]:
             run = {**full, **run}
         return loaded, run

@@ -48,6 +48,7 @@ RUN_KEYS = (
     "batch_by",
     "deterministic",
     "code",
+    "order",
 )
 DESIGN_TYPES = ("one-at-a-time", "factorial", "fractional", "path")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+\-]*$")
@@ -212,6 +213,9 @@ def _seed_bounds(raw: dict, adaptive: bool, where: str) -> tuple[int, int]:
     return lo, hi
 
 
+METRIC_KEYS = ("direction", "reduce", "margin", "deterministic", "tolerance", "series", "pattern")
+
+
 def _margin(v: Any, name: str, where: str) -> float | None:
     """``margin``: a positive finite number in the metric's units, or absent."""
     if v is None:
@@ -235,38 +239,91 @@ def _metrics(v: Any, where: str) -> tuple[MetricSpec, ...]:
     for name, decl in v.items():
         if not _NAME_RE.match(name):
             raise SpecError(f"{where}: [metrics] '{name}' is not a valid metric name")
-        reduce, pattern = "value", None
-        margin = None
-        if isinstance(decl, dict):
-            for k in decl:
-                if k not in ("direction", "reduce", "margin", "pattern"):
-                    raise SpecError(
-                        f"{where}: [metrics.{name}] unknown key '{k}'",
-                        hint=did_you_mean(k, ("direction", "reduce", "margin", "pattern"))
-                        or "use direction, reduce, margin and pattern",
-                    )
-            direction = decl.get("direction", "max")
-            reduce = decl.get("reduce", "value")
-            margin = _margin(decl.get("margin"), name, where)
-            if "pattern" in decl:
-                pattern = compile_pattern(name, decl["pattern"], where)
-        else:
-            direction = decl
-        if direction not in ("max", "min"):
-            raise SpecError(f'{where}: [metrics] {name} = {direction!r}: expected "max" or "min"')
-        if reduce not in ("value", "last", "best", "post"):
-            raise SpecError(
-                f'{where}: [metrics.{name}] reduce = {reduce!r}: expected "value", "last", '
-                '"best" or "post"'
-            )
-        out.append(MetricSpec(name, direction, reduce, margin=margin, pattern=pattern))
+        out.append(_metric(name, decl, where))
     if out[0].reduce == "post":
         raise SpecError(
             f"{where}: [metrics] the primary (first) metric '{out[0].name}' is declared "
             'reduce = "post", but verdicts and adaptive seeds need it from every run',
             hint="list a metric the runs return first",
         )
+    if out[0].direction == "none":
+        raise SpecError(
+            f"{where}: [metrics] the primary (first) metric '{out[0].name}' is declared "
+            'direction = "none" (informational), but verdicts need a direction',
+            hint="list a metric with direction max or min first",
+        )
     return tuple(out)
+
+
+def _metric(name: str, decl: Any, where: str) -> MetricSpec:
+    """One ``[metrics]`` entry: ``"max"`` or a table of METRIC_KEYS."""
+    sect = f"{where}: [metrics.{name}]"
+    if not isinstance(decl, dict):
+        decl = {"direction": decl}
+    for k in decl:
+        if k not in METRIC_KEYS:
+            raise SpecError(
+                f"{sect} unknown key '{k}'",
+                hint=did_you_mean(k, METRIC_KEYS) or f"allowed: {', '.join(METRIC_KEYS)}",
+            )
+    direction = decl.get("direction", "max")
+    reduce = decl.get("reduce", "value")
+    if direction not in ("max", "min", "none"):
+        raise SpecError(
+            f'{where}: [metrics] {name} = {direction!r}: expected "max", "min" or "none" '
+            "(informational: reported, never tested)"
+        )
+    if reduce not in ("value", "last", "best", "post"):
+        raise SpecError(f'{sect} reduce = {reduce!r}: expected "value", "last", "best" or "post"')
+    if reduce == "best" and direction == "none":
+        raise SpecError(
+            f'{sect} reduce = "best" needs a direction to know which value is best',
+            hint='give direction = "max" or "min", or use reduce = "last"',
+        )
+    det = decl.get("deterministic", True)
+    if not isinstance(det, bool):
+        raise SpecError(f"{sect} deterministic = {det!r}: expected true or false")
+    tol = decl.get("tolerance")
+    tolerance = None
+    if tol is not None:
+        if not isinstance(tol, dict) or not tol or set(tol) - {"rtol", "atol"}:
+            raise SpecError(
+                f"{sect} tolerance = {tol!r}: expected a table with rtol and/or atol",
+                hint="e.g. tolerance = { rtol = 1e-6, atol = 0.0 }",
+            )
+        vals = []
+        for k in ("rtol", "atol"):
+            x = tol.get(k, 0.0)
+            if (
+                not isinstance(x, (int, float))
+                or isinstance(x, bool)
+                or not math.isfinite(x)
+                or x < 0
+            ):
+                raise SpecError(f"{sect} tolerance.{k} = {x!r}: expected a number >= 0")
+            vals.append(float(x))
+        tolerance = (vals[0], vals[1])
+    series = decl.get("series")
+    if series is not None:
+        if not isinstance(series, str) or not _NAME_RE.match(series):
+            raise SpecError(f"{sect} series = {series!r}: expected the name of a logged series")
+        if reduce not in ("last", "best"):
+            raise SpecError(
+                f'{sect} series = "{series}" needs reduce = "last" or "best"',
+                hint="a metric reduced from a series says how: last or best",
+            )
+    margin = _margin(decl.get("margin"), name, where)
+    pattern = compile_pattern(name, decl["pattern"], where) if "pattern" in decl else None
+    return MetricSpec(
+        name,
+        direction,
+        reduce,
+        margin,
+        pattern=pattern,
+        deterministic=det,
+        tolerance=tolerance,
+        series=series,
+    )
 
 
 def _check_key(key: str, base_keys: dict[str, Any], where: str, section: str) -> None:
@@ -444,6 +501,14 @@ def _run(v: Any, where: str) -> RunOptions:
         if not isinstance(c, list) or not all(isinstance(x, str) for x in c):
             raise SpecError(f"{where}: [run] code = {c!r}: expected a list of paths")
         kw["code"] = tuple(c)
+    if "order" in v:
+        o = v["order"]
+        if o not in ("interleave", "variant"):
+            raise SpecError(
+                f'{where}: [run] order = {o!r}: expected "interleave" (default: seed by seed, '
+                'variants in a seeded random order) or "variant" (all runs of a variant together)'
+            )
+        kw["order"] = o
     return RunOptions(**kw)
 
 

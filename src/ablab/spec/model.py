@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-Direction = Literal["max", "min"]
+Direction = Literal["max", "min", "none"]
 Reduce = Literal["value", "last", "best", "post"]
 BASELINE = "baseline"
 
@@ -22,6 +22,13 @@ class MetricSpec:
     it are left out of that metric's analysis. ``margin`` (metric units, optional) is the
     smallest difference that matters: it enables the ``equivalent`` verdict (TOST) and the
     ``seeds_needed`` planning figure.
+
+    ``direction = "none"``: an informational metric (a cost such as a parameter count): summarised
+    (mean, std, CI) but never tested and given no verdict. ``deterministic = False``: the metric
+    varies by nature (wall-clock time), so ``reproduce`` and ``check-determinism`` leave it out of
+    bit-identity. ``tolerance = (rtol, atol)``: how close a re-run must come in ``reproduce``.
+    ``series``: the logged series a ``last``/``best`` metric reduces (default: its own name), so one
+    series can give both a final and a best value.
     """
 
     name: str
@@ -29,6 +36,19 @@ class MetricSpec:
     reduce: Reduce = "value"
     margin: float | None = None
     pattern: str | None = None  # command entries: regex on the program's output (spec/entry.py)
+    deterministic: bool = True
+    tolerance: tuple[float, float] | None = None  # (rtol, atol) for reproduce
+    series: str | None = None
+
+    @property
+    def series_name(self) -> str:
+        """The logged series this metric is reduced from (``last``/``best``)."""
+        return self.series or self.name
+
+    @property
+    def tested(self) -> bool:
+        """Whether variants are tested against the baseline on this metric."""
+        return self.direction != "none"
 
 
 @dataclass(frozen=True)
@@ -48,6 +68,7 @@ class RunOptions:
     code: tuple[
         str, ...
     ] = ()  # extra paths (relative to the study file) whose code is fingerprinted
+    order: Literal["interleave", "variant"] = "interleave"  # execution order of the runs
 
 
 @dataclass(frozen=True)

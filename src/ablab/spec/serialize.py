@@ -5,28 +5,37 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ablab.spec.model import StudySpec
+from ablab.spec.model import MetricSpec, StudySpec
+
+
+def metric_to_decl(m: MetricSpec) -> str | dict[str, Any]:
+    """A metric as the study file declares it (the short form when only the direction is set)."""
+    decl: dict[str, Any] = {"direction": m.direction}
+    if m.reduce != "value":
+        decl["reduce"] = m.reduce
+    if m.margin is not None:
+        decl["margin"] = m.margin
+    if not m.deterministic:
+        decl["deterministic"] = False
+    if m.tolerance is not None:
+        decl["tolerance"] = {"rtol": m.tolerance[0], "atol": m.tolerance[1]}
+    if m.series is not None:
+        decl["series"] = m.series
+    if m.pattern is not None:
+        decl["pattern"] = m.pattern
+    return m.direction if len(decl) == 1 else decl
 
 
 def spec_to_dict(spec: StudySpec) -> dict[str, Any]:
     """A JSON-ready dict in the study-file shape; ``parse_study`` reads it back."""
-    metrics = {
-        m.name: (
-            m.direction
-            if m.reduce == "value" and m.margin is None and m.pattern is None
-            else {
-                "direction": m.direction,
-                **({"reduce": m.reduce} if m.reduce != "value" else {}),
-                **({"margin": m.margin} if m.margin is not None else {}),
-                **({"pattern": m.pattern} if m.pattern is not None else {}),
-            }
-        )
-        for m in spec.metrics
-    }
+    metrics = {m.name: metric_to_decl(m) for m in spec.metrics}
     run = {
         k: (list(v) if isinstance(v, tuple) else v)
         for k, v in dataclasses.asdict(spec.run).items()
-        if v is not None and v != () and not (k == "deterministic" and v is True)
+        if v is not None
+        and v != ()
+        and not (k == "deterministic" and v is True)
+        and not (k == "order" and v == "interleave")
     }
     out: dict[str, Any] = {
         "name": spec.name,

@@ -323,7 +323,7 @@ class Store:
         with self.tx() as c:
             rows = c.execute(
                 "SELECT * FROM runs WHERE study_id = ? AND status IN ('pending', 'interrupted') "
-                "AND attempts < max_attempts ORDER BY id",
+                "AND attempts < max_attempts ORDER BY COALESCE(run_order, id), id",
                 (study_id,),
             )
             row = next((r for r in rows if keys is None or r["key"] in keys), None)
@@ -354,6 +354,7 @@ class Store:
         traceback: str | None = None,
         code_digest: str | None = None,
         environment_id: int | None = None,
+        code_files: dict[str, str] | None = None,
     ) -> str | None:
         """Record a run's outcome in one transaction. A failed run with attempts left goes back to
         ``pending``. Returns the status recorded, or None (recording nothing) when this driver no
@@ -379,7 +380,8 @@ class Store:
                 "UPDATE runs SET status = ?, ended_at = ?, wall_seconds = ?, cpu_seconds = ?, "
                 "peak_rss_mb = ?, peak_gpu_mb = ?, threads = ?, host = ?, worker_pid = ?, error = ?, "
                 "traceback = ?, code_digest = COALESCE(?, code_digest), "
-                "environment_id = COALESCE(?, environment_id) WHERE id = ?",
+                "environment_id = COALESCE(?, environment_id), "
+                "code_files = COALESCE(?, code_files) WHERE id = ?",
                 (
                     status,
                     time.time(),
@@ -394,6 +396,7 @@ class Store:
                     traceback,
                     code_digest,
                     environment_id,
+                    json.dumps(code_files) if code_files is not None else None,
                     run_id,
                 ),
             )
@@ -415,6 +418,14 @@ class Store:
                     [(run_id, n, self.artifact_to_record(p)) for n, p in artifacts.items()],
                 )
         return status
+
+    def set_order(self, study_id: int, order: dict[str, int]) -> None:
+        """Record the execution order (``run_order``) of runs not done yet."""
+        with self.tx() as c:
+            c.executemany(
+                "UPDATE runs SET run_order = ? WHERE study_id = ? AND key = ? AND status != 'done'",
+                [(i, study_id, k) for k, i in order.items()],
+            )
 
     def mark_interrupted(self, run_ids: Iterable[int], driver_id: int) -> None:
         with self.tx() as c:
@@ -448,15 +459,17 @@ class Store:
             rows = sorted((d for d in rows if d["key"] in order), key=lambda d: order[d["key"]])
         return rows
 
-    def find_run(self, key: str) -> dict[str, Any] | None:
-        """The newest run whose key equals (or uniquely starts with) ``key``, with all its records."""
+    def find_run(self, key: str, study_id: int | None = None) -> dict[str, Any] | None:
+        """The newest run whose key equals (or uniquely starts with) ``key``, with all its records
+        (only among the runs of ``study_id``, one study revision, when given)."""
+        where, args = ("AND study_id = ? ", (study_id,)) if study_id is not None else ("", ())
         rows = self.conn.execute(
-            "SELECT * FROM runs WHERE key = ? ORDER BY id DESC", (key,)
+            f"SELECT * FROM runs WHERE key = ? {where}ORDER BY id DESC", (key, *args)
         ).fetchall()
         if not rows:
             rows = self.conn.execute(
-                "SELECT * FROM runs WHERE key LIKE ? ORDER BY id DESC",
-                (key.replace("%", "") + "%",),
+                f"SELECT * FROM runs WHERE key LIKE ? {where}ORDER BY id DESC",
+                (key.replace("%", "") + "%", *args),
             ).fetchall()
             if len({r["key"] for r in rows}) > 1:
                 raise StoreError(
@@ -476,7 +489,8 @@ class Store:
         d["series"] = [
             (r[0], r[1], from_sql(r[2]))
             for r in c.execute(
-                "SELECT name, step, value FROM series WHERE run_id = ? ORDER BY name, step", (rid,)
+                "SELECT name, step, value FROM series WHERE run_id = ? ORDER BY name, step, rowid",
+                (rid,),
             )
         ]
         d["data"] = {
@@ -500,7 +514,8 @@ class Store:
             (*tuple(r)[:5], from_sql(r[5]))
             for r in self.conn.execute(
                 "SELECT r.key, r.variant, r.seed, s.name, s.step, s.value FROM series s JOIN runs r "
-                "ON r.id = s.run_id WHERE r.study_id = ? AND r.status = 'done' ORDER BY r.id, s.name, s.step",
+                "ON r.id = s.run_id WHERE r.study_id = ? AND r.status = 'done' "
+                "ORDER BY r.id, s.name, s.step, s.rowid",
                 (study_id,),
             )
         ]
@@ -576,6 +591,8 @@ def _step(v: Any) -> int:
 def _run_dict(row: sqlite3.Row) -> dict[str, Any]:
     d = dict(row)
     d["config"] = json.loads(d["config"])
+    if d.get("code_files"):
+        d["code_files"] = json.loads(d["code_files"])
     return d
 
 

@@ -104,8 +104,9 @@ def import_study(
             cur = c.execute(
                 "INSERT INTO runs (study_id, key, variant, seed, split_seed, sensitivity, config, status, "
                 "attempts, max_attempts, host, started_at, ended_at, wall_seconds, cpu_seconds, peak_rss_mb, "
-                "peak_gpu_mb, threads, code_digest, environment_id, error, traceback, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "peak_gpu_mb, threads, code_digest, environment_id, error, traceback, created_at, "
+                "code_files, run_order) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     study_id,
                     r["key"],
@@ -130,6 +131,8 @@ def import_study(
                     r.get("error"),
                     r.get("traceback"),
                     r.get("created_at") or time.time(),
+                    _code_files(r.get("code_files")),
+                    r.get("run_order") if isinstance(r.get("run_order"), int) else None,
                 ),
             )
             rid = cur.lastrowid
@@ -152,6 +155,34 @@ def import_study(
 def _value(v: Any) -> float | str:
     """A value from records.json (JSON writes NaN/inf as null) as the store keeps it."""
     return to_sql(math.nan if v is None else float(v))
+
+
+def revisions_with_key(store: Store, key: str) -> list[dict[str, Any]]:
+    """Every study revision holding a run whose key equals (or starts with) ``key``, oldest
+    first: ``{"study", "revision", "study_id", "key", "status"}``."""
+    rows = store.conn.execute(
+        "SELECT s.name, s.revision, s.id, r.key, r.status FROM runs r JOIN studies s "
+        "ON s.id = r.study_id WHERE r.key = ? ORDER BY s.id",
+        (key,),
+    ).fetchall()
+    if not rows:
+        rows = store.conn.execute(
+            "SELECT s.name, s.revision, s.id, r.key, r.status FROM runs r JOIN studies s "
+            "ON s.id = r.study_id WHERE r.key LIKE ? ORDER BY s.id",
+            (key.replace("%", "") + "%",),
+        ).fetchall()
+    return [
+        {"study": r[0], "revision": r[1], "study_id": r[2], "key": r[3], "status": r[4]}
+        for r in rows
+    ]
+
+
+def _code_files(v: Any) -> str | None:
+    """A bundle's per-run code file list, kept only when it is ``{path: sha256}`` strings."""
+    ok = isinstance(v, dict) and all(
+        isinstance(k, str) and isinstance(h, str) for k, h in v.items()
+    )
+    return json.dumps(v) if ok else None
 
 
 def environment_hash_of(store: Store, env_id: int | None) -> str | None:

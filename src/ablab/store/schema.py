@@ -114,4 +114,12 @@ MIGRATIONS.append(
     ALTER TABLE drivers ADD COLUMN node TEXT;
     """
 )
+
+MIGRATIONS.append(
+    # 4: per-run code fingerprint files (what the run imported) and execution order
+    """
+    ALTER TABLE runs ADD COLUMN code_files TEXT;
+    ALTER TABLE runs ADD COLUMN run_order INTEGER
+    """
+)
 SCHEMA_VERSION = len(MIGRATIONS)

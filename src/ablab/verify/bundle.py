@@ -8,6 +8,7 @@ Layout of the zip::
     plan.json            the resolved plan (key, variant, seed, config)
     records.json         the study revision, environments and every run record
     runs.csv             one row per run (metrics as columns)
+    logs/KEY/...         what each run printed (stdout.log, stderr.log)
     requirements.lock    exact package versions from provenance
     environment.json     the environment summary; data_hashes.json: tracked data hashes
     report.html          the HTML report (when the study has done runs)
@@ -20,6 +21,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 import zipfile
@@ -125,6 +127,8 @@ def export_bundle(
                     "peak_gpu_mb",
                     "threads",
                     "code_digest",
+                    "code_files",
+                    "run_order",
                     "error",
                     "traceback",
                     "created_at",
@@ -135,6 +139,7 @@ def export_bundle(
             }
             | {"environment_hash": h}
         )
+    files.update(_run_logs(store, study["revision"], [r["key"] for r in runs]))
     study_env_hash = environment_hash_of(store, study["environment_id"])
     if study_env_hash and study_env_hash not in envs:
         envs[study_env_hash] = store.environment(study["environment_id"])
@@ -190,7 +195,9 @@ def import_bundle(path: Path, store_dir: Path) -> dict[str, Any]:
         not store_dir.exists() or (store_dir.is_dir() and not any(store_dir.iterdir()))
     )
     if not fresh:
-        return _import_records(path, store_dir, rec)
+        study = _import_records(path, store_dir, rec)
+        _restore_logs(path, store_dir, study["revision"], rec)
+        return study
     store_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{store_dir.name}.import-", dir=store_dir.parent))
     try:
@@ -201,7 +208,33 @@ def import_bundle(path: Path, store_dir: Path) -> dict[str, Any]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _restore_logs(path, store_dir, study["revision"], rec)
     return study
+
+
+def _restore_logs(path: Path, store_dir: Path, revision: str, rec: Any) -> None:
+    """Write the bundle's ``logs/KEY/{stdout,stderr}.log`` (verified by the manifest above) into
+    the imported runs' folders, so ``ablab logs KEY`` works on imported records."""
+    import zipfile
+
+    runs = rec.get("runs") if isinstance(rec, dict) else None
+    keys = {r.get("key") for r in runs or [] if isinstance(r, dict)}
+    keys = {k for k in keys if isinstance(k, str) and re.fullmatch(r"[0-9a-f]{8,64}", k)}
+    with Store(store_dir) as st, zipfile.ZipFile(path) as z:
+        for info in z.infolist():
+            parts = info.filename.split("/")
+            if (
+                len(parts) != 3
+                or parts[0] != "logs"
+                or parts[1] not in keys
+                or parts[2] not in LOGS
+            ):
+                continue
+            if info.file_size > MAX_LOG_BYTES:
+                continue
+            d = st.run_dir(parts[1], revision)
+            d.mkdir(parents=True, exist_ok=True)
+            (d / parts[2]).write_bytes(z.read(info))
 
 
 def _import_records(path: Path, store_dir: Path, rec: dict[str, Any]) -> dict[str, Any]:
@@ -228,6 +261,23 @@ def unpack_bundle(path: Path, workspace: Path) -> tuple[dict[str, Any], Path, di
         )
     study = import_bundle(path, workspace / "store")
     return manifest, workspace / "study" / manifest["study_file"][len("study/") :], study
+
+
+LOGS = ("stdout.log", "stderr.log")
+MAX_LOG_BYTES = 5 * 2**20  # the end of a longer log is kept
+
+
+def _run_logs(store: Store, revision: str, keys: list[str]) -> dict[str, bytes]:
+    """``logs/KEY/stdout.log`` and ``stderr.log`` of each run (what it printed, see ablab logs)."""
+    out = {}
+    for key in keys:
+        for name in LOGS:
+            p = store.run_dir(key, revision) / name
+            if p.is_file():
+                with open(p, "rb") as f:
+                    f.seek(max(0, p.stat().st_size - MAX_LOG_BYTES))
+                    out[f"logs/{key}/{name}"] = f.read()
+    return out
 
 
 def _json(obj: Any) -> bytes:

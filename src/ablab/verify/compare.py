@@ -24,48 +24,91 @@ def _close(a: float, b: float, rtol: float, atol: float) -> bool:
     return math.isclose(a, b, rel_tol=rtol, abs_tol=atol) or (math.isnan(a) and math.isnan(b))
 
 
+VARIES = "varies by nature"
+
+
+def metric_rules(spec: Any) -> dict[str, dict[str, Any]]:
+    """Per-name comparison rules from a study's metric declarations: ``deterministic = false``
+    metrics (and the series they reduce) vary by nature and are left out of bit-identity;
+    ``tolerance = {rtol, atol}`` replaces the command's tolerance for that metric and its series."""
+    rules: dict[str, dict[str, Any]] = {}
+    for m in spec.metrics:
+        rule = {"deterministic": m.deterministic, "tolerance": m.tolerance}
+        rules[m.name] = rule
+        if m.reduce in ("last", "best"):
+            rules.setdefault(f"series:{m.series_name}", rule)
+    return rules
+
+
+def _rule(rules: dict[str, dict[str, Any]] | None, name: str, rtol: float, atol: float):
+    r = (rules or {}).get(name) or {}
+    tol = r.get("tolerance")
+    if tol is not None:
+        rtol, atol = max(rtol, tol[0]), max(atol, tol[1])
+    return r.get("deterministic", True), rtol, atol
+
+
 def compare_metrics(
-    old: dict[str, float], new: dict[str, float], rtol: float, atol: float
+    old: dict[str, float],
+    new: dict[str, float],
+    rtol: float,
+    atol: float,
+    rules: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """Metric by metric: identical, within tolerance, differs, missing, or (for a metric declared
+    ``deterministic = false``) "varies by nature", which never counts as a difference."""
     from ablab.components.kinds import is_nondeterministic  # run.measure's latency/memory
 
     rows = []
     for name in sorted(set(old) | set(new)):
+        det, rt, at = _rule(rules, name, rtol, atol)
         a, b = old.get(name), new.get(name)
         if is_nondeterministic(name):
-            rows.append({"metric": name, "recorded": a, "rerun": b, "status": "varies by nature"})
+            rows.append({"metric": name, "recorded": a, "rerun": b, "status": VARIES})
             continue
         if a is None or b is None:
-            rows.append({"metric": name, "recorded": a, "rerun": b, "status": "missing"})
+            rows.append(
+                {"metric": name, "recorded": a, "rerun": b, "status": "missing" if det else VARIES}
+            )
             continue
-        status = (
-            "identical"
-            if a == b or (math.isnan(a) and math.isnan(b))
-            else ("within tolerance" if _close(a, b, rtol, atol) else "differs")
-        )
+        if not det:
+            status = VARIES
+        elif a == b or (math.isnan(a) and math.isnan(b)):
+            status = "identical"
+        else:
+            status = "within tolerance" if _close(a, b, rt, at) else "differs"
         rows.append(
             {"metric": name, "recorded": a, "rerun": b, "abs_diff": abs(a - b), "status": status}
         )
     return {
         "rows": rows,
-        "identical": all(r["status"] in ("identical", "varies by nature") for r in rows),
-        "within": all(
-            r["status"] in ("identical", "within tolerance", "varies by nature") for r in rows
-        ),
+        "identical": all(r["status"] in ("identical", VARIES) for r in rows),
+        "within": all(r["status"] in ("identical", "within tolerance", VARIES) for r in rows),
+        "varies": [r["metric"] for r in rows if r["status"] == VARIES],
     }
 
 
 def compare_series(
-    old: list[tuple[str, int, float]], new: list[tuple[str, int, float]], rtol: float, atol: float
+    old: list[tuple[str, int, float]],
+    new: list[tuple[str, int, float]],
+    rtol: float,
+    atol: float,
+    rules: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Series equal point by point; reports the first (name, step) that differs."""
+    """Series equal point by point; reports the first (name, step) that differs. A series reduced
+    by a ``deterministic = false`` metric is left out."""
     a = {(n, s): v for n, s, v in old}
     b = {(n, s): v for n, s, v in new}
     first = None
     identical, within = True, True
+    varies = set()
     for k in sorted(set(a) | set(b)):
+        det, rt, at = _rule(rules, f"series:{k[0]}", rtol, atol)
         x, y = a.get(k), b.get(k)
-        if x is None or y is None or not (x == y or _close(x, y, rtol, atol)):
+        if not det:
+            varies.add(k[0])
+            continue
+        if x is None or y is None or not (x == y or _close(x, y, rt, at)):
             identical = within = False
         elif x != y:
             identical = False
@@ -73,7 +116,13 @@ def compare_series(
             continue
         if first is None:
             first = {"name": k[0], "step": k[1], "recorded": x, "rerun": y}
-    return {"points": len(a), "identical": identical, "within": within, "first_difference": first}
+    return {
+        "points": len(a),
+        "identical": identical,
+        "within": within,
+        "first_difference": first,
+        "varies": sorted(varies),
+    }
 
 
 def compare_data(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from ablab.verify.compare import (
     compare_metrics,
     compare_series,
     likely_causes,
+    metric_rules,
     verdict,
 )
 
@@ -107,8 +108,10 @@ def reproduce(
 ) -> list[Verification]:
     """Re-execute ``runs`` with their recorded config and seed in fresh workers, into a scratch
     folder (never the original run's), compare, and record a verification per run."""
+    from ablab.analysis.derive import derive_metrics
     from ablab.execute.engine import build_task
     from ablab.execute.oneshot import execute_tasks
+    from ablab.runtime.codeprint import changed_files, relative_files, run_fingerprint
     from ablab.runtime.entry import spec_fingerprint
     from ablab.runtime.provenance import environment, environment_hash
     from ablab.store.records import add_verification
@@ -116,26 +119,47 @@ def reproduce(
     scratch = store.dir / "scratch" / time.strftime("%Y%m%d-%H%M%S")
     tasks = []
     for r in runs:
-        full = store.find_run(r["key"])
+        full = store.find_run(r["key"], study_id=r.get("study_id"))
         tasks.append(build_task(spec, full, scratch / r["key"]))
     outcomes = execute_tasks(tasks, slots=jobs)
     env_now = environment(spec.root)
     env_id = store.environment_id(env_now, environment_hash(env_now))
-    code_now = spec_fingerprint(spec)["digest"]
+    code_now = spec_fingerprint(spec)  # declared code (+ a by-value function's sources)
     results = []
     for r, out in zip(runs, outcomes, strict=True):
-        full = store.find_run(r["key"])
+        full = store.find_run(r["key"], study_id=r.get("study_id"))
         post = {
             m.name for m in spec.metrics if m.reduce == "post"
         }  # attached after the run, not re-run
+        # compare every declared metric as the report derives it, plus the raw returns
+        was = derive_metrics(spec.metrics, full["metrics"], full["series"])
+        if out["status"] == "done":
+            out = {**out, "metrics": derive_metrics(spec.metrics, out["metrics"], out["series"])}
+            now_fp = run_fingerprint(
+                code_now["files"], relative_files(out.get("code_files") or {}, spec.root)
+            )
+        else:
+            now_fp = code_now
+        recorded_files = full.get("code_files") or full["study"]["fingerprint"].get("files", {})
+        modified, removed = changed_files(recorded_files, spec.root)
         details = _compare(
-            {**full, "metrics": {k: v for k, v in full["metrics"].items() if k not in post}},
+            {
+                **full,
+                "metrics": {
+                    k: v
+                    for k, v in was.items()
+                    if k not in post and not (v != v and k not in full["metrics"])
+                },
+            },
             out,
             rtol,
             atol,
             env_now,
-            code_now,
+            now_fp["digest"],
+            metric_rules(spec),
+            code_changed=bool(modified or removed),
         )
+        details["code"]["changed_files"] = sorted(modified + removed)
         details["scratch_dir"] = str(scratch / r["key"])
         v = Verification(r["key"], r["variant"], r["seed"], details["verdict"], details)
         if record:
@@ -151,6 +175,8 @@ def _compare(
     atol: float,
     env_now: dict[str, Any],
     code_now: str,
+    rules: dict[str, dict[str, Any]] | None = None,
+    code_changed: bool = False,
 ) -> dict[str, Any]:
     if out["status"] != "done":
         return {
@@ -160,12 +186,12 @@ def _compare(
             "causes": ["the re-run failed: " + str(out["error"])],
             "rtol": rtol,
             "atol": atol,
+            "code": {"recorded": full.get("code_digest"), "now": code_now, "changed": code_changed},
         }
-    m = compare_metrics(full["metrics"], out["metrics"], rtol, atol)
-    s = compare_series(full["series"], [tuple(x) for x in out["series"]], rtol, atol)
+    m = compare_metrics(full["metrics"], out["metrics"], rtol, atol, rules)
+    s = compare_series(full["series"], [tuple(x) for x in out["series"]], rtol, atol, rules)
     d = compare_data(full["data"], out["data"])
     e = compare_environment(full["environment"], env_now)
-    code_changed = bool(full.get("code_digest")) and full["code_digest"] != code_now
     v = verdict(m, s)
     if v != DIFFERS and (d["changed"] or d["missing"]):
         v = DIFFERS
@@ -221,12 +247,23 @@ def check_determinism(spec: StudySpec, variant: str, seed: int, scratch: Path) -
             "error": failed[0]["error"],
             "traceback": failed[0].get("traceback"),
         }
-    m = compare_metrics(outs[0]["metrics"], outs[1]["metrics"], 0.0, 0.0)
+    from ablab.analysis.derive import derive_metrics
+
+    rules = {k: {**r, "tolerance": None} for k, r in metric_rules(spec).items()}  # bit for bit
+    m = compare_metrics(
+        *(derive_metrics(spec.metrics, o["metrics"], o["series"]) for o in outs), 0.0, 0.0, rules
+    )
     s = compare_series(
-        [tuple(x) for x in outs[0]["series"]], [tuple(x) for x in outs[1]["series"]], 0.0, 0.0
+        [tuple(x) for x in outs[0]["series"]],
+        [tuple(x) for x in outs[1]["series"]],
+        0.0,
+        0.0,
+        rules,
     )
     ok = m["identical"] and s["identical"]
-    first_metric = next((row for row in m["rows"] if row["status"] != "identical"), None)
+    first_metric = next(
+        (row for row in m["rows"] if row["status"] not in ("identical", "varies by nature")), None
+    )
     return {
         "key": r.key,
         "variant": variant,
@@ -237,5 +274,6 @@ def check_determinism(spec: StudySpec, variant: str, seed: int, scratch: Path) -
         "series": s,
         "first_metric": first_metric,
         "first_series_point": s["first_difference"],
+        "varies_by_nature": sorted(set(m["varies"]) | set(s["varies"])),
         "checklist": [] if ok else DETERMINISM_CHECKLIST,
     }
