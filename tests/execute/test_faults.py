@@ -229,6 +229,7 @@ def test_disk_full_keeps_finished_runs_and_redoes_those_in_flight(tmp_path, tool
         (study / "study.toml").write_text(
             'name = "full"\nentry = "entry.py:train"\nseeds = [0, 1]\n[metrics]\nscore = "max"\n'
             f'[baseline]\nmode = "ok"\nfill_dir = "{mnt}"\n[ablations]\nfill = {{ mode = "fill" }}\n'
+            '[run]\norder = "variant"\n'  # both baseline runs finish before the disk fills
         )
         store = mnt / "store"
         res = tools.cli("run", study / "study.toml", "-j", "1", "--store", store, cwd=study)
