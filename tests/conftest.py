@@ -340,3 +340,33 @@ def tools():
         BASELINE=BASELINE,
         ABLAB=ABLAB,
     )
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium through Playwright (the report's and the dashboard's browser
+    tests). Never silently skipped in CI: without /usr/bin/chromium the tests fail when ``CI``
+    is set (`make test` installs the package with apt-get when run as root)."""
+    if not Path(CHROMIUM).exists():
+        msg = f"{CHROMIUM} is missing: install it with `apt-get install -y chromium` (or `make browser`)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -9,6 +9,25 @@ from ablab.errors import StoreError
 from ablab.spec.model import StudySpec
 from ablab.store.db import Store
 
+#: The run columns of :attr:`StudyResults.runs` before the metric columns.
+RUN_FIELDS = (
+    "key",
+    "variant",
+    "seed",
+    "split_seed",
+    "sensitivity",
+    "status",
+    "attempts",
+    "wall_seconds",
+    "cpu_seconds",
+    "peak_rss_mb",
+    "error",
+    "started_at",
+    "ended_at",
+    "code_digest",
+    "run_order",
+)
+
 
 @dataclass
 class StudyResults:
@@ -35,26 +54,7 @@ def load_results(spec: StudySpec, store: Store, revision: str | None = None) -> 
     metric_names = [m.name for m in spec.metrics]
     records = []
     for r in rows:
-        rec = {
-            k: r[k]
-            for k in (
-                "key",
-                "variant",
-                "seed",
-                "split_seed",
-                "sensitivity",
-                "status",
-                "attempts",
-                "wall_seconds",
-                "cpu_seconds",
-                "peak_rss_mb",
-                "error",
-                "started_at",
-                "ended_at",
-                "code_digest",
-                "run_order",
-            )
-        }
+        rec = {k: r[k] for k in RUN_FIELDS}
         for m in metric_names:
             rec[m] = derived.get(r["key"], {}).get(m, float("nan"))
         rec.update({k: v for k, v in r["metrics"].items() if k.startswith("cost.")})  # run.measure
@@ -62,21 +62,7 @@ def load_results(spec: StudySpec, store: Store, revision: str | None = None) -> 
     runs_df = pd.DataFrame.from_records(
         records,
         columns=[
-            "key",
-            "variant",
-            "seed",
-            "split_seed",
-            "sensitivity",
-            "status",
-            "attempts",
-            "wall_seconds",
-            "cpu_seconds",
-            "peak_rss_mb",
-            "error",
-            "started_at",
-            "ended_at",
-            "code_digest",
-            "run_order",
+            *RUN_FIELDS,
             *metric_names,
             *sorted({k for r in records for k in r if k.startswith("cost.")}),
         ],

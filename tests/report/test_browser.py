@@ -3,42 +3,13 @@
 Never silently skipped in CI: without /usr/bin/chromium these tests fail when ``CI`` is set
 (`make test` installs the package with apt-get when run as root)."""
 
-import os
-from pathlib import Path
-
 import pytest
 
 from ablab.report import render
 
 from .conftest import EVIL, EVIL_IMG
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        msg = f"{CHROMIUM} is missing: install it with `apt-get install -y chromium` (or `make browser`)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

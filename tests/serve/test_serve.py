@@ -4,25 +4,13 @@ pages in real headless Chromium against the real command while a study runs."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 EVIL = "<img src=x onerror=alert(1)>[/data/train.csv]"
 
 
@@ -129,21 +117,6 @@ def test_api_under_concurrent_drivers(tmp_path, tools, drivers):
     assert not errors and seen and seen == sorted(seen)  # progress only moves forward
     assert c.get("/api/studies").json()[0]["counts"]["done"] == 12
     assert sorted(tools.starts(tmp_path)) == sorted(set(tools.starts(tmp_path)))  # each run once
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        msg = f"{CHROMIUM} is missing: install it with `apt-get install -y chromium` (or `make browser`)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.mark.slow
