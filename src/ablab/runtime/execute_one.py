@@ -73,6 +73,9 @@ def reduce_metric(
             hint=f"call run.log(step=..., {name}=...) during training",
         )
     value = reduce_points(points, direction, how)
+    if how == "last":  # a series that ends in NaN (training diverged) has no final value
+        top = max(s for s, _ in points)
+        value = [v for s, v in points if s == top][-1]
     if not math.isfinite(value):
         raise MetricError(
             f"declared metric '{name}' (reduce = \"{how}\") is {value}: the logged '{name}' "
