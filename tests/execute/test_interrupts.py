@@ -34,8 +34,10 @@ def gated_starts(d, tools, n):
 
 
 def test_kill_9_of_the_driver_then_resume(study_dir, tools, drivers):
-    path = tools.write_study(
-        study_dir, variants={"quick": {"hidden": 5}, "gated": {"mode": "gate"}}
+    path = tools.write_study(  # variant by variant: the quick runs finish before the gated
+        study_dir,
+        variants={"quick": {"hidden": 5}, "gated": {"mode": "gate"}},
+        run={"order": "variant"},
     )
     p = drivers.start("run", path, "-j", "2", "--quiet", cwd=study_dir)
     gated_starts(study_dir, tools, 6)  # 4 quick runs recorded, then both gated runs claimed
@@ -85,7 +87,9 @@ def test_two_concurrent_drivers_run_each_run_once(study_dir, tools, drivers):
 
 
 def test_ctrl_c_marks_running_runs_interrupted_and_rerun_completes_them(study_dir, tools, drivers):
-    path = tools.write_study(study_dir, variants={"gated": {"mode": "gate"}})
+    path = tools.write_study(
+        study_dir, variants={"gated": {"mode": "gate"}}, run={"order": "variant"}
+    )
     p = drivers.start("run", path, "-j", "2", "--quiet", cwd=study_dir)
     gated_starts(study_dir, tools, 4)
     worker_pids = {int(c[3]) for c in tools.calls(study_dir) if c[0] == "start"}
