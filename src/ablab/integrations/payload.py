@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ablab.jsonutil import clean_json
+from ablab.spec.model import flatten
 
 #: Run statuses that are synced (a pending, running or interrupted run has nothing final).
 SYNCED_STATUSES = ("done", "failed")
@@ -62,18 +63,6 @@ class SyncPayload:
     runs: list[RunRecord] = field(default_factory=list)
     summary: SummaryRecord | None = None
     pending: int = 0  # runs not finished yet (pending/running/interrupted)
-
-
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"optim": {"lr": 0.1}}`` -> ``{"optim.lr": 0.1}`` (the dotted keys of study files)."""
-    out: dict[str, Any] = {}
-    for k, v in config.items():
-        name = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
-            out.update(flatten(v, name + "."))
-        else:
-            out[name] = v
-    return out
 
 
 def param_str(v: Any) -> str:

@@ -238,7 +238,7 @@ def run_page(loaded: Loaded, run: dict[str, Any]) -> str:
 
 
 def compare_page(a: Loaded, b: Loaded) -> str:
-    from ablab.integrations.payload import flatten
+    from ablab.spec.model import flatten
 
     def code(x: Loaded) -> str:
         fp = x.study.get("fingerprint") or {}
