@@ -232,6 +232,22 @@ def wait_for(predicate, timeout: float = 60.0, interval: float = 0.05, what: str
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def gone(pids):
+    """A predicate for ``wait_for``: every process in ``pids`` has exited (zombies count)."""
+    import psutil
+
+    def check():
+        for pid in pids:
+            try:
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    return False
+            except psutil.NoSuchProcess:
+                pass
+        return True
+
+    return check
+
+
 def store_runs(study_dir: Path, name: str = "tiny", revision: str | None = None) -> list[dict]:
     """The run rows (with metrics) of a study's default store."""
     from ablab.store.db import Store
@@ -333,6 +349,7 @@ def tools():
         starts=starts,
         cli=ablab_cli,
         wait_for=wait_for,
+        gone=gone,
         store_runs=store_runs,
         copy_study=copy_study,
         git=_git,

@@ -11,23 +11,9 @@ import sqlite3
 import subprocess
 import time
 
-import psutil
 import pytest
 
 pytestmark = pytest.mark.slow
-
-
-def _gone(pids):
-    def check():
-        for pid in pids:
-            try:
-                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                    return False
-            except psutil.NoSuchProcess:
-                pass
-        return True
-
-    return check
 
 
 def _worker_pids(d, tools):
@@ -50,7 +36,7 @@ def test_sigterm_and_sighup_stop_the_driver_like_ctrl_c(study_dir, tools, driver
     assert p.returncode == 128 + sig, out + err
     assert f"interrupted ({signal.Signals(sig).name})" in err and "Traceback" not in err
     assert "The 1 run(s) that were running are marked interrupted" in " ".join(err.split())
-    tools.wait_for(_gone(workers), timeout=30, what="the workers to exit")
+    tools.wait_for(tools.gone(workers), timeout=30, what="the workers to exit")
     runs = {r["variant"]: r for r in tools.store_runs(study_dir)}
     assert runs["baseline"]["status"] == "done"
     assert runs["gated"]["status"] == "interrupted"
@@ -67,7 +53,7 @@ def test_a_second_ctrl_c_during_clean_up_says_what_it_leaves(study_dir, tools, d
     holder.execute("BEGIN IMMEDIATE")  # the driver's clean-up must wait for the store
     try:
         os.kill(p.pid, signal.SIGINT)
-        tools.wait_for(_gone(workers), timeout=60, what="the worker to be killed")
+        tools.wait_for(tools.gone(workers), timeout=60, what="the worker to be killed")
         time.sleep(0.5)
         os.kill(p.pid, signal.SIGINT)
         time.sleep(1.0)
@@ -174,7 +160,9 @@ def test_kill_9_at_random_moments_loses_nothing(study_dir, tools, drivers):
         time.sleep(rng.uniform(0.0, 2.5))
         p.kill()
         p.wait(timeout=30)
-        tools.wait_for(_gone(_worker_pids(study_dir, tools)), timeout=30, what="workers to die")
+        tools.wait_for(
+            tools.gone(_worker_pids(study_dir, tools)), timeout=30, what="workers to die"
+        )
         starts = tools.starts(study_dir)
         for r in tools.store_runs(study_dir):
             if r["status"] == "done":

@@ -8,23 +8,9 @@ import os
 import signal
 import time
 
-import psutil
 import pytest
 
 pytestmark = pytest.mark.slow
-
-
-def gone(pids):
-    def check():
-        for pid in pids:
-            try:
-                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                    return False
-            except psutil.NoSuchProcess:
-                pass
-        return True
-
-    return check
 
 
 def gated_starts(d, tools, n):
@@ -45,7 +31,7 @@ def test_kill_9_of_the_driver_then_resume(study_dir, tools, drivers):
     worker_pids = {int(c[3]) for c in tools.calls(study_dir) if c[0] == "start"}
     p.kill()  # SIGKILL, no chance to clean up
     assert p.wait(timeout=30) == -signal.SIGKILL
-    tools.wait_for(gone(worker_pids), timeout=30, what="the workers to die with their driver")
+    tools.wait_for(tools.gone(worker_pids), timeout=30, what="the workers to die with their driver")
     done_before = {k: r for k, r in runs.items() if r["status"] == "done"}
     assert (
         len(done_before) == 4 and sorted(r["status"] for r in runs.values()).count("running") == 2
@@ -97,7 +83,7 @@ def test_ctrl_c_marks_running_runs_interrupted_and_rerun_completes_them(study_di
     out, err = p.communicate(timeout=60)
     assert p.returncode == 130, out + err
     assert "interrupted" in err and "Traceback" not in err
-    tools.wait_for(gone(worker_pids), timeout=30, what="the workers to stop")
+    tools.wait_for(tools.gone(worker_pids), timeout=30, what="the workers to stop")
     runs = {r["variant"] + str(r["seed"]): r for r in tools.store_runs(study_dir)}
     assert {k: r["status"] for k, r in runs.items()} == {
         "baseline0": "done",
